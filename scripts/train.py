@@ -1,0 +1,24 @@
+"""Train one model (or, with -m, a sweep): `python scripts/train.py head=sigmoid`."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig
+
+os.environ.setdefault("HEADLAB_ROOT", str(Path(__file__).resolve().parents[1]))
+
+
+@hydra.main(version_base="1.3", config_path="../configs", config_name="train.yaml")
+def main(cfg: DictConfig) -> float | None:
+    from headlab.train import train  # after Hydra parsed args: `--help` stays instant
+
+    metrics = train(cfg)
+    value = metrics.get(cfg.get("optimized_metric"))  # what a sweeper optimises
+    return float(value) if isinstance(value, (int, float)) else None
+
+
+if __name__ == "__main__":
+    main()

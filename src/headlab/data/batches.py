@@ -1,0 +1,66 @@
+"""Whole-batch access to images held in memory, instead of per-sample PIL transforms.
+
+A DataLoader normally fetches samples one by one and collates them; for a dataset that is
+already one uint8 tensor that costs more than the model. ``InMemoryImages.__getitems__``
+lets the standard DataLoader (and Lightning's DistributedSampler injection) keep working
+while each batch is a single tensor index.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+Batch = tuple[torch.Tensor, torch.Tensor]
+
+
+class InMemoryImages(Dataset):
+    """Images (N, C, H, W, any dtype) and targets (N, ...) indexed a batch at a time."""
+
+    def __init__(self, images: torch.Tensor, targets: torch.Tensor) -> None:
+        if len(images) != len(targets):
+            raise ValueError(f"{len(images)} images but {len(targets)} targets")
+        self.images = images
+        self.targets = targets
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, index: int) -> Batch:
+        return self.images[index], self.targets[index]
+
+    def __getitems__(self, indices: Sequence[int]) -> Batch:
+        index = torch.as_tensor(indices)
+        return self.images[index], self.targets[index]
+
+
+def keep_batch(batch: Batch) -> Batch:
+    """collate_fn for ``__getitems__`` datasets: the batch is already stacked."""
+    return batch
+
+
+def batch_loader(
+    dataset: InMemoryImages, batch_size: int, shuffle: bool, pin_memory: bool = False
+) -> DataLoader:
+    # Workers would only copy tensors between processes: the data is already in memory.
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        shuffle=shuffle,
+        collate_fn=keep_batch,
+        num_workers=0,
+        pin_memory=pin_memory,
+    )
+
+
+class Normalize:
+    """``(x / 255 - mean) / std`` on a whole batch as one multiply-add, in the batch's device."""
+
+    def __init__(self, mean: float, std: float, max_value: float = 255.0) -> None:
+        self.scale = 1.0 / (max_value * std)
+        self.shift = mean / std
+
+    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        return images.float().mul_(self.scale).sub_(self.shift)

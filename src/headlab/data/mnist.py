@@ -1,0 +1,133 @@
+"""MNIST through torchvision's own files and download, held as one uint8 tensor."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import lightning as L
+import torch
+
+from headlab.data.batches import Batch, InMemoryImages, Normalize, batch_loader
+
+MNIST_FILES = (
+    "train-images-idx3-ubyte",
+    "train-labels-idx1-ubyte",
+    "t10k-images-idx3-ubyte",
+    "t10k-labels-idx1-ubyte",
+)
+MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
+
+
+class MNISTFilesMissing(FileNotFoundError):
+    """MNIST is not on disk and could not be downloaded."""
+
+
+def mnist_raw_dir(data_dir: str | Path) -> Path:
+    return Path(data_dir) / "MNIST" / "raw"
+
+
+def missing_files_message(data_dir: str | Path, reason: str) -> str:
+    raw = mnist_raw_dir(data_dir).resolve()
+    missing = [name for name in MNIST_FILES if not (raw / name).is_file()]
+    return (
+        f"MNIST is not available ({reason}).\n"
+        f"Missing in {raw}: {', '.join(missing) or 'none'}.\n"
+        f"Put the four uncompressed IDX files there ({', '.join(MNIST_FILES)}), "
+        f"e.g. copy a folder 'MNIST/raw' from a machine that has them, "
+        f"or run once with network access so torchvision can download them, "
+        f"or point data.data_dir at the folder that contains MNIST/."
+    )
+
+
+def load_mnist(
+    data_dir: str | Path, train: bool, download: bool = True
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Images (N, 1, 28, 28) uint8 and labels (N,) int64, read by torchvision."""
+    from torchvision.datasets import MNIST  # heavy import, only needed when data is read
+
+    try:
+        dataset = MNIST(str(data_dir), train=train, download=download)
+    except Exception as err:  # torchvision raises RuntimeError/URLError/OSError variously
+        reason = f"{type(err).__name__}: {err}"
+        raise MNISTFilesMissing(missing_files_message(data_dir, reason)) from err
+    return dataset.data.unsqueeze(1), dataset.targets
+
+
+def split_indices(n: int, val_size: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """A train/val split that depends on ``seed`` only, never on the global RNG."""
+    if not 0 < val_size < n:
+        raise ValueError(
+            f"data.val_size must lie in 1..{n - 1} for {n} training images, got {val_size}"
+        )
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    return order[val_size:], order[:val_size]
+
+
+class MNISTDataModule(L.LightningDataModule):
+    """Plain MNIST: class-index targets, 55k/5k train/val split by default, 10k test."""
+
+    name = "mnist"
+    target_kind = "index"
+    num_classes = 10
+
+    def __init__(
+        self,
+        data_dir: str = "data",
+        batch_size: int = 128,
+        eval_batch_size: int = 1000,
+        val_size: int = 5000,
+        split_seed: int = 0,
+        download: bool = True,
+        pin_memory: bool = False,
+    ) -> None:
+        super().__init__()
+        if batch_size <= 0 or eval_batch_size <= 0:
+            raise ValueError(
+                "data.batch_size and data.eval_batch_size must be > 0, "
+                f"got {batch_size} and {eval_batch_size}"
+            )
+        self.data_dir = data_dir
+        self.batch_size = batch_size
+        self.eval_batch_size = eval_batch_size
+        self.val_size = val_size
+        self.split_seed = split_seed
+        self.download = download
+        self.pin_memory = pin_memory
+        self.normalize = Normalize(MNIST_MEAN, MNIST_STD)
+        self.train_set: InMemoryImages | None = None
+        self.val_set: InMemoryImages | None = None
+        self.test_set: InMemoryImages | None = None
+
+    def prepare_data(self) -> None:
+        # Lightning runs this on one process per node: the only place that may download.
+        for train in (True, False):
+            load_mnist(self.data_dir, train=train, download=self.download)
+
+    def setup(self, stage: str | None = None) -> None:
+        if stage in (None, "fit", "validate") and self.train_set is None:
+            images, labels = load_mnist(self.data_dir, train=True, download=False)
+            train_idx, val_idx = split_indices(len(images), self.val_size, self.split_seed)
+            self.train_set = InMemoryImages(images[train_idx], labels[train_idx])
+            self.val_set = InMemoryImages(images[val_idx], labels[val_idx])
+        if stage in (None, "test", "predict") and self.test_set is None:
+            self.test_set = InMemoryImages(*load_mnist(self.data_dir, train=False, download=False))
+
+    def _loader(self, dataset: InMemoryImages | None, train: bool = False):
+        size = self.batch_size if train else self.eval_batch_size
+        return batch_loader(dataset, size, shuffle=train, pin_memory=self.pin_memory)
+
+    def train_dataloader(self):
+        return self._loader(self.train_set, train=True)
+
+    def val_dataloader(self):
+        return self._loader(self.val_set)
+
+    def test_dataloader(self):
+        return self._loader(self.test_set)
+
+    def predict_dataloader(self):
+        return self.test_dataloader()
+
+    def on_after_batch_transfer(self, batch: Batch, dataloader_idx: int) -> Batch:
+        images, targets = batch
+        return self.normalize(images), targets

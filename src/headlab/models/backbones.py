@@ -1,0 +1,63 @@
+"""Feature extractors. The classifier layer lives in the LightningModule so every backbone
+shares one last linear layer whose per-class rows the gradient probes can find."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from torch import nn
+
+
+class MLP(nn.Sequential):
+    """Flatten, then Linear-BatchNorm-ReLU-Dropout blocks."""
+
+    def __init__(
+        self,
+        in_features: int = 28 * 28,
+        hidden: Sequence[int] = (512, 256),
+        dropout: float = 0.1,
+        batch_norm: bool = True,
+    ) -> None:
+        layers: list[nn.Module] = [nn.Flatten()]
+        width = in_features
+        for size in hidden:
+            layers.append(nn.Linear(width, size, bias=not batch_norm))
+            if batch_norm:
+                layers.append(nn.BatchNorm1d(size))
+            layers += [nn.ReLU(inplace=True), nn.Dropout(dropout)]
+            width = size
+        super().__init__(*layers)
+        self.out_features = width
+
+
+class CNN(nn.Sequential):
+    """Conv-BatchNorm-ReLU-MaxPool stages, then one hidden linear layer."""
+
+    def __init__(
+        self,
+        in_channels: int = 1,
+        image_size: int = 28,
+        channels: Sequence[int] = (32, 64),
+        kernel_size: int = 3,
+        hidden: int = 128,
+        dropout: float = 0.25,
+    ) -> None:
+        layers: list[nn.Module] = []
+        size, width = image_size, in_channels
+        for out in channels:
+            layers += [
+                nn.Conv2d(width, out, kernel_size, padding=kernel_size // 2, bias=False),
+                nn.BatchNorm2d(out),
+                nn.ReLU(inplace=True),
+                nn.MaxPool2d(2),
+            ]
+            size, width = size // 2, out
+        layers += [
+            nn.Flatten(),
+            nn.Dropout(dropout),
+            nn.Linear(width * size * size, hidden),
+            nn.ReLU(inplace=True),
+            nn.Dropout(dropout),
+        ]
+        super().__init__(*layers)
+        self.out_features = hidden

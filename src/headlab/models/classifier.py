@@ -1,0 +1,108 @@
+"""The LightningModule: backbone -> last linear layer -> head, one step for every stage."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import lightning as L
+import torch
+from torch import nn
+
+from headlab.heads import Head, SoftmaxCE
+from headlab.metrics import StageMetrics
+
+OptimizerFactory = Callable[..., torch.optim.Optimizer]
+SchedulerFactory = Callable[[torch.optim.Optimizer], Any]
+STAGES = ("train", "val", "test")
+
+
+class Classifier(L.LightningModule):
+    """``model(x)`` gives logits; the head turns them into probabilities and a loss.
+
+    ``target_kind`` defaults to class indices (plain MNIST) so the module works without a
+    Trainer; when fitted with a data module it takes the data module's kind at ``setup``.
+    """
+
+    def __init__(
+        self,
+        backbone: nn.Module,
+        head: Head | None = None,
+        optimizer: OptimizerFactory | None = None,
+        scheduler: SchedulerFactory | None = None,
+        scheduler_interval: str = "epoch",
+        num_classes: int = 10,
+        target_kind: str = "index",
+    ) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.classifier = nn.Linear(backbone.out_features, num_classes)
+        self.head = head or SoftmaxCE()
+        self.optimizer_factory = optimizer or torch.optim.Adam
+        self.scheduler_factory = scheduler
+        self.scheduler_interval = scheduler_interval
+        self.num_classes = num_classes
+        self._build_metrics(target_kind)
+
+    def _build_metrics(self, target_kind: str) -> None:
+        self.head.check_fits(target_kind)
+        self.target_kind = target_kind
+        for stage in STAGES:  # attributes, not a ModuleDict: "train" is an nn.Module method
+            setattr(self, f"{stage}_metrics", StageMetrics(target_kind, self.num_classes))
+
+    def metrics_for(self, stage: str) -> StageMetrics:
+        return getattr(self, f"{stage}_metrics")
+
+    def setup(self, stage: str) -> None:
+        datamodule = getattr(self.trainer, "datamodule", None)
+        kind = getattr(datamodule, "target_kind", self.target_kind)
+        if kind != self.target_kind:
+            self._build_metrics(kind)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.backbone(images))
+
+    def _step(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> torch.Tensor:
+        images, target = batch
+        logits = self(images)
+        loss = self.head.loss(logits, target, self.target_kind)
+        self.metrics_for(stage).update(loss, self.head.probs(logits.detach()), target)
+        return loss
+
+    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
+        return self._step(batch, "train")
+
+    def validation_step(self, batch, batch_idx: int) -> torch.Tensor:
+        return self._step(batch, "val")
+
+    def test_step(self, batch, batch_idx: int) -> torch.Tensor:
+        return self._step(batch, "test")
+
+    def predict_step(self, batch, batch_idx: int) -> torch.Tensor:
+        return self.head.probs(self(batch[0]))
+
+    def _log_epoch(self, stage: str) -> None:
+        # Computed once per epoch (torchmetrics syncs across processes); per-step self.log
+        # calls would double the cost of an MNIST step.
+        metrics = self.metrics_for(stage)
+        self.log_dict(metrics.compute(stage), prog_bar=stage != "train")
+        metrics.reset()
+
+    def on_train_epoch_end(self) -> None:
+        self._log_epoch("train")
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_epoch("val")
+
+    def on_test_epoch_end(self) -> None:
+        self._log_epoch("test")
+
+    def configure_optimizers(self):
+        optimizer = self.optimizer_factory(self.parameters())
+        if self.scheduler_factory is None:
+            return optimizer
+        scheduler = self.scheduler_factory(optimizer)
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": self.scheduler_interval},
+        }

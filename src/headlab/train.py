@@ -1,0 +1,87 @@
+"""One training run from a composed config: fit, test, and leave ``metrics.json`` behind."""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+from hydra.utils import instantiate
+from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
+from omegaconf import DictConfig, OmegaConf
+
+from headlab.instantiate import instantiate_each
+from headlab.run_files import plain_number, write_metrics
+
+log = logging.getLogger(__name__)
+
+# Data lives in memory as tensors: loader workers would only add copies.
+warnings.filterwarnings("ignore", ".*does not have many workers.*")
+
+
+def hparams_of(cfg: DictConfig) -> dict[str, Any]:
+    """What distinguishes runs, for TensorBoard's hparams tab."""
+    keys = ("seed", "data", "model", "head", "trainer")
+    container = OmegaConf.to_container(cfg, resolve=True)
+    return {k: container[k] for k in keys if k in container}
+
+
+def build(cfg: DictConfig) -> tuple[L.LightningDataModule, L.LightningModule, L.Trainer]:
+    """Instantiate data, model and trainer; check that the head fits the data first."""
+    datamodule = instantiate(cfg.data)
+    model = instantiate(cfg.model)
+    model.head.check_fits(datamodule.target_kind, f"data={datamodule.name}")
+    loggers = instantiate_each(cfg.get("logger"))
+    callbacks = instantiate_each(cfg.get("callbacks"))
+    if not loggers and any(isinstance(c, LearningRateMonitor) for c in callbacks):
+        log.warning("logger=none: the learning-rate monitor has nothing to log to; left out.")
+        callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
+    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    return datamodule, model, trainer
+
+
+def route_lightning_logs_to_root() -> None:
+    """Lightning always adds its own console handler, which doubles every line under Hydra's."""
+    if logging.getLogger().hasHandlers():
+        logging.getLogger("lightning").handlers.clear()
+
+
+def train(cfg: DictConfig) -> dict[str, Any]:
+    """Fit and/or test as the config says; returns the metrics also written to metrics.json."""
+    route_lightning_logs_to_root()
+    if cfg.get("seed") is not None:
+        L.seed_everything(cfg.seed, workers=True)
+    output_dir = Path(cfg.paths.output_dir)
+    datamodule, model, trainer = build(cfg)
+
+    metrics: dict[str, Any] = {"status": "running"}
+    if cfg.get("train", True):
+        log.info("Training: %s", output_dir)
+        trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+        metrics.update(trainer.callback_metrics)
+
+    checkpoint = next((c for c in trainer.callbacks if isinstance(c, ModelCheckpoint)), None)
+    best = checkpoint.best_model_path if checkpoint else ""
+    if cfg.get("test", True):
+        # after training: the best validated weights (or the current ones); else the given ckpt
+        test_ckpt = (best or None) if cfg.get("train", True) else cfg.get("ckpt_path")
+        trainer.test(model, datamodule=datamodule, ckpt_path=test_ckpt, weights_only=True)
+        metrics.update(trainer.callback_metrics)
+        metrics["tested_ckpt_path"] = test_ckpt or ""
+
+    metrics["best_ckpt_path"] = best
+    if checkpoint is not None and checkpoint.best_model_score is not None:
+        metrics[f"best/{checkpoint.monitor}"] = checkpoint.best_model_score
+    metrics["epochs"] = trainer.current_epoch
+    metrics["status"] = "completed"
+    metrics = {k: plain_number(v) for k, v in metrics.items()}
+    if trainer.is_global_zero:
+        write_metrics(output_dir / "metrics.json", metrics)
+        scalars = {f"hp/{k}": v for k, v in metrics.items() if isinstance(v, (int, float))}
+        for logger in trainer.loggers:
+            logger.log_hyperparams(hparams_of(cfg), metrics=scalars)
+            logger.save()
+    log.info("Metrics: %s", {k: v for k, v in metrics.items() if "/" in k})
+    return metrics

@@ -1,0 +1,56 @@
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig
+
+from tests.idx import write_tiny_mnist
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIGS = ROOT / "configs"
+REAL_MNIST = ROOT / "data"
+
+os.environ.setdefault("HEADLAB_ROOT", str(ROOT))
+
+
+@pytest.fixture(scope="session")
+def tiny_mnist(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder holding MNIST/raw/ with 600 train and 200 test learnable images."""
+    return write_tiny_mnist(tmp_path_factory.mktemp("tiny"))
+
+
+def compose_train(overrides: list[str] = ()) -> DictConfig:
+    with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
+        return compose(config_name="train.yaml", overrides=list(overrides))
+
+
+@pytest.fixture
+def tiny_cfg(tiny_mnist: Path, tmp_path: Path) -> Callable[..., DictConfig]:
+    """The real train.yaml, shrunk to tiny data and quick epochs, writing into tmp_path."""
+
+    def make(*overrides: str) -> DictConfig:
+        return compose_train(
+            [
+                f"data.data_dir={tiny_mnist}",
+                "data.val_size=100",
+                "data.batch_size=50",
+                "data.eval_batch_size=100",
+                "trainer.max_epochs=2",
+                "trainer.log_every_n_steps=5",
+                "callbacks.rich_progress_bar=null",
+                "callbacks.rich_model_summary=null",
+                f"paths.output_dir={tmp_path}",
+                *overrides,
+            ]
+        )
+
+    return make
+
+
+def mnist_available() -> bool:
+    raw = REAL_MNIST / "MNIST" / "raw"
+    return all((raw / f"{p}-images-idx3-ubyte").is_file() for p in ("train", "t10k"))
