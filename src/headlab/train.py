@@ -13,6 +13,7 @@ from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 
 from headlab.instantiate import instantiate_each
+from headlab.posthoc import temperature_scaled_test
 from headlab.run_files import plain_number, write_metrics
 
 log = logging.getLogger(__name__)
@@ -70,6 +71,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         trainer.test(model, datamodule=datamodule, ckpt_path=test_ckpt, weights_only=True)
         metrics.update(trainer.callback_metrics)
         metrics["tested_ckpt_path"] = test_ckpt or ""
+        posthoc = cfg.get("temperature_scaling", True) and model.target_kind == "index"
+        if posthoc and trainer.is_global_zero:
+            metrics.update(temperature_scaled_test(model, datamodule, output_dir))
 
     metrics["best_ckpt_path"] = best
     if checkpoint is not None and checkpoint.best_model_score is not None:

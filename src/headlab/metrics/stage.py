@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import torch
 from torchmetrics import MeanMetric, MetricCollection
 from torchmetrics.classification import MulticlassAccuracy
+
+from headlab.metrics.calibration import CalibrationMetrics, ProbabilitySum, Reliability
 
 
 class ArgmaxTarget(MulticlassAccuracy):
@@ -26,23 +30,72 @@ def classification_metrics(target_kind: str, num_classes: int) -> MetricCollecti
     return MetricCollection({"acc": acc})
 
 
-class StageMetrics(torch.nn.Module):
-    """Loss average plus classification metrics for one stage (train, val or test)."""
+@dataclass
+class EpochSnapshot:
+    """What the figures need from an epoch, taken from the synced states before reset."""
 
-    def __init__(self, target_kind: str, num_classes: int) -> None:
+    reliability: dict[str, Reliability] = field(default_factory=dict)
+    prob_sum: dict[str, torch.Tensor] = field(default_factory=dict)
+
+
+class StageMetrics(torch.nn.Module):
+    """Loss average plus classification metrics for one stage (train, val or test).
+
+    With ``calibration`` (val and test), also calibration of the head's probabilities and, for
+    heads whose probabilities need not sum to one, of the renormalised vector (``*_norm``).
+    """
+
+    def __init__(
+        self,
+        target_kind: str,
+        num_classes: int,
+        calibration: bool = False,
+        exclusive: bool = True,
+    ) -> None:
         super().__init__()
         self.loss = MeanMetric()
         self.classification = classification_metrics(target_kind, num_classes)
+        self.calibration = self.calibration_norm = self.prob_sum = None
+        if calibration and target_kind == "index":
+            self.calibration = CalibrationMetrics(num_classes)
+            self.prob_sum = ProbabilitySum()
+            if not exclusive:
+                self.calibration_norm = CalibrationMetrics(num_classes)
 
     def update(self, loss: torch.Tensor, probs: torch.Tensor, target: torch.Tensor) -> None:
+        probs = probs.detach()
         self.loss.update(loss.detach(), weight=len(target))
-        self.classification.update(probs.detach(), target)
+        self.classification.update(probs, target)
+        if self.calibration is not None:
+            self.calibration.update(probs, target)
+            self.prob_sum.update(probs)
+        if self.calibration_norm is not None:
+            self.calibration_norm.update(probs / probs.sum(dim=1, keepdim=True), target)
 
-    def compute(self, prefix: str) -> dict[str, torch.Tensor]:
+    def compute(self, prefix: str) -> tuple[dict[str, torch.Tensor], EpochSnapshot]:
         values = {f"{prefix}/loss": self.loss.compute()}
         values.update({f"{prefix}/{k}": v for k, v in self.classification.compute().items()})
-        return values
+        snapshot = EpochSnapshot()
+        for name, metrics in (("", self.calibration), ("_norm", self.calibration_norm)):
+            if metrics is not None:
+                scalars, reliability = metrics.compute()
+                values.update({f"{prefix}/{k}{name}": v for k, v in scalars.items()})
+                snapshot.reliability[name.lstrip("_") or "raw"] = reliability
+        if self.prob_sum is not None:
+            sums = self.prob_sum.compute()
+            values[f"{prefix}/prob_sum_mean"] = sums["mean"]
+            values[f"{prefix}/prob_sum_std"] = sums["std"]
+            snapshot.prob_sum = sums
+        return values, snapshot
 
     def reset(self) -> None:
-        self.loss.reset()
-        self.classification.reset()
+        parts = (
+            self.loss,
+            self.classification,
+            self.calibration,
+            self.calibration_norm,
+            self.prob_sum,
+        )
+        for module in parts:
+            if module is not None:
+                module.reset()

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from headlab.heads import Head, SoftmaxCE
-from headlab.metrics import StageMetrics
+from headlab.metrics.stage import EpochSnapshot, StageMetrics
 
 OptimizerFactory = Callable[..., torch.optim.Optimizer]
 SchedulerFactory = Callable[[torch.optim.Optimizer], Any]
@@ -48,7 +48,15 @@ class Classifier(L.LightningModule):
         self.head.check_fits(target_kind)
         self.target_kind = target_kind
         for stage in STAGES:  # attributes, not a ModuleDict: "train" is an nn.Module method
-            setattr(self, f"{stage}_metrics", StageMetrics(target_kind, self.num_classes))
+            metrics = StageMetrics(
+                target_kind,
+                self.num_classes,
+                calibration=stage != "train",
+                exclusive=self.head.exclusive,
+            )
+            setattr(self, f"{stage}_metrics", metrics)
+        #: the last computed epoch per stage, for figure callbacks (see callbacks.py)
+        self.epoch_snapshots: dict[str, EpochSnapshot] = {}
 
     def metrics_for(self, stage: str) -> StageMetrics:
         return getattr(self, f"{stage}_metrics")
@@ -85,7 +93,10 @@ class Classifier(L.LightningModule):
         # Computed once per epoch (torchmetrics syncs across processes); per-step self.log
         # calls would double the cost of an MNIST step.
         metrics = self.metrics_for(stage)
-        self.log_dict(metrics.compute(stage), prog_bar=stage != "train")
+        values, self.epoch_snapshots[stage] = metrics.compute(stage)
+        shown = {f"{stage}/acc", f"{stage}/loss", f"{stage}/ece"}
+        self.log_dict({k: v for k, v in values.items() if k in shown}, prog_bar=stage != "train")
+        self.log_dict({k: v for k, v in values.items() if k not in shown})
         metrics.reset()
 
     def on_train_epoch_end(self) -> None:

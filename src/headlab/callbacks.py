@@ -1,0 +1,107 @@
+"""Lightning callbacks that turn the model's measurements into TensorBoard entries and files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import lightning as L
+import torch
+from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.utilities import grad_norm, rank_zero_only
+
+
+class GradientNorms(L.Callback):
+    """Per-parameter L2 gradient norms (``grad_norm/``) and, for the last linear layer, the norm
+    of each class's weight row (``grad_row_norm/<class>``), every ``every_n_steps`` steps.
+
+    Runs before the optimizer step, after DDP has averaged gradients, so every process holds
+    the same values and only the loggers' rank-zero write happens.
+    """
+
+    def __init__(self, every_n_steps: int = 50, row_layer: str = "classifier") -> None:
+        if every_n_steps <= 0:
+            raise ValueError(f"log_grad_every_n_steps must be > 0, got {every_n_steps}")
+        self.every_n_steps = every_n_steps
+        self.row_layer = row_layer
+
+    def on_before_optimizer_step(self, trainer, pl_module, optimizer) -> None:
+        if trainer.global_step % self.every_n_steps or not trainer.loggers:
+            return
+        norms = grad_norm(pl_module, norm_type=2)
+        values = {
+            key.replace("grad_2.0_norm_total", "grad_norm/total").replace(
+                "grad_2.0_norm/", "grad_norm/"
+            ): value
+            for key, value in norms.items()
+        }
+        layer = pl_module.get_submodule(self.row_layer)
+        if layer.weight.grad is not None:
+            rows = layer.weight.grad.detach().norm(dim=1)
+            values.update({f"grad_row_norm/{k}": v for k, v in enumerate(rows)})
+        values = {k: float(v) for k, v in values.items()}
+        for logger in trainer.loggers:
+            logger.log_metrics(values, step=trainer.global_step)
+
+
+class CalibrationFigures(L.Callback):
+    """Reliability diagram, confidence histogram and probability-sum histogram per val epoch
+    as TensorBoard images; after testing also as PNG files in ``output_dir``."""
+
+    def __init__(self, output_dir: str | None = None) -> None:
+        self.output_dir = Path(output_dir) if output_dir else None
+
+    @rank_zero_only
+    def on_validation_end(self, trainer, pl_module) -> None:
+        if not trainer.sanity_checking:
+            self._publish(trainer, pl_module, "val", save=False)
+
+    @rank_zero_only
+    def on_test_end(self, trainer, pl_module) -> None:
+        self._publish(trainer, pl_module, "test", save=self.output_dir is not None)
+
+    def _publish(self, trainer, pl_module, stage: str, save: bool) -> None:
+        from headlab.plots import confidence_histogram, reliability_figure
+
+        snapshot = getattr(pl_module, "epoch_snapshots", {}).get(stage)
+        if snapshot is None or not snapshot.reliability:
+            return
+        boards = [lg.experiment for lg in trainer.loggers if isinstance(lg, TensorBoardLogger)]
+        step = trainer.global_step
+        for name, reliability in snapshot.reliability.items():
+            suffix = "" if name == "raw" else f"_{name}"
+            figures = {
+                f"reliability{suffix}": reliability_figure(reliability, f"{stage} {name}"),
+                f"confidence{suffix}": confidence_histogram(reliability, f"{stage} {name}"),
+            }
+            for tag, fig in figures.items():
+                if save:
+                    self.output_dir.mkdir(parents=True, exist_ok=True)
+                    fig.savefig(self.output_dir / f"{tag}_{stage}.png")
+                for board in boards:
+                    board.add_figure(f"{stage}/{tag}", fig, global_step=step, close=False)
+                import matplotlib.pyplot as plt
+
+                plt.close(fig)
+        if snapshot.prob_sum:
+            self._prob_sum_histogram(boards, stage, snapshot.prob_sum, step)
+
+    @staticmethod
+    def _prob_sum_histogram(boards, stage: str, sums: dict[str, torch.Tensor], step: int) -> None:
+        counts = sums["histogram"]
+        edges = sums["edges"]
+        n = counts.sum().item()
+        if not n:
+            return
+        mean = sums["mean"].item()
+        for board in boards:
+            board.add_histogram_raw(
+                f"{stage}/prob_sum",
+                min=edges[0].item(),
+                max=edges[-1].item(),
+                num=n,
+                sum=mean * n,
+                sum_squares=(sums["std"].item() ** 2 + mean**2) * n,
+                bucket_limits=edges[1:].tolist(),
+                bucket_counts=counts.tolist(),
+                global_step=step,
+            )

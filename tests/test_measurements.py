@@ -1,0 +1,138 @@
+"""A run's measurement outputs: calibration in metrics.json, predictions, figures, TensorBoard."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from headlab.train import train
+from tests.test_calibration import numpy_calibration
+
+CALIBRATION_KEYS = ("ece", "mce", "cw_ece", "brier", "nll")
+
+
+@pytest.fixture(scope="module")
+def sigmoid_run(tiny_mnist: Path, tmp_path_factory) -> Path:
+    from tests.conftest import compose_train
+
+    out = tmp_path_factory.mktemp("sigmoid_run")
+    cfg = compose_train(
+        [
+            f"data.data_dir={tiny_mnist}",
+            "data.val_size=100",
+            "data.batch_size=50",
+            "trainer.max_epochs=2",
+            "head=sigmoid",
+            "log_grad_every_n_steps=2",
+            "callbacks.rich_progress_bar=null",
+            f"paths.output_dir={out}",
+        ]
+    )
+    train(cfg)
+    return out
+
+
+def test_metrics_json_has_calibration_both_probability_views_and_temperature(sigmoid_run):
+    metrics = json.loads((sigmoid_run / "metrics.json").read_text())
+    for stage in ("val", "test"):
+        for key in CALIBRATION_KEYS:
+            assert isinstance(metrics[f"{stage}/{key}"], float)
+            assert isinstance(metrics[f"{stage}/{key}_norm"], float)  # renormalised sigmoid
+        assert metrics[f"{stage}/prob_sum_std"] > 0  # sigmoid outputs do not sum to one
+    assert metrics["temperature"] > 0
+    assert isinstance(metrics["test/ece_ts"], float) and isinstance(metrics["test/nll_ts"], float)
+
+
+def test_saved_predictions_recompute_to_the_logged_test_calibration(sigmoid_run):
+    metrics = json.loads((sigmoid_run / "metrics.json").read_text())
+    saved = np.load(sigmoid_run / "test_predictions.npz")
+    probs, targets = saved["probs"].astype(np.float64), saved["targets"]
+    assert probs.shape == (200, 10) and targets.shape == (200,)
+    assert (probs.argmax(1) == targets).mean() == pytest.approx(metrics["test/acc"])
+    recomputed = numpy_calibration(probs, targets)
+    for key in CALIBRATION_KEYS:
+        assert recomputed[key] == pytest.approx(metrics[f"test/{key}"], rel=1e-4, abs=1e-6), key
+    normalised = numpy_calibration(probs / probs.sum(1, keepdims=True), targets)
+    assert normalised["ece"] == pytest.approx(metrics["test/ece_norm"], rel=1e-4, abs=1e-6)
+
+
+def test_figures_are_written_after_test(sigmoid_run):
+    for name in ("reliability_test", "confidence_test", "reliability_norm_test"):
+        png = sigmoid_run / f"{name}.png"
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
+
+
+def test_event_file_holds_calibration_gradients_and_images(sigmoid_run):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(sigmoid_run / "tensorboard"), size_guidance={"images": 0})
+    tags = events.Reload().Tags()
+    assert {"val/ece", "val/mce", "val/cw_ece", "val/brier", "val/nll"} <= set(tags["scalars"])
+    assert {"grad_norm/total", "grad_row_norm/0", "grad_row_norm/9"} <= set(tags["scalars"])
+    assert "grad_norm/classifier.weight" in tags["scalars"]
+    assert {"val/reliability", "val/confidence", "test/reliability"} <= set(tags["images"])
+    assert "val/prob_sum" in tags["histograms"]
+    # 2 epochs x 10 steps, logged every 2 steps
+    assert len(events.Scalars("grad_norm/total")) == 10
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def get_json(url: str):
+    with urllib.request.urlopen(url, timeout=5) as response:
+        return json.loads(response.read())
+
+
+@pytest.mark.slow
+def test_tensorboard_server_serves_the_tags_to_a_browser(sigmoid_run):
+    port = free_port()
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "tensorboard.main",
+            "--logdir",
+            str(sigmoid_run),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--load_fast",
+            "false",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}/data/plugin"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                scalars = get_json(f"{base}/scalars/tags")
+                images = get_json(f"{base}/images/tags")
+                if scalars and images:
+                    break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, "TensorBoard did not answer within 60 s"
+            time.sleep(0.5)
+        scalar_tags = {tag for run in scalars.values() for tag in run}
+        image_tags = {tag for run in images.values() for tag in run}
+        assert "val/ece" in scalar_tags
+        assert any(tag.startswith("grad_norm/") for tag in scalar_tags)
+        assert {"val/reliability", "test/reliability"} <= image_tags
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
