@@ -91,7 +91,7 @@ def time_headlab(cfg_overrides: list[str], reps: int) -> list[float]:
                     *cfg_overrides,
                     f"paths.output_dir={out}/{rep}",
                     "trainer.max_epochs=1",
-                    "trainer.num_sanity_val_steps=0",
+                    "++trainer.num_sanity_val_steps=0",
                 ]
             )
             L.seed_everything(rep, verbose=False)
@@ -122,9 +122,9 @@ def time_to_first_step(extra: list[str]) -> float:
                 *extra,
                 "+callbacks.first_step._target_=headlab.bench.FirstStepClock",
                 "test=false",
-                "trainer.max_steps=1",
+                "++trainer.max_steps=1",
                 "trainer.min_epochs=0",
-                "trainer.limit_val_batches=0",
+                "++trainer.limit_val_batches=0",
                 "temperature_scaling=false",
                 f"hydra.run.dir={out}",
             ],
@@ -174,7 +174,7 @@ def time_to_accuracy(overrides: list[str], target: float, max_epochs: int) -> di
                 *overrides,
                 f"paths.output_dir={out}",
                 f"trainer.max_epochs={max_epochs}",
-                "trainer.num_sanity_val_steps=0",
+                "++trainer.num_sanity_val_steps=0",
             ]
         )
         L.seed_everything(cfg.seed, verbose=False)
