@@ -32,7 +32,9 @@ def build(cfg: DictConfig) -> tuple[L.LightningDataModule, L.LightningModule, L.
     """Instantiate data, model and trainer; check that the head fits the data first."""
     datamodule = instantiate(cfg.data)
     model = instantiate(cfg.model)
-    model.head.check_fits(datamodule.target_kind, f"data={datamodule.name}")
+    kind = datamodule.target_kind
+    for target_kind in dict.fromkeys((kind, getattr(datamodule, "eval_target_kind", kind))):
+        model.head.check_fits(target_kind, f"data={datamodule.name}")
     loggers = instantiate_each(cfg.get("logger"))
     callbacks = instantiate_each(cfg.get("callbacks"))
     if not loggers and any(isinstance(c, LearningRateMonitor) for c in callbacks):
