@@ -32,7 +32,7 @@ class Head:
     exclusive: ClassVar[bool] = True
 
     def __init__(self, threshold: float = 0.5) -> None:
-        # multi-label prediction: a label is predicted where its probability >= threshold
+        # multi-label prediction: a label is predicted where its probability > threshold
         if not 0.0 < threshold < 1.0:
             raise ValueError(f"head.threshold must lie in (0, 1), got {threshold}")
         self.threshold = float(threshold)
