@@ -9,11 +9,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from hydra.utils import instantiate
 
 from headlab.data.generated import GeneratedMNIST
 from headlab.heads import HeadDataMismatch, SigmoidBCE, SoftLabelCE, SoftmaxCE
 from headlab.models import MLP, Classifier
 from headlab.train import build, train
+from tests.conftest import compose_train
 from tests.test_heads import LOGITS, log_softmax, loss_of, sigmoid
 
 MULTI_HOT = np.array([[1, 0, 1, 0], [0, 0, 1, 0], [1, 1, 1, 1]], dtype=np.float32)
@@ -118,3 +120,11 @@ def test_head_threshold_reaches_the_multilabel_metrics(tiny_cfg):
     model._build_metrics("multi_hot", "multi_hot")
     assert model.head.threshold == pytest.approx(0.3)
     assert model.val_metrics.classification["acc"].threshold == pytest.approx(0.3)
+
+
+@pytest.mark.parametrize("model", ["mlp", "cnn"])
+@pytest.mark.parametrize("size", [28, 56, 112])
+def test_backbones_take_the_image_size_from_the_data(model: str, size: int):
+    data = ["data=multilabel_mnist", f"data.image_size={size}"] if size != 28 else []
+    model_ = instantiate(compose_train([f"model={model}", *data]).model)
+    assert model_(torch.randn(2, 1, size, size)).shape == (2, 10)

@@ -52,11 +52,9 @@ def paint_canvases(images: torch.Tensor, plan: CanvasPlan, grid: int) -> torch.T
     # viewed as (sample, cell row, pixel row, cell column, pixel column): one indexed copy
     canvas = torch.zeros(n, grid, CELL, grid, CELL, dtype=images.dtype)
     rows, slots = np.nonzero(plan.used)
-    cells = plan.cells[rows, slots]
+    cells = torch.from_numpy(plan.cells[rows, slots])
     digits = images[torch.from_numpy(plan.digits[rows, slots]), 0]
-    canvas[
-        torch.from_numpy(rows), torch.from_numpy(cells // grid), :, torch.from_numpy(cells % grid)
-    ] = digits
+    canvas[torch.from_numpy(rows), cells // grid, :, cells % grid] = digits
     return canvas.view(n, 1, grid * CELL, grid * CELL)
 
 
@@ -80,6 +78,8 @@ class MultiLabelMNISTDataModule(GeneratedMNIST):
         self.image_size = image_size
         self.max_digits = max_digits
 
-    def generate(self, images, labels, n, rng):
+    def generate(
+        self, images: torch.Tensor, labels: torch.Tensor, n: int, rng: np.random.Generator
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         plan = plan_canvases(labels.numpy(), n, self.max_digits, self.grid, rng)
         return paint_canvases(images, plan, self.grid), multi_hot(plan, self.num_classes)

@@ -88,7 +88,9 @@ class SoftMNISTDataModule(GeneratedMNIST):
         if hard_targets:
             self.target_kind = "index"
 
-    def generate(self, images, labels, n, rng):
+    def generate(
+        self, images: torch.Tensor, labels: torch.Tensor, n: int, rng: np.random.Generator
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         plan = plan_blends(
             labels.numpy(), n, rng, self.lam_alpha, self.lam_beta, self.plain_fraction
         )
