@@ -31,6 +31,12 @@ class Head:
     #: whether probabilities sum to one (softmax family) or are per-class (sigmoid family)
     exclusive: ClassVar[bool] = True
 
+    def __init__(self, threshold: float = 0.5) -> None:
+        # multi-label prediction: a label is predicted where its probability > threshold
+        if not 0.0 < threshold < 1.0:
+            raise ValueError(f"head.threshold must lie in (0, 1), got {threshold}")
+        self.threshold = float(threshold)
+
     def probs(self, logits: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
@@ -80,7 +86,8 @@ class SoftLabelCE(SoftmaxCE):
 
     name = "soft"
 
-    def __init__(self, smoothing: float = 0.1) -> None:
+    def __init__(self, smoothing: float = 0.1, threshold: float = 0.5) -> None:
+        super().__init__(threshold)
         if not 0.0 <= smoothing < 1.0:
             raise ValueError(f"head.smoothing must lie in [0, 1), got {smoothing}")
         self.smoothing = float(smoothing)

@@ -33,7 +33,9 @@ def build(cfg: DictConfig) -> tuple[L.LightningDataModule, L.LightningModule, L.
     """Instantiate data, model and trainer; check that the head fits the data first."""
     datamodule = instantiate(cfg.data)
     model = instantiate(cfg.model)
-    model.head.check_fits(datamodule.target_kind, f"data={datamodule.name}")
+    kind = datamodule.target_kind
+    for target_kind in dict.fromkeys((kind, getattr(datamodule, "eval_target_kind", kind))):
+        model.head.check_fits(target_kind, f"data={datamodule.name}")
     loggers = instantiate_each(cfg.get("logger"))
     callbacks = instantiate_each(cfg.get("callbacks"))
     if not loggers and any(isinstance(c, LearningRateMonitor) for c in callbacks):
@@ -71,7 +73,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         trainer.test(model, datamodule=datamodule, ckpt_path=test_ckpt, weights_only=True)
         metrics.update(trainer.callback_metrics)
         metrics["tested_ckpt_path"] = test_ckpt or ""
-        posthoc = cfg.get("temperature_scaling", True) and model.target_kind == "index"
+        posthoc = cfg.get("temperature_scaling", True) and model.eval_target_kind == "index"
         if posthoc and trainer.is_global_zero:
             metrics.update(temperature_scaled_test(model, datamodule, output_dir))
 

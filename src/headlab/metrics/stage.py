@@ -9,6 +9,8 @@ from torchmetrics import MeanMetric, MetricCollection
 from torchmetrics.classification import MulticlassAccuracy
 
 from headlab.metrics.calibration import CalibrationMetrics, ProbabilitySum, Reliability
+from headlab.metrics.multilabel import multilabel_metrics
+from headlab.metrics.soft import TargetKL
 
 
 class ArgmaxTarget(MulticlassAccuracy):
@@ -18,13 +20,22 @@ class ArgmaxTarget(MulticlassAccuracy):
         super().update(preds, target.argmax(dim=-1))
 
 
-def classification_metrics(target_kind: str, num_classes: int) -> MetricCollection:
-    """Metrics updated with (probabilities, targets) every step and computed once per epoch."""
+def classification_metrics(
+    target_kind: str, num_classes: int, threshold: float = 0.5
+) -> MetricCollection:
+    """Metrics updated with (probabilities, targets) every step and computed once per epoch.
+
+    ``threshold`` turns probabilities into predicted labels for multi-hot targets.
+    """
+    if target_kind == "multi_hot":
+        return multilabel_metrics(num_classes, threshold)
     # average="micro": plain accuracy; torchmetrics' default "macro" averages per class.
     if target_kind == "index":
         acc = MulticlassAccuracy(num_classes, average="micro")
     elif target_kind == "distribution":
-        acc = ArgmaxTarget(num_classes, average="micro")
+        return MetricCollection(
+            {"acc": ArgmaxTarget(num_classes, average="micro"), "kl": TargetKL()}
+        )
     else:
         raise ValueError(f"no metrics defined for target kind {target_kind!r}")
     return MetricCollection({"acc": acc})
@@ -51,10 +62,11 @@ class StageMetrics(torch.nn.Module):
         num_classes: int,
         calibration: bool = False,
         exclusive: bool = True,
+        threshold: float = 0.5,
     ) -> None:
         super().__init__()
         self.loss = MeanMetric()
-        self.classification = classification_metrics(target_kind, num_classes)
+        self.classification = classification_metrics(target_kind, num_classes, threshold)
         self.calibration = self.calibration_norm = self.prob_sum = None
         if calibration and target_kind == "index":
             self.calibration = CalibrationMetrics(num_classes)

@@ -9,17 +9,21 @@ from torch import nn
 
 
 class MLP(nn.Sequential):
-    """Flatten, then Linear-BatchNorm-ReLU-Dropout blocks."""
+    """Flatten, then Linear-BatchNorm-ReLU-Dropout blocks.
+
+    Sized by ``image_size`` like the CNN, so one data key sets the input of either backbone.
+    """
 
     def __init__(
         self,
-        in_features: int = 28 * 28,
+        in_channels: int = 1,
+        image_size: int = 28,
         hidden: Sequence[int] = (512, 256),
         dropout: float = 0.1,
         batch_norm: bool = True,
     ) -> None:
         layers: list[nn.Module] = [nn.Flatten()]
-        width = in_features
+        width = in_channels * image_size * image_size
         for size in hidden:
             layers.append(nn.Linear(width, size, bias=not batch_norm))
             if batch_norm:

@@ -22,6 +22,8 @@ class Classifier(L.LightningModule):
 
     ``target_kind`` defaults to class indices (plain MNIST) so the module works without a
     Trainer; when fitted with a data module it takes the data module's kind at ``setup``.
+    Validation and test may have their own ``eval_target_kind`` (soft_mnist trained on
+    hard labels is still measured against the distributions).
     """
 
     def __init__(
@@ -33,6 +35,7 @@ class Classifier(L.LightningModule):
         scheduler_interval: str = "epoch",
         num_classes: int = 10,
         target_kind: str = "index",
+        eval_target_kind: str | None = None,
     ) -> None:
         super().__init__()
         self.backbone = backbone
@@ -42,21 +45,26 @@ class Classifier(L.LightningModule):
         self.scheduler_factory = scheduler
         self.scheduler_interval = scheduler_interval
         self.num_classes = num_classes
-        self._build_metrics(target_kind)
+        self._build_metrics(target_kind, eval_target_kind or target_kind)
 
-    def _build_metrics(self, target_kind: str) -> None:
+    def _build_metrics(self, target_kind: str, eval_target_kind: str) -> None:
         self.head.check_fits(target_kind)
-        self.target_kind = target_kind
+        self.head.check_fits(eval_target_kind)
+        self.target_kind, self.eval_target_kind = target_kind, eval_target_kind
         for stage in STAGES:  # attributes, not a ModuleDict: "train" is an nn.Module method
             metrics = StageMetrics(
-                target_kind,
+                self.kind_for(stage),
                 self.num_classes,
                 calibration=stage != "train",
                 exclusive=self.head.exclusive,
+                threshold=self.head.threshold,
             )
             setattr(self, f"{stage}_metrics", metrics)
         #: the last computed epoch per stage, for figure callbacks (see callbacks.py)
         self.epoch_snapshots: dict[str, EpochSnapshot] = {}
+
+    def kind_for(self, stage: str) -> str:
+        return self.target_kind if stage == "train" else self.eval_target_kind
 
     def metrics_for(self, stage: str) -> StageMetrics:
         return getattr(self, f"{stage}_metrics")
@@ -64,8 +72,9 @@ class Classifier(L.LightningModule):
     def setup(self, stage: str) -> None:
         datamodule = getattr(self.trainer, "datamodule", None)
         kind = getattr(datamodule, "target_kind", self.target_kind)
-        if kind != self.target_kind:
-            self._build_metrics(kind)
+        eval_kind = getattr(datamodule, "eval_target_kind", kind)
+        if (kind, eval_kind) != (self.target_kind, self.eval_target_kind):
+            self._build_metrics(kind, eval_kind)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.backbone(images))
@@ -73,7 +82,7 @@ class Classifier(L.LightningModule):
     def _step(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> torch.Tensor:
         images, target = batch
         logits = self(images)
-        loss = self.head.loss(logits, target, self.target_kind)
+        loss = self.head.loss(logits, target, self.kind_for(stage))
         self.metrics_for(stage).update(loss, self.head.probs(logits.detach()), target)
         return loss
 
