@@ -59,10 +59,16 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     metrics: dict[str, Any] = {"status": "running"}
     if cfg.get("train", True):
         log.info("Training: %s", output_dir)
-        trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+        # resuming restores epoch, optimizer, schedulers and (callbacks.rng_state) the RNGs
+        trainer.fit(
+            model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"), weights_only=True
+        )
         metrics.update(trainer.callback_metrics)
 
-    checkpoint = next((c for c in trainer.callbacks if isinstance(c, ModelCheckpoint)), None)
+    # the best-on-monitor checkpoint, not callbacks.last_checkpoint (monitor=None)
+    checkpoint = next(
+        (c for c in trainer.callbacks if isinstance(c, ModelCheckpoint) and c.monitor), None
+    )
     best = checkpoint.best_model_path if checkpoint else ""
     if cfg.get("test", True):
         # after training: the best validated weights (or the current ones); else the given ckpt
