@@ -74,7 +74,7 @@ def test_a_checkpoint_with_another_head_or_data_fails_and_says_which(
     ckpt = tmp_path / "softmax" / "checkpoints" / "last.ckpt"
     assert torch.load(ckpt, weights_only=True)[IDENTITY_KEY]["head"] == "softmax"
     with pytest.raises(
-        CheckpointMismatch, match=r"head: .* has head=softmax, the config has head=sigmoid"
+        CheckpointMismatch, match="head: trained with head=softmax, the config has head=sigmoid"
     ):
         train(
             tiny_cfg(
@@ -88,7 +88,5 @@ def test_a_checkpoint_with_another_head_or_data_fails_and_says_which(
     monkeypatch.setattr(MNISTDataModule, "name", "other_mnist")
     with pytest.raises(CheckpointMismatch) as err:  # resuming checks the same
         train(tiny_cfg(f"paths.output_dir={tmp_path / 'resume'}", f"ckpt_path={ckpt}"))
-    assert "data: " in str(err.value) and "has data=mnist, the config has data=other_mnist" in str(
-        err.value
-    )
+    assert "data: trained with data=mnist, the config has data=other_mnist" in str(err.value)
     assert "head=" not in str(err.value)

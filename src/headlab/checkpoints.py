@@ -39,15 +39,15 @@ def check_identity(
         log.warning("%s records no head/data identity: not checked.", source)
         return
     differ = [
-        f"{label}: {source} has {key}={stored[key]}, the config has {key}={current[key]}"
+        f"{label}: trained with {key}={stored[key]}, the config has {key}={current[key]}"
         for key, label in MUST_MATCH.items()
         if key in stored and key in current and stored[key] != current[key]
     ]
     if differ:
         raise CheckpointMismatch(
-            f"{source} does not match the current config ("
+            f"{source} does not match the current config: "
             + "; ".join(differ)
-            + "). Pass the checkpoint's values on the command line, or a checkpoint trained with "
+            + ". Pass the checkpoint's values on the command line, or a checkpoint trained with "
             "the current ones."
         )
     if stored.get("head_settings") != current.get("head_settings"):

@@ -60,9 +60,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     if cfg.get("train", True):
         log.info("Training: %s", output_dir)
         # resuming restores epoch, optimizer, schedulers and (callbacks.rng_state) the RNGs
-        trainer.fit(
-            model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"), weights_only=True
-        )
+        trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"), weights_only=True)
         metrics.update(trainer.callback_metrics)
 
     # the best-on-monitor checkpoint, not callbacks.last_checkpoint (monitor=None)
