@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import hydra
@@ -23,4 +24,8 @@ def main(cfg: DictConfig) -> float | None:
 
 
 if __name__ == "__main__":
+    from headlab.evaluate import with_run_overrides
+
+    # resuming <run>/checkpoints/last.ckpt: that run's data/model/head first, yours after
+    sys.argv[1:] = with_run_overrides(sys.argv[1:])
     main()

@@ -6,10 +6,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from omegaconf import OmegaConf
 
 from headlab.checkpoints import IDENTITY_KEY, CheckpointMismatch
 from headlab.data import MNISTDataModule
 from headlab.train import train
+from tests.test_train import run_cli
 
 # a scheduler too, so its restored state is part of what must match
 SCHEDULER = (
@@ -90,3 +92,18 @@ def test_a_checkpoint_with_another_head_or_data_fails_and_says_which(
         train(tiny_cfg(f"paths.output_dir={tmp_path / 'resume'}", f"ckpt_path={ckpt}"))
     assert "data: trained with data=mnist, the config has data=other_mnist" in str(err.value)
     assert "head=" not in str(err.value)
+
+
+def test_cli_resume_takes_the_run_overrides_and_continues(tiny_mnist, tmp_path):
+    common = (f"data.data_dir={tiny_mnist}", "data.val_size=100", "logger=none")
+    first = run_cli(*common, "head=sigmoid", "trainer.max_epochs=1", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    (run,) = (tmp_path / "logs" / "train" / "runs").iterdir()
+    last = run / "checkpoints" / "last.ckpt"
+    resumed = run_cli(f"ckpt_path={last}", "trainer.max_epochs=2", "logger=none", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    (new_run,) = set((tmp_path / "logs" / "train" / "runs").iterdir()) - {run}
+    overrides = OmegaConf.load(new_run / ".hydra" / "overrides.yaml")
+    assert {"head=sigmoid", f"data.data_dir={tiny_mnist}"} <= set(overrides)
+    resumed_ckpt = torch.load(new_run / "checkpoints" / "last.ckpt", weights_only=True)
+    assert (resumed_ckpt["epoch"], resumed_ckpt[IDENTITY_KEY]["head"]) == (1, "sigmoid")
