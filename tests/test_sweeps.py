@@ -154,3 +154,22 @@ def test_slurm_launcher_config_composes():
     cfg = compose_with_hydra("hydra/launcher=slurm", "trainer.devices=2")
     assert cfg.hydra.launcher._target_.endswith("SlurmLauncher")
     assert cfg.hydra.launcher.tasks_per_node == 2  # one task per device for Lightning's DDP
+
+
+def test_a_failing_job_still_leaves_a_summary_of_every_job(tiny_mnist, tmp_path):
+    result = run_cli(
+        "-m",
+        f"data.data_dir={tiny_mnist}",
+        *TINY,
+        "trainer.max_epochs=1",
+        "logger=none",
+        "data.val_size=0,100",  # job 0 fails in setup: a val split of 0 images
+        cwd=tmp_path,
+    )
+    assert result.returncode != 0  # Hydra re-raises the job's error after all jobs ran
+    rows = read_csv(sweep_dir(tmp_path) / "summary.csv")
+    assert [(r["job"], r["status"], r["data.val_size"]) for r in rows] == [
+        ("0", "missing", "0"),
+        ("1", "completed", "100"),
+    ]
+    assert rows[0]["test/acc"] == "" and float(rows[1]["test/acc"]) > 0.5

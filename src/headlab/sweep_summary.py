@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from hydra.experimental.callback import Callback
+from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 log = logging.getLogger(__name__)
@@ -104,11 +105,31 @@ def write_summary(sweep_dir: str | Path, filename: str = "summary.csv") -> Path:
     return path
 
 
+def sweep_dir_of_job(config: DictConfig) -> Path:
+    """The sweep folder from a job's own folder (``sweep.dir`` may hold a ``${now:}`` that a
+    launcher's worker process would resolve anew)."""
+    output_dir = Path(config.hydra.runtime.output_dir)
+    depth = len(Path(str(config.hydra.sweep.subdir)).parts)
+    return output_dir.parents[depth - 1] if depth else output_dir
+
+
 class SweepSummary(Callback):
-    """Hydra callback: after a multirun, summarise its jobs in ``summary.csv``."""
+    """Hydra callback: keep ``summary.csv`` up to date after every job and at the sweep's end.
+
+    After every job as well, because Hydra skips ``on_multirun_end`` when a job raised: the
+    jobs that ran are then still summarised (the failed one without metrics, ``missing``).
+    """
 
     def __init__(self, filename: str = "summary.csv") -> None:
         self.filename = filename
+
+    def on_job_end(self, config: DictConfig, job_return: Any, **kwargs: Any) -> None:
+        if config.hydra.mode != RunMode.MULTIRUN:
+            return
+        try:
+            write_summary(sweep_dir_of_job(config), self.filename)
+        except Exception as err:  # a summary must never fail the job it summarises
+            log.warning("No %s after job %s: %s", self.filename, config.hydra.job.num, err)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
