@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from headlab.train import build
+from tests.conftest import compose_train
 from tests.test_train import run_cli
 
 # 200 test and 100 val images split evenly over 2 processes: no sample padded in twice
@@ -74,3 +75,19 @@ def test_ddp_cpu_with_spawned_processes_works_in_a_multirun(tiny_mnist, tmp_path
         ("sigmoid", "completed"),
     ]
     assert all(Path(r["best_ckpt_path"]).parent.parent == sweep / r["job"] for r in rows)
+
+
+def test_gpu_ddp_config_composes_for_all_gpus_with_synced_batchnorm():
+    cfg = compose_train(["trainer=ddp"])
+    assert (cfg.trainer.accelerator, cfg.trainer.devices, cfg.trainer.strategy) == (
+        "gpu",
+        -1,
+        "ddp",
+    )
+    assert cfg.trainer.sync_batchnorm is True
+    cpu = compose_train(["trainer=ddp_cpu"]).trainer
+    assert (cpu.devices, cpu.strategy.process_group_backend, cpu.strategy.start_method) == (
+        2,
+        "gloo",
+        "popen",
+    )
