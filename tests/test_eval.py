@@ -86,6 +86,15 @@ def test_run_overrides_come_first_and_yours_win(tmp_path):
         ckpt,
         "head=soft",
     ]
+    assert with_run_overrides(["--cfg", "job", ckpt]) == [
+        "--cfg",
+        "job",
+        "head=sigmoid",
+        "model=cnn",
+        "data.data_dir=/d",
+        "seed=3",
+        ckpt,
+    ]
     assert with_run_overrides([ckpt, "use_run_config=false"]) == [ckpt, "use_run_config=false"]
     assert with_run_overrides([f"{ckpt},other.ckpt"]) == [f"{ckpt},other.ckpt"]
     outside = tmp_path / "loose.ckpt"

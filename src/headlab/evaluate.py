@@ -60,8 +60,9 @@ def with_run_overrides(args: Sequence[str]) -> list[str]:
     if run is None:
         return args
     taken = [o for o in run_overrides(run) if override_key(o) not in given]
-    flags = [a for a in args if a.startswith("-")]  # -m, --cfg job, ... stay in front
-    return flags + taken + [a for a in args if not a.startswith("-")]
+    # before the first override: flags and their values (-m, --cfg job) keep their places
+    first = next(i for i, a in enumerate(args) if "=" in a and not a.startswith("-"))
+    return args[:first] + taken + args[first:]
 
 
 def checkpoint_path(cfg: DictConfig) -> Path:
