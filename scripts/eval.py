@@ -1,7 +1,7 @@
 """Evaluate a checkpoint on the test set.
 
 `python scripts/eval.py ckpt_path=<run>/checkpoints/x.ckpt`; the run's own data/model/head
-overrides are applied first (see headlab.evaluate).
+overrides are applied first (see headlab.run_config).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ def main(cfg: DictConfig) -> float | None:
 
 
 if __name__ == "__main__":
-    from headlab.evaluate import with_run_overrides
+    from headlab.run_config import with_run_overrides
 
     sys.argv[1:] = with_run_overrides(sys.argv[1:])
     main()

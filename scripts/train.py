@@ -24,7 +24,7 @@ def main(cfg: DictConfig) -> float | None:
 
 
 if __name__ == "__main__":
-    from headlab.evaluate import with_run_overrides
+    from headlab.run_config import with_run_overrides
 
     # resuming <run>/checkpoints/last.ckpt: that run's data/model/head first, yours after
     sys.argv[1:] = with_run_overrides(sys.argv[1:])
