@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import hydra
@@ -13,12 +14,18 @@ os.environ.setdefault("HEADLAB_ROOT", str(Path(__file__).resolve().parents[1]))
 
 @hydra.main(version_base="1.3", config_path="../configs", config_name="train.yaml")
 def main(cfg: DictConfig) -> float | None:
-    from headlab.train import train  # after Hydra parsed args: `--help` stays instant
+    from headlab.extras import apply_extras  # after Hydra parsed args: `--help` stays instant
+    from headlab.train import train
 
+    apply_extras(cfg)
     metrics = train(cfg)
     value = metrics.get(cfg.get("optimized_metric"))  # what a sweeper optimises
     return float(value) if isinstance(value, (int, float)) else None
 
 
 if __name__ == "__main__":
+    from headlab.run_config import with_run_overrides
+
+    # resuming <run>/checkpoints/last.ckpt: that run's data/model/head first, yours after
+    sys.argv[1:] = with_run_overrides(sys.argv[1:])
     main()

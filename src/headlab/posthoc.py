@@ -67,6 +67,7 @@ def temperature_scaled_test(
 ) -> dict[str, float]:
     """Fit T on validation, report test ECE/NLL at T, save test probabilities and targets."""
     head: Head = model.head
+    datamodule.setup("fit")  # an evaluation-only run (train=false) has not loaded validation
     val_logits, val_target = collect_logits(model, datamodule, datamodule.val_dataloader())
     test_logits, test_target = collect_logits(model, datamodule, datamodule.test_dataloader())
     probs = head.probs(test_logits)

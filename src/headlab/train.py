@@ -12,6 +12,7 @@ from hydra.utils import instantiate
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 
+from headlab.distributed import check_launch
 from headlab.instantiate import instantiate_each
 from headlab.posthoc import temperature_scaled_test
 from headlab.run_files import plain_number, write_metrics
@@ -20,6 +21,8 @@ log = logging.getLogger(__name__)
 
 # Data lives in memory as tensors: loader workers would only add copies.
 warnings.filterwarnings("ignore", ".*does not have many workers.*")
+# Epoch metrics are torchmetrics values, already synchronised across DDP processes.
+warnings.filterwarnings("ignore", ".*when logging on epoch level in distributed setting.*")
 
 
 def hparams_of(cfg: DictConfig) -> dict[str, Any]:
@@ -42,6 +45,7 @@ def build(cfg: DictConfig) -> tuple[L.LightningDataModule, L.LightningModule, L.
         log.warning("logger=none: the learning-rate monitor has nothing to log to; left out.")
         callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    check_launch(trainer)
     return datamodule, model, trainer
 
 
@@ -62,10 +66,14 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     metrics: dict[str, Any] = {"status": "running"}
     if cfg.get("train", True):
         log.info("Training: %s", output_dir)
-        trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+        # resuming restores epoch, optimizer, schedulers and (callbacks.rng_state) the RNGs
+        trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"), weights_only=True)
         metrics.update(trainer.callback_metrics)
 
-    checkpoint = next((c for c in trainer.callbacks if isinstance(c, ModelCheckpoint)), None)
+    # the best-on-monitor checkpoint, not callbacks.last_checkpoint (monitor=None)
+    checkpoint = next(
+        (c for c in trainer.callbacks if isinstance(c, ModelCheckpoint) and c.monitor), None
+    )
     best = checkpoint.best_model_path if checkpoint else ""
     if cfg.get("test", True):
         # after training: the best validated weights (or the current ones); else the given ckpt
@@ -89,5 +97,5 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         for logger in trainer.loggers:
             logger.log_hyperparams(hparams_of(cfg), metrics=scalars)
             logger.save()
-    log.info("Metrics: %s", {k: v for k, v in metrics.items() if "/" in k})
+        log.info("Metrics: %s", {k: v for k, v in metrics.items() if "/" in k})
     return metrics

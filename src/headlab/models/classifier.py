@@ -9,6 +9,7 @@ import lightning as L
 import torch
 from torch import nn
 
+from headlab.checkpoints import IDENTITY_KEY, check_identity, identity
 from headlab.heads import Head, SoftmaxCE
 from headlab.metrics.stage import EpochSnapshot, StageMetrics
 
@@ -116,6 +117,17 @@ class Classifier(L.LightningModule):
 
     def on_test_epoch_end(self) -> None:
         self._log_epoch("test")
+
+    def _identity(self) -> dict[str, str]:
+        return identity(self.head, getattr(self._trainer, "datamodule", None))
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint[IDENTITY_KEY] = self._identity()
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # before the weights are loaded: a swapped head fits the same tensor shapes
+        source = getattr(self._trainer, "ckpt_path", None) or "the checkpoint"
+        check_identity(checkpoint.get(IDENTITY_KEY), self._identity(), str(source))
 
     def configure_optimizers(self):
         optimizer = self.optimizer_factory(self.parameters())

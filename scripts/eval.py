@@ -1,0 +1,34 @@
+"""Evaluate a checkpoint on the test set.
+
+`python scripts/eval.py ckpt_path=<run>/checkpoints/x.ckpt`; the run's own data/model/head
+overrides are applied first (see headlab.run_config).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig
+
+os.environ.setdefault("HEADLAB_ROOT", str(Path(__file__).resolve().parents[1]))
+
+
+@hydra.main(version_base="1.3", config_path="../configs", config_name="eval.yaml")
+def main(cfg: DictConfig) -> float | None:
+    from headlab.evaluate import evaluate
+    from headlab.extras import apply_extras
+
+    apply_extras(cfg)
+    metrics = evaluate(cfg)
+    value = metrics.get(cfg.get("optimized_metric"))
+    return float(value) if isinstance(value, (int, float)) else None
+
+
+if __name__ == "__main__":
+    from headlab.run_config import with_run_overrides
+
+    sys.argv[1:] = with_run_overrides(sys.argv[1:])
+    main()

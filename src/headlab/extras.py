@@ -1,0 +1,62 @@
+"""Conveniences at the start of a run: the composed config as a tree, a warning when untagged."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+from lightning.pytorch.utilities import rank_zero_only
+from omegaconf import DictConfig, OmegaConf
+
+log = logging.getLogger(__name__)
+
+#: groups first, in the order one reads a run; everything else after them
+TREE_ORDER = ("data", "model", "head", "trainer", "callbacks", "logger", "paths")
+
+
+def config_tree(cfg: DictConfig, order: Sequence[str] = TREE_ORDER):
+    """A rich Tree with one branch per top-level key, each holding its YAML."""
+    import rich.syntax
+    import rich.tree
+
+    tree = rich.tree.Tree("CONFIG", style="dim", guide_style="dim")
+    keys = [k for k in order if k in cfg] + [k for k in cfg if k not in order]
+    for key in keys:
+        branch = tree.add(str(key), style="bold", guide_style="dim")
+        value = cfg[key]
+        text = OmegaConf.to_yaml(value, resolve=True) if isinstance(value, DictConfig) else value
+        branch.add(rich.syntax.Syntax(str(text), "yaml", theme="ansi_dark", word_wrap=True))
+    return tree
+
+
+@rank_zero_only
+def print_config_tree(cfg: DictConfig, save_to: str | Path | None = None) -> None:
+    """Print the tree; also write it (without colours) to ``save_to`` when given."""
+    import rich
+    from rich.console import Console
+
+    tree = config_tree(cfg)
+    rich.print(tree)
+    if save_to is not None:
+        Path(save_to).parent.mkdir(parents=True, exist_ok=True)
+        with open(save_to, "w") as handle:
+            Console(file=handle, color_system=None, width=100).print(tree)
+
+
+@rank_zero_only
+def warn_if_untagged(cfg: DictConfig) -> None:
+    if not cfg.get("tags"):
+        log.warning("No tags set: add some, e.g. `tags=[head_study]`, to find this run later.")
+
+
+def apply_extras(cfg: DictConfig) -> None:
+    """What ``cfg.extras`` switches on; nothing when the key is absent or null."""
+    extras = cfg.get("extras")
+    if not extras:
+        return
+    if extras.get("warn_no_tags"):
+        warn_if_untagged(cfg)
+    if extras.get("print_config"):
+        output_dir = cfg.get("paths", {}).get("output_dir")
+        print_config_tree(cfg, Path(output_dir) / "config_tree.log" if output_dir else None)

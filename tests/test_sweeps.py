@@ -1,0 +1,175 @@
+"""Hydra multiruns: one folder per job, a summary.csv row per job, Optuna and joblib."""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig, OmegaConf
+
+from headlab.sweep_summary import summary_rows, write_summary
+from tests.conftest import CONFIGS
+from tests.test_train import run_cli
+
+TINY = ("data.val_size=100", "data.batch_size=50", "callbacks.rich_progress_bar=null")
+
+
+def sweep_dir(cwd: Path) -> Path:
+    (found,) = (cwd / "logs" / "train" / "multiruns").iterdir()
+    return found
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_2x2_multirun_writes_4_job_dirs_and_summary(tiny_mnist, tmp_path):
+    result = run_cli(
+        "-m",
+        f"data.data_dir={tiny_mnist}",
+        *TINY,
+        "trainer.max_epochs=1",
+        "logger=none",
+        "head=softmax,sigmoid",
+        "model.optimizer.lr=1e-3,3e-3",
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    sweep = sweep_dir(tmp_path)
+    jobs = sorted(p for p in sweep.iterdir() if p.is_dir())
+    assert [p.name for p in jobs] == ["0", "1", "2", "3"]
+    rows = read_csv(sweep / "summary.csv")
+    assert len(rows) == 4
+    assert {(r["head"], float(r["model.optimizer.lr"])) for r in rows} == {
+        (h, lr) for h in ("softmax", "sigmoid") for lr in (1e-3, 3e-3)
+    }
+    for row, job in zip(rows, jobs, strict=True):
+        metrics = json.loads((job / "metrics.json").read_text())
+        assert row["job"] == job.name
+        assert row["status"] == "completed"
+        assert float(row["test/acc"]) == metrics["test/acc"]
+        assert f"head={row['head']}" in row["overrides"]
+        assert "data.data_dir" not in row  # the same for every job: only in `overrides`
+
+
+def test_summary_keeps_a_row_for_a_job_without_metrics(tmp_path):
+    for num, head in enumerate(["softmax", "sigmoid"]):
+        (tmp_path / str(num) / ".hydra").mkdir(parents=True)
+        OmegaConf.save(
+            OmegaConf.create([f"head={head}"]), tmp_path / str(num) / ".hydra" / "overrides.yaml"
+        )
+    (tmp_path / "0" / "metrics.json").write_text(
+        json.dumps({"status": "completed", "val/acc": 0.5})
+    )
+    (tmp_path / "1" / "metrics.json").write_text("{ half written")
+    rows = read_csv(write_summary(tmp_path))
+    assert [(r["job"], r["status"], r["head"], r["val/acc"]) for r in rows] == [
+        ("0", "completed", "softmax", "0.5"),
+        ("1", "missing", "sigmoid", ""),
+    ]
+    assert summary_rows(tmp_path / "0") == []  # a folder without jobs: no rows, no error
+
+
+def test_optuna_sweep_of_3_trials_writes_optimization_results(tiny_mnist, tmp_path):
+    result = run_cli(
+        "hparams_search=optuna",
+        "hydra.sweeper.n_trials=3",
+        f"data.data_dir={tiny_mnist}",
+        *TINY,
+        "trainer.max_epochs=1",
+        "logger=none",
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    sweep = sweep_dir(tmp_path)
+    results = OmegaConf.load(sweep / "optimization_results.yaml")
+    assert set(results.best_params) == {
+        "model.optimizer.lr",
+        "model.optimizer.weight_decay",
+        "model.backbone.hidden",
+        "head",
+    }
+    rows = read_csv(sweep / "summary.csv")
+    assert len(rows) == 3
+    assert results.best_value == max(float(r["val/acc"]) for r in rows)  # what train.py returned
+    for row in rows:  # the quoted width came back to the model as a list of ints
+        job_cfg = OmegaConf.load(sweep / row["job"] / ".hydra" / "config.yaml")
+        assert list(job_cfg.model.backbone.hidden) == json.loads(row["model.backbone.hidden"])
+        assert job_cfg.head._target_.startswith("headlab.heads.")
+
+
+def compose_with_hydra(*overrides: str) -> DictConfig:
+    """The composed config including its ``hydra`` node (sweeper, launcher)."""
+    with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
+        return compose("train.yaml", overrides=list(overrides), return_hydra_config=True)
+
+
+def test_optuna_search_space_and_direction_are_configurable():
+    cfg = compose_with_hydra("hparams_search=optuna")
+    assert cfg.hydra.sweeper.direction == "maximize"
+    assert cfg.optimized_metric == "val/acc"
+    assert set(cfg.hydra.sweeper.params) == {
+        "model.optimizer.lr",
+        "model.optimizer.weight_decay",
+        "model.backbone.hidden",
+        "head",
+    }
+    cfg = compose_with_hydra(
+        "hparams_search=optuna", "optimized_metric=val/ece", "hydra.sweeper.direction=minimize"
+    )
+    assert (cfg.optimized_metric, cfg.hydra.sweeper.direction) == ("val/ece", "minimize")
+
+
+def test_joblib_launcher_runs_jobs_in_parallel_processes(tiny_mnist, tmp_path):
+    result = run_cli(
+        "-m",
+        "hydra/launcher=joblib",
+        "hydra.launcher.n_jobs=2",
+        f"data.data_dir={tiny_mnist}",
+        *TINY,
+        "trainer.max_epochs=1",
+        "logger=none",
+        "head=softmax,sigmoid",
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "Joblib.Parallel" in result.stderr + result.stdout
+    rows = read_csv(sweep_dir(tmp_path) / "summary.csv")
+    assert [(r["head"], r["status"]) for r in rows] == [
+        ("softmax", "completed"),
+        ("sigmoid", "completed"),
+    ]
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("hydra_plugins.hydra_submitit_launcher") is None,
+    reason="hydra-submitit-launcher not installed (pip install -e '.[slurm]')",
+)
+def test_slurm_launcher_config_composes():
+    cfg = compose_with_hydra("hydra/launcher=slurm", "trainer.devices=2")
+    assert cfg.hydra.launcher._target_.endswith("SlurmLauncher")
+    assert cfg.hydra.launcher.tasks_per_node == 2  # one task per device for Lightning's DDP
+
+
+def test_a_failing_job_still_leaves_a_summary_of_every_job(tiny_mnist, tmp_path):
+    result = run_cli(
+        "-m",
+        f"data.data_dir={tiny_mnist}",
+        *TINY,
+        "trainer.max_epochs=1",
+        "logger=none",
+        "data.val_size=0,100",  # job 0 fails in setup: a val split of 0 images
+        cwd=tmp_path,
+    )
+    assert result.returncode != 0  # Hydra re-raises the job's error after all jobs ran
+    rows = read_csv(sweep_dir(tmp_path) / "summary.csv")
+    assert [(r["job"], r["status"], r["data.val_size"]) for r in rows] == [
+        ("0", "missing", "0"),
+        ("1", "completed", "100"),
+    ]
+    assert rows[0]["test/acc"] == "" and float(rows[1]["test/acc"]) > 0.5
