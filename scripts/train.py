@@ -3,22 +3,33 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig
+
+from headlab import run_dirs  # registers ${unique_dir:} before Hydra composes
 
 os.environ.setdefault("HEADLAB_ROOT", str(Path(__file__).resolve().parents[1]))
 
 
 @hydra.main(version_base="1.3", config_path="../configs", config_name="train.yaml")
 def main(cfg: DictConfig) -> float | None:
-    from headlab.train import train  # after Hydra parsed args: `--help` stays instant
+    run_dirs.register()  # a no-op here; makes parallel launchers' workers import it too
+    # after Hydra parsed args: `--help` stays instant
+    from headlab.outcome import run_task
+    from headlab.train import train
 
-    metrics = train(cfg)
+    metrics = run_task(train, cfg)  # None: this sweep job failed, the sweep goes on
+    if metrics is None:
+        return float("nan")
     value = metrics.get(cfg.get("optimized_metric"))  # what a sweeper optimises
     return float(value) if isinstance(value, (int, float)) else None
 
 
 if __name__ == "__main__":
     main()
+    from headlab.outcome import FailedJobs
+
+    sys.exit(1 if FailedJobs.failed else 0)

@@ -13,7 +13,9 @@ from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 
 from headlab.instantiate import instantiate_each
+from headlab.outcome import record_outcome
 from headlab.run_files import plain_number, write_metrics
+from headlab.validation import validate
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +32,7 @@ def hparams_of(cfg: DictConfig) -> dict[str, Any]:
 
 def build(cfg: DictConfig) -> tuple[L.LightningDataModule, L.LightningModule, L.Trainer]:
     """Instantiate data, model and trainer; check that the head fits the data first."""
+    validate(cfg)  # nonsense numbers, a missing checkpoint: fail before anything is built
     datamodule = instantiate(cfg.data)
     model = instantiate(cfg.model)
     model.head.check_fits(datamodule.target_kind, f"data={datamodule.name}")
@@ -48,6 +51,7 @@ def route_lightning_logs_to_root() -> None:
         logging.getLogger("lightning").handlers.clear()
 
 
+@record_outcome  # metrics.json says "failed"/"interrupted" when this does not complete
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Fit and/or test as the config says; returns the metrics also written to metrics.json."""
     route_lightning_logs_to_root()

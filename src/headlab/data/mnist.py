@@ -8,6 +8,7 @@ import lightning as L
 import torch
 
 from headlab.data.batches import Batch, InMemoryImages, Normalize, batch_loader
+from headlab.data.integrity import check_mnist_files
 
 MNIST_FILES = (
     "train-images-idx3-ubyte",
@@ -42,14 +43,26 @@ def missing_files_message(data_dir: str | Path, reason: str) -> str:
 def load_mnist(
     data_dir: str | Path, train: bool, download: bool = True
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Images (N, 1, 28, 28) uint8 and labels (N,) int64, read by torchvision."""
+    """Images (N, 1, 28, 28) uint8 and labels (N,) int64, read by torchvision.
+
+    The files are checked whole (see ``integrity``) before torchvision parses them.
+    """
     from torchvision.datasets import MNIST  # heavy import, only needed when data is read
 
-    try:
-        dataset = MNIST(str(data_dir), train=train, download=download)
-    except Exception as err:  # torchvision raises RuntimeError/URLError/OSError variously
-        reason = f"{type(err).__name__}: {err}"
-        raise MNISTFilesMissing(missing_files_message(data_dir, reason)) from err
+    prefix = "train" if train else "t10k"
+    names = (f"{prefix}-images-idx3-ubyte", f"{prefix}-labels-idx1-ubyte")
+    raw = mnist_raw_dir(data_dir)
+    if download and not all((raw / name).is_file() for name in names):
+        try:  # torchvision downloads (and checks the archives' MD5) only what is missing
+            MNIST(str(data_dir), train=train, download=True)
+        except Exception as err:  # torchvision raises RuntimeError/URLError/OSError variously
+            reason = f"{type(err).__name__}: {err}"
+            raise MNISTFilesMissing(missing_files_message(data_dir, reason)) from err
+    if not all((raw / name).is_file() for name in names):
+        reason = "download=false" if not download else "the download left no files"
+        raise MNISTFilesMissing(missing_files_message(data_dir, reason))
+    check_mnist_files(raw, names)
+    dataset = MNIST(str(data_dir), train=train, download=False)
     return dataset.data.unsqueeze(1), dataset.targets
 
 
