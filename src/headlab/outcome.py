@@ -10,10 +10,11 @@ Exit codes: 0 completed, 1 failed, 130 SIGINT, 143 SIGTERM (the shell's 128 + si
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -105,25 +106,25 @@ def is_rank_zero() -> bool:
     return getattr(rank_zero_only, "rank", 0) == 0
 
 
-class sigterm_raises:  # noqa: N801 (used as a context manager, like contextlib's)
+@contextlib.contextmanager
+def sigterm_raises() -> Iterator[None]:
     """While active, SIGTERM raises ``Terminated`` unless another handler was put on top."""
 
-    def __enter__(self) -> None:
-        self.previous = None
-        try:
-            self.previous = signal.signal(signal.SIGTERM, self._handle)
-        except ValueError:  # not the main thread: leave signals alone
-            self.previous = None
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        # Lightning calls the previous handler too, after flagging a graceful stop: then it
-        # is not ours to raise mid-step.
-        if signal.getsignal(signal.SIGTERM) == self._handle:
+    def handle(signum: int, frame: Any) -> None:
+        # Lightning calls the previous handler too, after flagging a graceful stop at the
+        # next batch boundary: then it is not ours to raise mid-step.
+        if signal.getsignal(signal.SIGTERM) is handle:
             raise Terminated(EXIT_SIGTERM)
 
-    def __exit__(self, *exc: object) -> None:
-        if self.previous is not None:
-            signal.signal(signal.SIGTERM, self.previous)
+    try:
+        previous = signal.signal(signal.SIGTERM, handle)
+    except ValueError:  # not the main thread: signals are not ours to change
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def in_multirun() -> bool:
