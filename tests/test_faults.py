@@ -13,11 +13,12 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
 
-from headlab.faults import AtomicCheckpointIO, NonFiniteLoss
+from headlab.faults import AtomicCheckpointIO, NonFiniteLoss, StopOnNonFiniteLoss
 from headlab.train import train
 from tests.conftest import ROOT
 
@@ -113,6 +114,24 @@ def test_nan_loss_in_process_raises_naming_the_step(tiny_cfg, tmp_path):
         train(cfg)
     assert json.loads((tmp_path / "metrics.json").read_text())["status"] == "failed"
     assert not (tmp_path / "checkpoints" / "last.ckpt").exists()
+
+
+@pytest.mark.parametrize("late_at", ["next_step", "epoch_end"])
+def test_deferred_nan_check_as_on_a_gpu_still_names_the_bad_step(late_at):
+    trainer = SimpleNamespace(global_step=0, current_epoch=2, checkpoint_callback=None)
+    check = StopOnNonFiniteLoss(every_step=False)  # what an accelerator gets: no sync per step
+
+    def step(loss: float, batch_idx: int) -> None:
+        trainer.global_step += 1
+        check.on_train_batch_end(trainer, None, {"loss": torch.tensor(loss)}, None, batch_idx)
+
+    step(0.5, 0)
+    step(float("nan"), 1)  # optimizer step 1 went bad; noticed one step later at most
+    with pytest.raises(NonFiniteLoss, match=r"at step 1 \(epoch 2, batch 1\)"):
+        if late_at == "next_step":
+            step(0.4, 2)
+        else:
+            check.on_train_epoch_end(trainer, None)
 
 
 @pytest.mark.slow

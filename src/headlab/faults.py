@@ -47,7 +47,9 @@ class StopOnNonFiniteLoss(L.Callback):
     before validation and checkpointing): the error still names the step that went bad.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, every_step: bool | None = None) -> None:
+        """``every_step``: read the flag at once (default: on CPU only)."""
+        self.every_step = every_step
         self._pending: tuple[torch.Tensor, int, int, int] | None = None
 
     def _raise_if_bad(self, trainer: L.Trainer) -> None:
@@ -88,7 +90,7 @@ class StopOnNonFiniteLoss(L.Callback):
             trainer.current_epoch,
             batch_idx,
         )
-        if loss.device.type == "cpu":
+        if self.every_step or (self.every_step is None and loss.device.type == "cpu"):
             self._raise_if_bad(trainer)
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
