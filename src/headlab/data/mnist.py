@@ -9,6 +9,7 @@ import torch
 
 from headlab.data.batches import Batch, InMemoryImages, Normalize, batch_loader
 from headlab.data.integrity import check_mnist_files
+from headlab.errors import ConfigValueError
 
 MNIST_FILES = (
     "train-images-idx3-ubyte",
@@ -69,7 +70,7 @@ def load_mnist(
 def split_indices(n: int, val_size: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     """A train/val split that depends on ``seed`` only, never on the global RNG."""
     if not 0 < val_size < n:
-        raise ValueError(
+        raise ConfigValueError(
             f"data.val_size must lie in 1..{n - 1} for {n} training images, got {val_size}"
         )
     order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
@@ -95,7 +96,7 @@ class MNISTDataModule(L.LightningDataModule):
     ) -> None:
         super().__init__()
         if batch_size <= 0 or eval_batch_size <= 0:
-            raise ValueError(
+            raise ConfigValueError(
                 "data.batch_size and data.eval_batch_size must be > 0, "
                 f"got {batch_size} and {eval_batch_size}"
             )
