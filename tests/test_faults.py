@@ -192,6 +192,7 @@ def test_multirun_records_the_failed_job_and_runs_the_others(tiny_mnist, tmp_pat
     result = run(tiny_mnist, tmp_path, "-m", "model.optimizer.lr=-1,1e-3", "trainer.max_epochs=1")
     assert result.returncode == 1  # the sweep ends, then says that a job failed
     (sweep,) = (tmp_path / "logs" / "train" / "multiruns").iterdir()
+    assert not (tmp_path / "logs" / "train" / "runs").exists()  # no stray run folder
     failed = json.loads((sweep / "0" / "metrics.json").read_text())
     done = json.loads((sweep / "1" / "metrics.json").read_text())
     assert failed["status"] == "failed" and "model.optimizer.lr must be > 0" in failed["error"]
