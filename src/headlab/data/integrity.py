@@ -9,6 +9,7 @@ match their published MD5, and labels must be digits.
 from __future__ import annotations
 
 import hashlib
+import math
 import struct
 from functools import cache
 from pathlib import Path
@@ -55,10 +56,7 @@ def idx_shape(path: Path) -> tuple[int, ...]:
     if len(dims_bytes) < 4 * ndim:
         raise _fail(path, f"its header is cut short ({size} bytes)")
     dims = struct.unpack(f">{ndim}i", dims_bytes)
-    count = 1
-    for dim in dims:
-        count *= dim
-    expected = 4 + 4 * ndim + count
+    expected = 4 + 4 * ndim + math.prod(dims)
     if size != expected:
         raise _fail(
             path,
