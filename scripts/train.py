@@ -9,16 +9,23 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
+from headlab import run_dirs  # registers ${unique_dir:} before Hydra composes
+
 os.environ.setdefault("HEADLAB_ROOT", str(Path(__file__).resolve().parents[1]))
 
 
 @hydra.main(version_base="1.3", config_path="../configs", config_name="train.yaml")
 def main(cfg: DictConfig) -> float | None:
-    from headlab.extras import apply_extras  # after Hydra parsed args: `--help` stays instant
+    run_dirs.register()  # a no-op here; makes parallel launchers' workers import it too
+    # after Hydra parsed args: `--help` stays instant
+    from headlab.extras import apply_extras
+    from headlab.outcome import run_task
     from headlab.train import train
 
     apply_extras(cfg)
-    metrics = train(cfg)
+    metrics = run_task(train, cfg)  # None: this sweep job failed, the sweep goes on
+    if metrics is None:
+        return float("nan")
     value = metrics.get(cfg.get("optimized_metric"))  # what a sweeper optimises
     return float(value) if isinstance(value, (int, float)) else None
 
@@ -29,3 +36,6 @@ if __name__ == "__main__":
     # resuming <run>/checkpoints/last.ckpt: that run's data/model/head first, yours after
     sys.argv[1:] = with_run_overrides(sys.argv[1:])
     main()
+    from headlab.outcome import FailedJobs
+
+    sys.exit(1 if FailedJobs.failed else 0)

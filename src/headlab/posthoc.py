@@ -56,7 +56,7 @@ def fit_temperature(head: Head, logits: torch.Tensor, target: torch.Tensor) -> f
 
 
 def calibration_metrics_of(probs: torch.Tensor, target: torch.Tensor) -> dict[str, float]:
-    metrics = CalibrationMetrics(probs.shape[1])
+    metrics = CalibrationMetrics(probs.shape[1], sync=False)  # rank 0 alone
     metrics.update(probs, target)
     scalars, _ = metrics.compute()
     return {k: float(v) for k, v in scalars.items()}
@@ -67,7 +67,9 @@ def temperature_scaled_test(
 ) -> dict[str, float]:
     """Fit T on validation, report test ECE/NLL at T, save test probabilities and targets."""
     head: Head = model.head
-    datamodule.setup("fit")  # an evaluation-only run (train=false) has not loaded validation
+    # an evaluation-only run has not loaded validation, a spawned-DDP parent has loaded nothing
+    datamodule.setup("fit")
+    datamodule.setup("test")
     val_logits, val_target = collect_logits(model, datamodule, datamodule.val_dataloader())
     test_logits, test_target = collect_logits(model, datamodule, datamodule.test_dataloader())
     probs = head.probs(test_logits)

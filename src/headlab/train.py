@@ -14,8 +14,10 @@ from omegaconf import DictConfig, OmegaConf
 
 from headlab.distributed import check_launch
 from headlab.instantiate import instantiate_each
+from headlab.outcome import record_outcome
 from headlab.posthoc import temperature_scaled_test
 from headlab.run_files import plain_number, write_metrics
+from headlab.validation import validate
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +36,7 @@ def hparams_of(cfg: DictConfig) -> dict[str, Any]:
 
 def build(cfg: DictConfig) -> tuple[L.LightningDataModule, L.LightningModule, L.Trainer]:
     """Instantiate data, model and trainer; check that the head fits the data first."""
+    validate(cfg)  # nonsense numbers, a missing checkpoint: fail before anything is built
     datamodule = instantiate(cfg.data)
     model = instantiate(cfg.model)
     kind = datamodule.target_kind
@@ -55,6 +58,7 @@ def route_lightning_logs_to_root() -> None:
         logging.getLogger("lightning").handlers.clear()
 
 
+@record_outcome  # metrics.json says "failed"/"interrupted" when this does not complete
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Fit and/or test as the config says; returns the metrics also written to metrics.json."""
     route_lightning_logs_to_root()

@@ -8,6 +8,8 @@ import lightning as L
 import torch
 
 from headlab.data.batches import Batch, InMemoryImages, Normalize, batch_loader
+from headlab.data.integrity import check_mnist_files
+from headlab.errors import ConfigValueError
 
 MNIST_FILES = (
     "train-images-idx3-ubyte",
@@ -42,21 +44,33 @@ def missing_files_message(data_dir: str | Path, reason: str) -> str:
 def load_mnist(
     data_dir: str | Path, train: bool, download: bool = True
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Images (N, 1, 28, 28) uint8 and labels (N,) int64, read by torchvision."""
+    """Images (N, 1, 28, 28) uint8 and labels (N,) int64, read by torchvision.
+
+    The files are checked whole (see ``integrity``) before torchvision parses them.
+    """
     from torchvision.datasets import MNIST  # heavy import, only needed when data is read
 
-    try:
-        dataset = MNIST(str(data_dir), train=train, download=download)
-    except Exception as err:  # torchvision raises RuntimeError/URLError/OSError variously
-        reason = f"{type(err).__name__}: {err}"
-        raise MNISTFilesMissing(missing_files_message(data_dir, reason)) from err
+    prefix = "train" if train else "t10k"
+    names = (f"{prefix}-images-idx3-ubyte", f"{prefix}-labels-idx1-ubyte")
+    raw = mnist_raw_dir(data_dir)
+    if download and not all((raw / name).is_file() for name in names):
+        try:  # torchvision downloads (and checks the archives' MD5) only what is missing
+            MNIST(str(data_dir), train=train, download=True)
+        except Exception as err:  # torchvision raises RuntimeError/URLError/OSError variously
+            reason = f"{type(err).__name__}: {err}"
+            raise MNISTFilesMissing(missing_files_message(data_dir, reason)) from err
+    if not all((raw / name).is_file() for name in names):
+        reason = "download=false" if not download else "the download left no files"
+        raise MNISTFilesMissing(missing_files_message(data_dir, reason))
+    check_mnist_files(raw, names)
+    dataset = MNIST(str(data_dir), train=train, download=False)
     return dataset.data.unsqueeze(1), dataset.targets
 
 
 def split_indices(n: int, val_size: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     """A train/val split that depends on ``seed`` only, never on the global RNG."""
     if not 0 < val_size < n:
-        raise ValueError(
+        raise ConfigValueError(
             f"data.val_size must lie in 1..{n - 1} for {n} training images, got {val_size}"
         )
     order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
@@ -82,7 +96,7 @@ class MNISTDataModule(L.LightningDataModule):
     ) -> None:
         super().__init__()
         if batch_size <= 0 or eval_batch_size <= 0:
-            raise ValueError(
+            raise ConfigValueError(
                 "data.batch_size and data.eval_batch_size must be > 0, "
                 f"got {batch_size} and {eval_batch_size}"
             )

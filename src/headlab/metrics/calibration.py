@@ -106,12 +106,14 @@ class CalibrationMetrics(torch.nn.Module):
     (top-label confidence = the largest sigmoid), which need not sum to one.
     """
 
-    def __init__(self, num_classes: int, n_bins: int = N_BINS) -> None:
+    def __init__(self, num_classes: int, n_bins: int = N_BINS, sync: bool = True) -> None:
         super().__init__()
-        self.top_label = ReliabilityBins(1, n_bins)
-        self.classwise = ReliabilityBins(num_classes, n_bins)
-        self.brier = MeanMetric()
-        self.nll = MeanMetric()
+        # sync=False for one process scoring alone (post-hoc on rank 0): no collective to wait on
+        kwargs = {"sync_on_compute": sync}
+        self.top_label = ReliabilityBins(1, n_bins, **kwargs)
+        self.classwise = ReliabilityBins(num_classes, n_bins, **kwargs)
+        self.brier = MeanMetric(**kwargs)
+        self.nll = MeanMetric(**kwargs)
 
     def update(self, probs: torch.Tensor, target: torch.Tensor) -> None:
         probs = probs.detach()

@@ -1,0 +1,196 @@
+"""Every run ends with a ``metrics.json`` whose ``status`` says how it ended.
+
+``status`` is ``completed`` (written by ``train``), ``failed`` (any error; ``error`` holds
+the message) or ``interrupted`` (Ctrl-C / SIGTERM; ``signal`` says which). Sweep
+summaries and scripts read only this file, so a crashed job is never mistaken for a
+missing or still-running one.
+
+Exit codes: 0 completed, 1 failed, 130 SIGINT, 143 SIGTERM (the shell's 128 + signal).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+import signal
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf
+
+from headlab.errors import RunError
+from headlab.run_files import write_metrics
+
+log = logging.getLogger(__name__)
+
+EXIT_FAILED, EXIT_SIGINT, EXIT_SIGTERM = 1, 128 + signal.SIGINT, 128 + signal.SIGTERM
+
+
+class Terminated(SystemExit):
+    """SIGTERM outside Lightning's loops (which handle it themselves, at a batch boundary)."""
+
+
+def interruption_signal(exception: BaseException) -> str | None:
+    """``"SIGINT"``/``"SIGTERM"`` when ``exception`` is how an interruption surfaced."""
+    from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+    if isinstance(exception, (Terminated, SIGTERMException)):
+        return "SIGTERM"
+    if isinstance(exception, KeyboardInterrupt):
+        return "SIGINT"
+    # Lightning turns Ctrl-C inside fit/test into sys.exit(1), raised while handling it
+    if isinstance(exception, SystemExit) and isinstance(exception.__context__, KeyboardInterrupt):
+        return "SIGINT"
+    return None
+
+
+def user_errors() -> tuple[type[BaseException], ...]:
+    """Errors whose message is the whole story: shown without a traceback."""
+    from hydra.errors import ConfigCompositionException
+
+    from headlab.data.mnist import MNISTFilesMissing
+    from headlab.heads import HeadDataMismatch
+
+    return (RunError, MNISTFilesMissing, HeadDataMismatch, ConfigCompositionException)
+
+
+def checkpoint_dir(cfg: DictConfig) -> Path | None:
+    found = OmegaConf.select(cfg, "callbacks.model_checkpoint.dirpath", default=None)
+    return Path(found) if found else None
+
+
+def outcome_of(cfg: DictConfig, exception: BaseException) -> dict[str, Any]:
+    """What ``metrics.json`` records for a run that did not complete."""
+    name = interruption_signal(exception)
+    outcome: dict[str, Any] = (
+        {"status": "interrupted", "signal": name}
+        if name
+        else {"status": "failed", "error": f"{type(exception).__name__}: {exception}"}
+    )
+    if getattr(exception, "step", None) is not None:
+        outcome["failed_step"] = exception.step
+    folder = checkpoint_dir(cfg)
+    last = folder / "last.ckpt" if folder else None
+    outcome["last_ckpt_path"] = str(last) if last and last.is_file() else ""
+    return outcome
+
+
+def record_outcome(train: Callable[[DictConfig], dict[str, Any]]):
+    """Decorate ``train``: on any exception write ``metrics.json`` with the status, re-raise.
+
+    SIGTERM outside Lightning's loops (while building, between fit and test) would kill the
+    process with no file; here it raises ``Terminated`` instead. Inside the loops Lightning's
+    own handler is installed on top and stops at the next batch boundary.
+    """
+
+    @functools.wraps(train)
+    def wrapper(cfg: DictConfig) -> dict[str, Any]:
+        with sigterm_raises():
+            try:
+                return train(cfg)
+            except BaseException as exception:
+                if is_rank_zero():
+                    outcome = outcome_of(cfg, exception)
+                    write_metrics(Path(cfg.paths.output_dir) / "metrics.json", outcome)
+                raise
+
+    return wrapper
+
+
+def is_rank_zero() -> bool:
+    from lightning.fabric.utilities.rank_zero import rank_zero_only
+
+    return getattr(rank_zero_only, "rank", 0) == 0
+
+
+@contextlib.contextmanager
+def sigterm_raises() -> Iterator[None]:
+    """While active, SIGTERM raises ``Terminated`` unless another handler was put on top."""
+
+    def handle(signum: int, frame: Any) -> None:
+        # Lightning calls the previous handler too, after flagging a graceful stop at the
+        # next batch boundary: then it is not ours to raise mid-step.
+        if signal.getsignal(signal.SIGTERM) is handle:
+            raise Terminated(EXIT_SIGTERM)
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handle)
+    except ValueError:  # not the main thread: signals are not ours to change
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def in_multirun() -> bool:
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
+def run_task(train: Callable[[DictConfig], dict[str, Any]], cfg: DictConfig) -> dict | None:
+    """The task of ``scripts/train.py``: clear messages, exit codes, sweeps that go on.
+
+    * a user error (bad value, damaged file, NaN loss) is logged as one message, no traceback;
+    * an interruption exits with 130 (SIGINT) or 143 (SIGTERM);
+    * in a multirun a failed job returns ``None`` so the next jobs still run (its
+      ``metrics.json`` says ``failed``), and ``FailedJobs`` makes the sweep exit 1 at the end.
+    """
+    try:
+        return train(cfg)
+    except (KeyboardInterrupt, SystemExit) as exception:
+        name = interruption_signal(exception)
+        if name is None:
+            raise
+        log.error(
+            "Interrupted by %s: %s holds last.ckpt and metrics.json.", name, cfg.paths.output_dir
+        )
+        raise SystemExit(EXIT_SIGTERM if name == "SIGTERM" else EXIT_SIGINT) from None
+    except Exception as exception:
+        clean = isinstance(exception, user_errors())
+        if in_multirun():
+            log.error("Job failed, the sweep goes on: %s", exception, exc_info=not clean)
+            return None
+        if not clean:
+            raise
+        log.error("%s", exception)
+        raise SystemExit(EXIT_FAILED) from None
+
+
+def unfinished_jobs(sweep_dir: str | Path) -> dict[str, str]:
+    """Job folder -> status or error, for every job of a sweep that did not complete."""
+    from headlab.run_files import read_metrics
+
+    unfinished = {}
+    for hydra_dir in sorted(Path(sweep_dir).rglob(".hydra")):
+        job = hydra_dir.parent
+        metrics_file = job / "metrics.json"
+        if not metrics_file.is_file():
+            unfinished[str(job)] = "no metrics.json"
+            continue
+        metrics = read_metrics(metrics_file)
+        if metrics.get("status") != "completed":
+            unfinished[str(job)] = metrics.get("error") or metrics.get("status", "unknown")
+    return unfinished
+
+
+class FailedJobs(Callback):
+    """At the end of a sweep, list the jobs that did not complete; the sweep then exits 1.
+
+    Hydra would stop calling ``on_multirun_end`` callbacks (so no summary) if a job raised;
+    ``run_task`` lets failed jobs return instead, and this puts the failure back in the
+    exit code once every callback has run (``scripts/train.py`` reads ``failed``).
+    """
+
+    failed: dict[str, str] = {}
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        FailedJobs.failed = unfinished_jobs(config.hydra.sweep.dir)
+        for job, reason in FailedJobs.failed.items():
+            log.error("Job %s did not complete: %s", job, reason)

@@ -1,0 +1,142 @@
+"""Bad input fails early with a message that names the key or the file (issue 7)."""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+
+import pytest
+import torch
+from hydra.errors import MissingConfigException
+
+from headlab.data.integrity import MNISTFileCorrupt, check_idx_file
+from headlab.data.mnist import MNIST_FILES, MNISTDataModule
+from headlab.errors import CheckpointError, ConfigValueError
+from headlab.run_dirs import unique_dir
+from headlab.train import build, train
+from headlab.validation import check_checkpoint
+from tests.conftest import REAL_MNIST, compose_train, mnist_available
+from tests.idx import write_tiny_mnist
+
+
+@pytest.mark.parametrize(
+    ("group", "option", "known"),
+    [
+        ("head", "tanh", "softmax"),
+        ("data", "cifar", "mnist"),
+        ("model", "vit", "cnn"),
+        ("trainer", "tpu", "gpu"),
+    ],
+)
+def test_unknown_group_option_gets_hydras_message_with_the_choices(group, option, known):
+    with pytest.raises(MissingConfigException) as err:
+        compose_train([f"{group}={option}"])
+    assert f"Could not find '{group}/{option}'" in str(err.value)
+    assert "Available options" in str(err.value) and known in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("override", "key"),
+    [
+        ("data.batch_size=0", "data.batch_size"),
+        ("data.eval_batch_size=-5", "data.eval_batch_size"),
+        ("model.optimizer.lr=0", "model.optimizer.lr"),
+        ("model.optimizer.lr=-1e-3", "model.optimizer.lr"),
+        ("head=soft head.smoothing=1.0", "head.smoothing"),
+        ("head=soft head.smoothing=-0.1", "head.smoothing"),
+        ("+data.max_digits=0", "data.max_digits"),
+        ("+data.max_digits=11", "data.max_digits"),
+        ("data.val_size=0", "data.val_size"),
+    ],
+)
+def test_nonsense_numbers_fail_at_start_naming_the_key(tiny_cfg, tmp_path, override, key):
+    cfg = tiny_cfg(*override.split())
+    with pytest.raises(ConfigValueError, match=key.replace(".", r"\.")):
+        train(cfg)
+    written = json.loads((tmp_path / "metrics.json").read_text())
+    assert written["status"] == "failed" and key in written["error"]
+    assert not (tmp_path / "checkpoints").exists()  # nothing was built, let alone trained
+
+
+def test_val_size_larger_than_the_train_set_fails_before_training(tiny_cfg, tmp_path):
+    with pytest.raises(ValueError, match=r"data\.val_size must lie in 1\.\.599"):
+        train(tiny_cfg("data.val_size=600"))
+    assert json.loads((tmp_path / "metrics.json").read_text())["status"] == "failed"
+    assert not (tmp_path / "checkpoints").exists()
+
+
+def test_missing_checkpoint_is_named(tiny_cfg, tmp_path):
+    missing = tmp_path / "nope" / "last.ckpt"
+    with pytest.raises(CheckpointError, match=f"ckpt_path={missing} does not exist"):
+        build(tiny_cfg(f"ckpt_path={missing}"))
+
+
+@pytest.mark.parametrize("content", ["text", "truncated", "tensor"])
+def test_file_that_is_not_a_checkpoint_is_named(tmp_path, content):
+    path = tmp_path / "model.ckpt"
+    if content == "text":
+        path.write_text("not a checkpoint\n")
+    else:
+        torch.save(
+            {"state_dict": {"w": torch.zeros(100)}} if content == "truncated" else torch.zeros(3),
+            path,
+        )
+        if content == "truncated":
+            path.write_bytes(path.read_bytes()[:200])
+    with pytest.raises(CheckpointError, match=f"ckpt_path={path} is"):
+        check_checkpoint(path)
+
+
+def damaged_copy(tmp_path: Path, name: str, damage) -> Path:
+    root = write_tiny_mnist(tmp_path / "damaged")
+    path = root / "MNIST" / "raw" / name
+    path.write_bytes(damage(path.read_bytes()))
+    return root
+
+
+@pytest.mark.parametrize(
+    ("name", "damage", "problem"),
+    [
+        ("train-images-idx3-ubyte", lambda b: b[:-1000], "truncated"),
+        ("t10k-labels-idx1-ubyte", lambda b: b + b"\0", "header promises"),
+        ("train-labels-idx1-ubyte", lambda b: b"\x1f\x8b" + b[2:], "IDX ubyte header"),
+        ("train-labels-idx1-ubyte", lambda b: b[:-1] + b"\x2a", "label 42"),
+    ],
+)
+def test_damaged_data_file_is_named_and_nothing_trains(tmp_path, name, damage, problem):
+    root = damaged_copy(tmp_path, name, damage)
+    datamodule = MNISTDataModule(str(root), download=False)
+    with pytest.raises(MNISTFileCorrupt) as err:
+        datamodule.prepare_data()
+    assert name in str(err.value) and problem in str(err.value)
+    assert "Nothing was trained" in str(err.value)
+
+
+def test_full_size_file_with_wrong_md5_is_named(tmp_path):
+    # the official size with a valid header but zero pixels: only the MD5 can tell
+    path = tmp_path / "t10k-images-idx3-ubyte"
+    header = bytes([0, 0, 8, 3]) + (10000).to_bytes(4, "big") + (28).to_bytes(4, "big") * 2
+    with path.open("wb") as handle:
+        handle.write(header)
+        handle.truncate(len(header) + 10000 * 28 * 28)
+    with pytest.raises(MNISTFileCorrupt, match=r"MD5 is .*official file's is 2646ac64"):
+        check_idx_file(path)
+
+
+@pytest.mark.skipif(not mnist_available(), reason="MNIST files are not in data/MNIST/raw")
+def test_real_mnist_files_pass_the_checks():
+    for name in MNIST_FILES:
+        check_idx_file(REAL_MNIST / "MNIST" / "raw" / name)
+
+
+def test_unique_dir_gives_every_caller_its_own_folder(tmp_path):
+    wanted = str(tmp_path / "runs" / "2026-01-01_00-00-00_000000")
+    got: list[str] = []
+    threads = [threading.Thread(target=lambda: got.append(unique_dir(wanted))) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(set(got)) == 8 and wanted in got
+    assert all(Path(folder).is_dir() for folder in got)
