@@ -13,11 +13,14 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
+from headlab import run_dirs  # registers ${unique_dir:} before Hydra composes
+
 os.environ.setdefault("HEADLAB_ROOT", str(Path(__file__).resolve().parents[1]))
 
 
 @hydra.main(version_base="1.3", config_path="../configs", config_name="eval.yaml")
 def main(cfg: DictConfig) -> float | None:
+    run_dirs.register()
     from headlab.evaluate import evaluate
     from headlab.extras import apply_extras
 

@@ -166,10 +166,10 @@ def test_a_failing_job_still_leaves_a_summary_of_every_job(tiny_mnist, tmp_path)
         "data.val_size=0,100",  # job 0 fails in setup: a val split of 0 images
         cwd=tmp_path,
     )
-    assert result.returncode != 0  # Hydra re-raises the job's error after all jobs ran
+    assert result.returncode != 0  # the sweep exits 1 after all jobs ran
     rows = read_csv(sweep_dir(tmp_path) / "summary.csv")
     assert [(r["job"], r["status"], r["data.val_size"]) for r in rows] == [
-        ("0", "missing", "0"),
+        ("0", "failed", "0"),  # the failed job's own metrics.json says so
         ("1", "completed", "100"),
     ]
     assert rows[0]["test/acc"] == "" and float(rows[1]["test/acc"]) > 0.5
