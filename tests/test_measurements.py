@@ -78,8 +78,13 @@ def test_event_file_holds_calibration_gradients_and_images(sigmoid_run):
     assert {"val/ece", "val/mce", "val/cw_ece", "val/brier", "val/nll"} <= set(tags["scalars"])
     assert {"grad_norm/total", "grad_row_norm/0", "grad_row_norm/9"} <= set(tags["scalars"])
     assert "grad_norm/classifier.weight" in tags["scalars"]
-    assert {"val/reliability", "val/confidence", "test/reliability"} <= set(tags["images"])
-    assert "val/prob_sum" in tags["histograms"]
+    assert {"val/reliability", "val/reliability_norm", "test/reliability"} <= set(tags["images"])
+    assert [image.step for image in events.Images("val/reliability")] == [10, 20]  # per epoch
+    assert {"val/prob_sum", "val/confidence", "val/confidence_norm"} <= set(tags["histograms"])
+    # the confidence histogram counts every val prediction (100 per epoch), ending in (.., 1]
+    confidence = events.Histograms("val/confidence")[-1].histogram_value
+    assert confidence.num == 100 and sum(confidence.bucket) == 100
+    assert confidence.bucket_limit[-1] == pytest.approx(1.0)
     # 2 epochs x 10 steps, logged every 2 steps
     assert len(events.Scalars("grad_norm/total")) == 10
 

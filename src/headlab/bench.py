@@ -1,14 +1,18 @@
 """Benchmark: a plain PyTorch loop against headlab's real Trainer configuration, same work.
 
 Both sides train the same model (built from the same config) on the same in-memory tensors
-with the same batch size, Adam, and one pass over the validation set per epoch. Times are
-medians over repetitions after one warm-up epoch each.
+with the same batch size, Adam, and one pass over the validation set per epoch. Each side
+runs ``reps + 1`` epochs, as a real run does; the first epoch is the warm-up and
+the median of the others is reported. The two alternate epoch by epoch in one process
+(``Interleaved``). headlab's epoch is everything between two epoch starts: training,
+validation, metrics, figures, checkpoints, TensorBoard writes.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import platform
 import resource
 import statistics
 import subprocess
@@ -27,6 +31,14 @@ from headlab.train import build
 
 ROOT = Path(__file__).resolve().parents[2]
 T0_ENV = "HEADLAB_BENCH_T0"
+#: a Trainer with nothing of headlab's: no callbacks, logger, checkpoints or progress bar
+BARE_LIGHTNING = [
+    "callbacks=none",
+    "logger=none",
+    "~trainer.plugins",
+    "++trainer.enable_progress_bar=false",
+    "++trainer.enable_checkpointing=false",
+]
 
 
 def compose(overrides: list[str]) -> DictConfig:
@@ -35,10 +47,6 @@ def compose(overrides: list[str]) -> DictConfig:
 
     with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
         return hydra_compose(config_name="train.yaml", overrides=overrides)
-
-
-def peak_rss_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def plain_epoch(
@@ -64,55 +72,106 @@ def plain_epoch(
         torch.cuda.synchronize()
 
 
-def time_plain(cfg: DictConfig, reps: int, device: torch.device) -> list[float]:
-    datamodule = instantiate(cfg.data)
-    datamodule.setup("fit")
-    model = instantiate(cfg.model).to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.model.optimizer.lr)
-    train = (datamodule.train_set.images, datamodule.train_set.targets)
-    val = (datamodule.val_set.images, datamodule.val_set.targets)
-    args = (model, optimizer, train, val, datamodule.normalize, cfg.data.batch_size, device)
-    plain_epoch(*args)  # warm-up
-    times = []
-    for _ in range(reps):
+class PlainLoop:
+    """The baseline's model, optimizer and data, built from the same config as headlab's."""
+
+    def __init__(self, cfg: DictConfig, device: torch.device) -> None:
+        datamodule = instantiate(cfg.data)
+        datamodule.setup("fit")
+        self.device = device
+        self.model = instantiate(cfg.model).to(device)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg.model.optimizer.lr)
+        self.train = (datamodule.train_set.images, datamodule.train_set.targets)
+        self.val = (datamodule.val_set.images, datamodule.val_set.targets)
+        self.normalize = datamodule.normalize
+        self.batch_size = cfg.data.batch_size
+
+    @property
+    def samples(self) -> int:
+        return len(self.train[0])
+
+    def timed_epoch(self) -> float:
         start = time.perf_counter()
-        plain_epoch(*args)
-        times.append(time.perf_counter() - start)
-    return times
+        plain_epoch(
+            self.model,
+            self.optimizer,
+            self.train,
+            self.val,
+            self.normalize,
+            self.batch_size,
+            self.device,
+        )
+        return time.perf_counter() - start
 
 
-def time_headlab(cfg_overrides: list[str], reps: int) -> list[float]:
-    """``Trainer.fit`` for one epoch per repetition, the default callbacks and logger on."""
-    times = []
+class Interleaved(L.Callback):
+    """Runs one plain epoch before each headlab epoch and times both.
+
+    Alternating the two in one process cancels the slow drift of a shared machine's speed
+    (measured here: the same plain epoch took 1.9 s in one process and 2.6 s in the next).
+    headlab's epoch runs from its start to the next plain epoch, or to the end of fitting;
+    appended after the config's callbacks, so their ``on_fit_end`` (pending figures) is in.
+    """
+
+    def __init__(self, plain: PlainLoop) -> None:
+        self.plain = plain
+        self.plain_s: list[float] = []
+        self.headlab_s: list[float] = []
+        self._started: float | None = None
+
+    def _stop_clock(self) -> None:
+        if self._started is not None:
+            self.headlab_s.append(time.perf_counter() - self._started)
+            self._started = None
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        self._stop_clock()
+        self.plain_s.append(self.plain.timed_epoch())
+        self._started = time.perf_counter()
+
+    def on_fit_end(self, trainer, pl_module) -> None:
+        self._stop_clock()
+
+
+def time_interleaved(
+    overrides: list[str], reps: int, device: torch.device
+) -> tuple[list[float], list[float], int]:
+    """Seconds per epoch of the plain loop and of ``Trainer.fit``, alternating, warm-up
+    epoch excluded, and the samples in one epoch."""
     with tempfile.TemporaryDirectory() as out:
-        for rep in range(reps + 1):
-            cfg = compose(
-                [
-                    *cfg_overrides,
-                    f"paths.output_dir={out}/{rep}",
-                    "trainer.max_epochs=1",
-                    "++trainer.num_sanity_val_steps=0",
-                ]
-            )
-            L.seed_everything(rep, verbose=False)
-            datamodule, model, trainer = build(cfg)
-            start = time.perf_counter()
-            trainer.fit(model, datamodule=datamodule)
-            if rep:  # the first is the warm-up
-                times.append(time.perf_counter() - start)
-    return times
+        cfg = compose(
+            [
+                *overrides,
+                f"paths.output_dir={out}",
+                f"trainer.max_epochs={reps + 1}",
+                "++trainer.num_sanity_val_steps=0",
+            ]
+        )
+        L.seed_everything(cfg.seed, verbose=False)
+        plain = PlainLoop(cfg, device)
+        datamodule, model, trainer = build(cfg)
+        clock = Interleaved(plain)
+        trainer.callbacks.append(clock)
+        trainer.fit(model, datamodule=datamodule)
+    return clock.plain_s[1:], clock.headlab_s[1:], plain.samples
 
 
 class FirstStepClock(L.Callback):
-    """Prints seconds since the benchmark launched this process, at the first training step."""
+    """Prints the seconds since the benchmark launched this process at the first training
+    step, and the process's peak RSS whenever a stage ends (the last line is the run's)."""
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
         if trainer.global_step == 0 and T0_ENV in os.environ:
             print(f"FIRST_STEP_S={time.time() - float(os.environ[T0_ENV]):.3f}", flush=True)
 
+    def teardown(self, trainer, pl_module, stage: str) -> None:
+        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print(f"PEAK_RSS_MIB={rss:.0f}", flush=True)
 
-def time_to_first_step(extra: list[str]) -> float:
-    """Wall time from `python scripts/train.py` starting to its first training step."""
+
+def default_run(extra: list[str], epochs: int = 1) -> dict[str, float]:
+    """`python scripts/train.py` as a user types it (fit, test, temperature scaling), timed
+    from process start to its first training step, with the run's peak RSS."""
     with tempfile.TemporaryDirectory() as out:
         env = {**os.environ, T0_ENV: repr(time.time())}
         result = subprocess.run(
@@ -121,20 +180,21 @@ def time_to_first_step(extra: list[str]) -> float:
                 str(ROOT / "scripts" / "train.py"),
                 *extra,
                 "+callbacks.first_step._target_=headlab.bench.FirstStepClock",
-                "test=false",
-                "++trainer.max_steps=1",
-                "trainer.min_epochs=0",
-                "++trainer.limit_val_batches=0",
-                "temperature_scaling=false",
+                f"trainer.max_epochs={epochs}",
                 f"hydra.run.dir={out}",
             ],
             env=env,
             capture_output=True,
             text=True,
-            check=True,
         )
-    line = next(s for s in result.stdout.splitlines() if s.startswith("FIRST_STEP_S="))
-    return float(line.split("=")[1])
+    if result.returncode:
+        raise RuntimeError(f"the default run failed:\n{result.stderr[-3000:]}")
+    values = {}
+    for line in result.stdout.splitlines():
+        key, _, value = line.partition("=")
+        if key in ("FIRST_STEP_S", "PEAK_RSS_MIB"):
+            values[key.lower()] = float(value)
+    return values
 
 
 class TestAccuracyStop(L.Callback):
@@ -191,30 +251,37 @@ def time_to_accuracy(overrides: list[str], target: float, max_epochs: int) -> di
     }
 
 
-def benchmark_model(model: str, device: str, reps: int, extra: list[str]) -> dict[str, Any]:
+def benchmark_model(
+    model: str, device: str, reps: int, extra: list[str], breakdown: bool = False
+) -> dict[str, Any]:
     accelerator = "gpu" if device == "cuda" else "cpu"
-    overrides = [
-        f"model={model}",
-        f"trainer.accelerator={accelerator}",
-        "callbacks.rich_progress_bar.refresh_rate=50",
-        *extra,
-    ]
+    overrides = [f"model={model}", f"trainer.accelerator={accelerator}", *extra]
+    plain_times, headlab_times, samples = time_interleaved(overrides, reps, torch.device(device))
+    plain, headlab = statistics.median(plain_times), statistics.median(headlab_times)
     cfg = compose([*overrides, "paths.output_dir=unused"])
-    plain = statistics.median(time_plain(cfg, reps, torch.device(device)))
-    headlab = statistics.median(time_headlab(overrides, reps))
-    samples = 55_000 if cfg.data.val_size == 5000 else None
-    return {
+    row = {
         "model": model,
         "device": device,
         "batch_size": cfg.data.batch_size,
+        "train_samples": samples,
         "plain_s": round(plain, 3),
         "headlab_s": round(headlab, 3),
         "ratio": round(headlab / plain, 3),
-        "plain_samples_per_s": round(samples / plain) if samples else None,
-        "headlab_samples_per_s": round(samples / headlab) if samples else None,
-        "peak_rss_mib": round(peak_rss_mib()),
-        "first_step_s": round(time_to_first_step(overrides), 2),
+        "plain_samples_per_s": round(samples / plain),
+        "headlab_samples_per_s": round(samples / headlab),
     }
+    if breakdown:
+        bare_plain, bare, _ = time_interleaved(
+            [*overrides, *BARE_LIGHTNING], reps, torch.device(device)
+        )
+        row["bare_lightning_s"] = round(statistics.median(bare), 3)
+        row["bare_lightning_ratio"] = round(
+            statistics.median(bare) / statistics.median(bare_plain), 3
+        )
+    run = default_run(overrides)
+    row["first_step_s"] = round(run["first_step_s"], 2)
+    row["peak_rss_mib"] = round(run["peak_rss_mib"])
+    return row
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -223,7 +290,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="headlab vs a plain PyTorch loop")
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--models", nargs="+", default=["mlp", "cnn"])
-    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--reps", type=int, default=5, help="timed epochs after the warm-up")
+    parser.add_argument(
+        "--breakdown",
+        action="store_true",
+        help="also time a bare Lightning Trainer (no callbacks, logger or checkpoints)",
+    )
     parser.add_argument(
         "--time-to-accuracy",
         action="store_true",
@@ -231,38 +303,35 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--readme",
-        action="store_true",
-        help="rewrite the results table in README.md with these numbers",
+        nargs="?",
+        const=str(ROOT / "README.md"),
+        metavar="PATH",
+        help="rewrite the results table in README.md (or PATH) with these numbers",
     )
     parser.add_argument("overrides", nargs="*", help="extra Hydra overrides, e.g. data.data_dir=…")
     args = parser.parse_args(argv)
+    if args.device == "cuda" and not torch.cuda.is_available():
+        parser.error("--device cuda: torch sees no CUDA device here")
     rows = []
     for model in args.models:
-        rows.append(benchmark_model(model, args.device, args.reps, args.overrides))
+        rows.append(benchmark_model(model, args.device, args.reps, args.overrides, args.breakdown))
         print(json.dumps(rows[-1]), flush=True)
     tta = None
     if args.time_to_accuracy:
         accelerator = "gpu" if args.device == "cuda" else "cpu"
         result = time_to_accuracy(
-            [
-                "model=cnn",
-                f"trainer.accelerator={accelerator}",
-                "callbacks.rich_progress_bar=null",
-                *args.overrides,
-            ],
+            ["model=cnn", f"trainer.accelerator={accelerator}", *args.overrides],
             target=0.99,
             max_epochs=10,
         )
-        tta = {"mode": "time_to_accuracy", "model": "cnn", **result}
+        tta = {"mode": "time_to_accuracy", "model": "cnn", "device": args.device, **result}
         print(json.dumps(tta), flush=True)
     if args.readme:
-        update_readme(ROOT / "README.md", results_table(rows, tta))
+        update_readme(Path(args.readme), results_table(rows, tta))
     return 0
 
 
 def machine() -> str:
-    import platform
-
     cpus = os.cpu_count()
     gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else "no GPU"
     return f"{platform.machine()}, {cpus} CPU cores, {gpu}, torch {torch.__version__}"
@@ -282,10 +351,12 @@ def results_table(rows: list[dict[str, Any]], tta: dict[str, Any] | None) -> str
         for r in rows
     ]
     if tta:
+        reached = "reached" if tta["reached"] else "NOT reached"
         lines += [
             "",
-            f"CNN to {tta['target']:.1%} test accuracy: {tta['train_seconds']} s of "
-            f"training, {tta['epochs']} epochs (reached {tta['test_acc']:.2%}).",
+            f"CNN to {tta['target']:.1%} test accuracy ({tta['device']}): {reached}, "
+            f"{tta['test_acc']:.2%} after {tta['epochs']} epochs, "
+            f"{tta['train_seconds']} s of training.",
         ]
     return "\n".join(lines)
 

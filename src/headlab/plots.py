@@ -1,12 +1,11 @@
-"""Matplotlib figures of calibration: reliability diagram and confidence histogram."""
+"""Matplotlib figures of calibration: reliability diagram and confidence histogram.
+
+Figures are built with ``matplotlib.figure.Figure``, not pyplot: no global figure registry,
+no GUI backend, so they can be drawn on a worker thread and need no closing.
+"""
 
 from __future__ import annotations
 
-import matplotlib
-
-matplotlib.use("Agg")  # files and TensorBoard only: never open a window
-
-import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
@@ -72,7 +71,8 @@ def draw_reliability(ax: Axes, reliability: Reliability, title: str) -> None:
 
 
 def reliability_figure(reliability: Reliability, title: str) -> Figure:
-    fig, ax = plt.subplots(figsize=(5, 5), dpi=100)
+    fig = Figure(figsize=(5, 5), dpi=100)
+    ax = fig.subplots()
     draw_reliability(ax, reliability, title)
     fig.tight_layout()
     return fig
@@ -81,7 +81,8 @@ def reliability_figure(reliability: Reliability, title: str) -> Figure:
 def confidence_histogram(reliability: Reliability, title: str) -> Figure:
     """How many predictions fall in each confidence bin (log scale: most sit near 1)."""
     edges, count, _, _ = _bins(reliability)
-    fig, ax = plt.subplots(figsize=(5, 3.5), dpi=100)
+    fig = Figure(figsize=(5, 3.5), dpi=100)
+    ax = fig.subplots()
     ax.bar(edges[:-1], count, width=edges[1] - edges[0], align="edge", edgecolor="black")
     ax.set(xlim=(0, 1), xlabel="top-label confidence", ylabel="samples", yscale="log", title=title)
     fig.tight_layout()
@@ -90,9 +91,8 @@ def confidence_histogram(reliability: Reliability, title: str) -> Figure:
 
 def reliability_grid(diagrams: dict[str, Reliability]) -> Figure:
     """One reliability diagram per head, side by side."""
-    fig, axes = plt.subplots(
-        1, len(diagrams), figsize=(4.5 * len(diagrams), 4.8), dpi=100, squeeze=False
-    )
+    fig = Figure(figsize=(4.5 * len(diagrams), 4.8), dpi=100)
+    axes = fig.subplots(1, len(diagrams), squeeze=False)
     for ax, (head, reliability) in zip(axes[0], diagrams.items(), strict=True):
         draw_reliability(ax, reliability, f"head={head}")
     fig.tight_layout()

@@ -1,0 +1,84 @@
+"""The benchmark script keeps its promises: the JSON it prints, the README table it writes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from headlab.bench import results_table, update_readme
+
+ROOT = Path(__file__).resolve().parents[1]
+ROW_KEYS = {
+    "model",
+    "device",
+    "batch_size",
+    "train_samples",
+    "plain_s",
+    "headlab_s",
+    "ratio",
+    "plain_samples_per_s",
+    "headlab_samples_per_s",
+    "bare_lightning_s",
+    "bare_lightning_ratio",
+    "first_step_s",
+    "peak_rss_mib",
+}
+
+
+def test_readme_without_markers_is_refused_and_left_alone(tmp_path: Path):
+    readme = tmp_path / "README.md"
+    readme.write_text("# no table here\n")
+    with pytest.raises(ValueError, match="bench:start"):
+        update_readme(readme, "| table |")
+    assert readme.read_text() == "# no table here\n"
+
+
+def test_a_missed_accuracy_target_is_said_in_the_table():
+    tta = {"target": 0.99, "reached": False, "test_acc": 0.985, "epochs": 10, "device": "cpu"}
+    table = results_table([], {**tta, "train_seconds": 70.0})
+    assert "NOT reached, 98.50% after 10 epochs, 70.0 s of training" in table
+
+
+@pytest.mark.slow
+def test_bench_prints_its_json_and_rewrites_only_the_readme_table(tiny_mnist: Path, tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text("intro\n<!-- bench:start -->\nold\n<!-- bench:end -->\noutro\n")
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "scripts" / "bench.py"),
+            "--models",
+            "mlp",
+            "--reps",
+            "2",
+            "--breakdown",
+            "--time-to-accuracy",
+            "--readme",
+            str(readme),
+            f"data.data_dir={tiny_mnist}",
+            "data.val_size=100",
+            "data.batch_size=50",
+            "data.eval_batch_size=100",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = [json.loads(s) for s in result.stdout.splitlines() if s.startswith("{")]
+    row, tta = lines
+    assert set(row) == ROW_KEYS
+    assert row["train_samples"] == 500 and row["batch_size"] == 50
+    assert row["ratio"] == pytest.approx(row["headlab_s"] / row["plain_s"], abs=2e-3)
+    assert row["headlab_samples_per_s"] == round(500 / row["headlab_s"])
+    assert 0 < row["first_step_s"] < 120 and 100 < row["peak_rss_mib"] < 4096
+    assert tta["model"] == "cnn" and tta["reached"] == (tta["test_acc"] >= 0.99)
+    assert 1 <= tta["epochs"] <= 10 and (tta["reached"] or tta["epochs"] == 10)
+    text = readme.read_text()
+    assert text.startswith("intro\n<!-- bench:start -->\n") and text.endswith("outro\n")
+    assert "old" not in text and f"| mlp | cpu | {row['plain_s']} | {row['headlab_s']} |" in text
