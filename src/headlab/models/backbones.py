@@ -41,7 +41,7 @@ class CNN(nn.Sequential):
         self,
         in_channels: int = 1,
         image_size: int = 28,
-        channels: Sequence[int] = (32, 64),
+        channels: Sequence[int] = (16, 32),
         kernel_size: int = 3,
         hidden: int = 128,
         dropout: float = 0.25,
