@@ -74,8 +74,9 @@ def test_bench_prints_its_json_and_rewrites_only_the_readme_table(tiny_mnist: Pa
     row, tta = lines
     assert set(row) == ROW_KEYS
     assert row["train_samples"] == 500 and row["batch_size"] == 50
-    assert row["ratio"] == pytest.approx(row["headlab_s"] / row["plain_s"], abs=2e-3)
-    assert row["headlab_samples_per_s"] == round(500 / row["headlab_s"])
+    # ratio is taken before rounding; tiny-data epochs of ~0.03 s round by up to ~2%
+    assert row["ratio"] == pytest.approx(row["headlab_s"] / row["plain_s"], rel=0.03)
+    assert row["headlab_samples_per_s"] == pytest.approx(500 / row["headlab_s"], rel=0.03)
     assert 0 < row["first_step_s"] < 120 and 100 < row["peak_rss_mib"] < 4096
     assert tta["model"] == "cnn" and tta["reached"] == (tta["test_acc"] >= 0.99)
     assert 1 <= tta["epochs"] <= 10 and (tta["reached"] or tta["epochs"] == 10)

@@ -341,13 +341,14 @@ def results_table(rows: list[dict[str, Any]], tta: dict[str, Any] | None) -> str
     lines = [
         f"Measured by `python scripts/bench.py` on: {machine()}.",
         "",
-        "| model | device | plain s/epoch | headlab s/epoch | ratio | headlab samples/s "
-        "| peak RSS MiB | first step s |",
-        "|---|---|---|---|---|---|---|---|",
+        "| model | device | plain s/epoch | headlab s/epoch | ratio | bare Lightning ratio "
+        "| headlab samples/s | peak RSS MiB | first step s |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     lines += [
         f"| {r['model']} | {r['device']} | {r['plain_s']} | {r['headlab_s']} | {r['ratio']} "
-        f"| {r['headlab_samples_per_s']} | {r['peak_rss_mib']} | {r['first_step_s']} |"
+        f"| {r.get('bare_lightning_ratio', '-')} | {r['headlab_samples_per_s']} "
+        f"| {r['peak_rss_mib']} | {r['first_step_s']} |"
         for r in rows
     ]
     if tta:
