@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 from pathlib import Path
 
@@ -10,6 +9,7 @@ import pytest
 
 from headlab.train import build
 from tests.conftest import compose_train
+from tests.test_sweeps import read_csv, sweep_dir
 from tests.test_train import run_cli
 
 # 200 test and 100 val images split evenly over 2 processes: no sample padded in twice
@@ -67,9 +67,8 @@ def test_ddp_cpu_with_spawned_processes_works_in_a_multirun(tiny_mnist, tmp_path
         cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr
-    (sweep,) = (tmp_path / "logs" / "train" / "multiruns").iterdir()
-    with (sweep / "summary.csv").open() as handle:
-        rows = list(csv.DictReader(handle))
+    sweep = sweep_dir(tmp_path)
+    rows = read_csv(sweep / "summary.csv")
     assert [(r["head"], r["status"]) for r in rows] == [
         ("softmax", "completed"),
         ("sigmoid", "completed"),

@@ -200,10 +200,8 @@ def test_multirun_records_the_failed_job_and_runs_the_others(tiny_mnist, tmp_pat
     assert failed["status"] == "failed" and "model.optimizer.lr must be > 0" in failed["error"]
     assert done["status"] == "completed" and done["test/acc"] > 0.5
     assert f"Job {sweep / '0'} did not complete" in result.stdout + result.stderr
-    summary = sweep / "summary.csv"
-    if (ROOT / "src" / "headlab" / "sweep_summary.py").exists():  # issue 5's callback
-        rows = summary.read_text().splitlines()
-        assert len(rows) == 3 and "failed" in rows[1] and "completed" in rows[2]
+    rows = (sweep / "summary.csv").read_text().splitlines()
+    assert len(rows) == 3 and "failed" in rows[1] and "completed" in rows[2]
 
 
 @pytest.mark.slow

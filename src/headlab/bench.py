@@ -19,8 +19,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import lightning as L
 import torch
@@ -31,6 +32,7 @@ from headlab.train import build
 
 ROOT = Path(__file__).resolve().parents[2]
 T0_ENV = "HEADLAB_BENCH_T0"
+C = TypeVar("C", bound=L.Callback)
 #: a Trainer with nothing of headlab's: no callbacks, logger, checkpoints or progress bar
 BARE_LIGHTNING = [
     "callbacks=none",
@@ -109,51 +111,61 @@ class Interleaved(L.Callback):
 
     Alternating the two in one process cancels the slow drift of a shared machine's speed
     (measured here: the same plain epoch took 1.9 s in one process and 2.6 s in the next).
-    headlab's epoch runs from its start to the next plain epoch, or to the end of fitting;
-    appended after the config's callbacks, so their ``on_fit_end`` (pending figures) is in.
+    headlab's epoch runs from its start to the next plain epoch, or to the end of fitting.
+    The first epoch of each is the warm-up and is left out of ``plain_s`` and ``headlab_s``.
     """
 
     def __init__(self, plain: PlainLoop) -> None:
         self.plain = plain
-        self.plain_s: list[float] = []
-        self.headlab_s: list[float] = []
+        self._plain: list[float] = []
+        self._headlab: list[float] = []
         self._started: float | None = None
+
+    @property
+    def plain_s(self) -> list[float]:
+        return self._plain[1:]
+
+    @property
+    def headlab_s(self) -> list[float]:
+        return self._headlab[1:]
 
     def _stop_clock(self) -> None:
         if self._started is not None:
-            self.headlab_s.append(time.perf_counter() - self._started)
+            self._headlab.append(time.perf_counter() - self._started)
             self._started = None
 
     def on_train_epoch_start(self, trainer, pl_module) -> None:
         self._stop_clock()
-        self.plain_s.append(self.plain.timed_epoch())
+        self._plain.append(self.plain.timed_epoch())
         self._started = time.perf_counter()
 
     def on_fit_end(self, trainer, pl_module) -> None:
         self._stop_clock()
 
 
-def time_interleaved(
-    overrides: list[str], reps: int, device: torch.device
-) -> tuple[list[float], list[float], int]:
-    """Seconds per epoch of the plain loop and of ``Trainer.fit``, alternating, warm-up
-    epoch excluded, and the samples in one epoch."""
+def fit_with(overrides: list[str], max_epochs: int, make_callback: Callable[[DictConfig], C]) -> C:
+    """One seeded ``Trainer.fit`` of the real config in a throw-away folder, with one extra
+    callback, made from the composed config before the model (and returned after fitting)."""
     with tempfile.TemporaryDirectory() as out:
         cfg = compose(
             [
                 *overrides,
                 f"paths.output_dir={out}",
-                f"trainer.max_epochs={reps + 1}",
+                f"trainer.max_epochs={max_epochs}",
                 "++trainer.num_sanity_val_steps=0",
             ]
         )
         L.seed_everything(cfg.seed, verbose=False)
-        plain = PlainLoop(cfg, device)
+        callback = make_callback(cfg)
         datamodule, model, trainer = build(cfg)
-        clock = Interleaved(plain)
-        trainer.callbacks.append(clock)
+        trainer.callbacks.append(callback)
         trainer.fit(model, datamodule=datamodule)
-    return clock.plain_s[1:], clock.headlab_s[1:], plain.samples
+    return callback
+
+
+def time_interleaved(overrides: list[str], reps: int, device: torch.device) -> Interleaved:
+    """``reps`` timed epochs of the plain loop and of ``Trainer.fit``, after a warm-up."""
+    return fit_with(overrides, reps + 1, lambda cfg: Interleaved(PlainLoop(cfg, device)))
 
 
 class FirstStepClock(L.Callback):
@@ -169,8 +181,8 @@ class FirstStepClock(L.Callback):
         print(f"PEAK_RSS_MIB={rss:.0f}", flush=True)
 
 
-def default_run(extra: list[str], epochs: int = 1) -> dict[str, float]:
-    """`python scripts/train.py` as a user types it (fit, test, temperature scaling), timed
+def default_run(extra: list[str]) -> dict[str, float]:
+    """`python scripts/train.py` for one epoch (fit, test, temperature scaling), timed
     from process start to its first training step, with the run's peak RSS."""
     with tempfile.TemporaryDirectory() as out:
         env = {**os.environ, T0_ENV: repr(time.time())}
@@ -180,7 +192,7 @@ def default_run(extra: list[str], epochs: int = 1) -> dict[str, float]:
                 str(ROOT / "scripts" / "train.py"),
                 *extra,
                 "+callbacks.first_step._target_=headlab.bench.FirstStepClock",
-                f"trainer.max_epochs={epochs}",
+                "trainer.max_epochs=1",
                 f"hydra.run.dir={out}",
             ],
             env=env,
@@ -200,8 +212,8 @@ def default_run(extra: list[str], epochs: int = 1) -> dict[str, float]:
 class TestAccuracyStop(L.Callback):
     """Measures test accuracy after each epoch (time excluded) and stops at the target."""
 
-    def __init__(self, datamodule, target: float) -> None:
-        self.datamodule, self.target = datamodule, target
+    def __init__(self, target: float) -> None:
+        self.target = target
         self.train_seconds, self.epochs, self.accuracy = 0.0, 0, 0.0
         self._epoch_start = 0.0
 
@@ -213,35 +225,23 @@ class TestAccuracyStop(L.Callback):
             return
         self.train_seconds += time.perf_counter() - self._epoch_start
         self.epochs += 1
-        self.datamodule.setup("test")
+        datamodule = trainer.datamodule
+        datamodule.setup("test")
         correct = 0
         was_training = pl_module.training
         pl_module.eval()
         with torch.no_grad():
-            for images, labels in self.datamodule.test_dataloader():
-                images = self.datamodule.normalize(images.to(pl_module.device))
+            for images, labels in datamodule.test_dataloader():
+                images = datamodule.normalize(images.to(pl_module.device))
                 correct += (pl_module(images).argmax(1).cpu() == labels).sum().item()
         pl_module.train(was_training)
-        self.accuracy = correct / len(self.datamodule.test_set)
+        self.accuracy = correct / len(datamodule.test_set)
         if self.accuracy >= self.target:
             trainer.should_stop = True
 
 
 def time_to_accuracy(overrides: list[str], target: float, max_epochs: int) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory() as out:
-        cfg = compose(
-            [
-                *overrides,
-                f"paths.output_dir={out}",
-                f"trainer.max_epochs={max_epochs}",
-                "++trainer.num_sanity_val_steps=0",
-            ]
-        )
-        L.seed_everything(cfg.seed, verbose=False)
-        datamodule, model, trainer = build(cfg)
-        stop = TestAccuracyStop(datamodule, target)
-        trainer.callbacks.append(stop)
-        trainer.fit(model, datamodule=datamodule)
+    stop = fit_with(overrides, max_epochs, lambda cfg: TestAccuracyStop(target))
     return {
         "target": target,
         "reached": stop.accuracy >= target,
@@ -256,13 +256,13 @@ def benchmark_model(
 ) -> dict[str, Any]:
     accelerator = "gpu" if device == "cuda" else "cpu"
     overrides = [f"model={model}", f"trainer.accelerator={accelerator}", *extra]
-    plain_times, headlab_times, samples = time_interleaved(overrides, reps, torch.device(device))
-    plain, headlab = statistics.median(plain_times), statistics.median(headlab_times)
-    cfg = compose([*overrides, "paths.output_dir=unused"])
+    clock = time_interleaved(overrides, reps, torch.device(device))
+    plain, headlab = statistics.median(clock.plain_s), statistics.median(clock.headlab_s)
+    samples = clock.plain.samples
     row = {
         "model": model,
         "device": device,
-        "batch_size": cfg.data.batch_size,
+        "batch_size": clock.plain.batch_size,
         "train_samples": samples,
         "plain_s": round(plain, 3),
         "headlab_s": round(headlab, 3),
@@ -271,13 +271,10 @@ def benchmark_model(
         "headlab_samples_per_s": round(samples / headlab),
     }
     if breakdown:
-        bare_plain, bare, _ = time_interleaved(
-            [*overrides, *BARE_LIGHTNING], reps, torch.device(device)
-        )
-        row["bare_lightning_s"] = round(statistics.median(bare), 3)
-        row["bare_lightning_ratio"] = round(
-            statistics.median(bare) / statistics.median(bare_plain), 3
-        )
+        bare = time_interleaved([*overrides, *BARE_LIGHTNING], reps, torch.device(device))
+        bare_s = statistics.median(bare.headlab_s)
+        row["bare_lightning_s"] = round(bare_s, 3)
+        row["bare_lightning_ratio"] = round(bare_s / statistics.median(bare.plain_s), 3)
     run = default_run(overrides)
     row["first_step_s"] = round(run["first_step_s"], 2)
     row["peak_rss_mib"] = round(run["peak_rss_mib"])

@@ -1,7 +1,7 @@
 """Matplotlib figures of calibration: reliability diagram and confidence histogram.
 
-Figures are built with ``matplotlib.figure.Figure``, not pyplot: no global figure registry,
-no GUI backend, so they can be drawn on a worker thread and need no closing.
+Figures are built with ``matplotlib.figure.Figure``, not pyplot: no global figure registry
+to leak into and no GUI backend to pick, so nothing needs closing.
 """
 
 from __future__ import annotations
