@@ -14,7 +14,6 @@ from typing import ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
-from torchvision.ops import sigmoid_focal_loss
 
 TargetKind = Literal["index", "multi_hot", "distribution"]
 TARGET_KINDS: tuple[TargetKind, ...] = ("index", "multi_hot", "distribution")
@@ -114,7 +113,7 @@ class SigmoidBCE(Head):
     def loss(self, logits: torch.Tensor, target: torch.Tensor, kind: TargetKind) -> torch.Tensor:
         if kind == "index":
             target = F.one_hot(target, logits.shape[-1])
-        return F.binary_cross_entropy_with_logits(logits, target.float())
+        return F.binary_cross_entropy_with_logits(logits, target.to(logits.dtype))
 
 
 class SigmoidNLL(Head):
@@ -221,9 +220,10 @@ class PolyLoss(SoftmaxCE):
 class SigmoidFocal(SigmoidBCE):
     """One sigmoid per class + binary focal loss per label (Lin et al. 2017, RetinaNet).
 
-    torchvision's ``sigmoid_focal_loss`` with ``reduction="mean"``: BCE_ij (1 - p_t)^gamma,
-    times alpha for positives and 1 - alpha for negatives when ``alpha`` is set, averaged
-    over samples and labels.
+    BCE_ij (1 - p_t)^gamma, times alpha for positives and 1 - alpha for negatives when
+    ``alpha`` is set, averaged over samples and labels: torchvision's ``sigmoid_focal_loss``
+    with ``reduction="mean"``, written out because torchvision's gradient is NaN where a
+    probability saturates and gamma < 1.
     """
 
     name = "sigmoid_focal"
@@ -243,8 +243,14 @@ class SigmoidFocal(SigmoidBCE):
         self.check_fits(kind)
         if kind == "index":
             target = F.one_hot(target, logits.shape[-1])
-        alpha = -1.0 if self.alpha is None else float(self.alpha)  # torchvision: -1 = none
-        return sigmoid_focal_loss(logits, target.to(logits.dtype), alpha, self.gamma, "mean")
+        target = target.to(logits.dtype)
+        p = logits.sigmoid()
+        p_t = p * target + (1.0 - p) * (1.0 - target)
+        loss = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
+        loss = loss * _focal_weight(p_t, self.gamma)
+        if self.alpha is not None:
+            loss = loss * (self.alpha * target + (1.0 - self.alpha) * (1.0 - target))
+        return loss.mean()
 
     def __repr__(self) -> str:
         return f"SigmoidFocal(gamma={self.gamma}, alpha={self.alpha})"
