@@ -35,7 +35,7 @@ def head_of(row: dict[str, str]) -> str:
 def mean_std(values: list[float], digits: int = 4) -> str:
     """'m ± s' with the sample standard deviation; a lone value has no spread to show."""
     if not values:
-        return "–"
+        return "n/a"
     if len(values) == 1:
         return f"{values[0]:.{digits}f}"
     return f"{statistics.mean(values):.{digits}f} ± {statistics.stdev(values):.{digits}f}"
