@@ -27,7 +27,8 @@ DISTRIBUTION = np.array([[0.25, 0.25, 0.5, 0.0], [0.0, 1.0, 0.0, 0.0], [0.1, 0.2
 
 def loss_and_grad(head, target: np.ndarray, kind: str) -> tuple[torch.Tensor, torch.Tensor]:
     logits = torch.tensor(LOGITS * 1.5, dtype=torch.float64, requires_grad=True)
-    t = torch.tensor(target) if kind == "index" else torch.tensor(target, dtype=torch.float64)
+    # float64 targets holding float32 values: the textbook heads cast targets to float32
+    t = torch.tensor(target) if kind == "index" else torch.tensor(target).float().double()
     loss = head.loss(logits, t, kind)
     (grad,) = torch.autograd.grad(loss, logits)
     return loss.detach(), grad

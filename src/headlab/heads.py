@@ -178,10 +178,11 @@ class FocalLoss(SoftmaxCE):
         log_p = logits.log_softmax(dim=-1)
         if kind == "index":
             log_p = log_p.gather(1, target.unsqueeze(1)).squeeze(1)
-            weight = _focal_weight(log_p.exp(), self.gamma_for(log_p.exp().detach()))
-            return -(weight * log_p).mean()
-        weight = _focal_weight(log_p.exp(), self.gamma_for(log_p.exp().detach()))
-        return -(target.float() * weight * log_p).sum(dim=1).mean()
+        p = log_p.exp()
+        terms = -_focal_weight(p, self.gamma_for(p.detach())) * log_p
+        if kind == "index":
+            return terms.mean()
+        return (target.to(terms.dtype) * terms).sum(dim=1).mean()
 
     def __repr__(self) -> str:
         return f"FocalLoss(gamma={self.gamma}, gamma_schedule={self.gamma_schedule})"
@@ -190,8 +191,9 @@ class FocalLoss(SoftmaxCE):
 class PolyLoss(SoftmaxCE):
     """Softmax + Poly-1 loss CE + epsilon (1 - p_t) (Leng et al. 2022), mean over samples.
 
-    epsilon > 0 keeps pushing confident correct samples, epsilon < 0 pushes them less; the
-    loss stays bounded below only for epsilon >= -1. A distribution target y uses
+    epsilon > 0 keeps pushing confident correct samples, epsilon < 0 pushes them less. For
+    epsilon >= -1 the loss falls as p_t rises (its slope is -1/p_t - epsilon); below -1 it
+    would rise again near p_t = 1, rewarding doubt in the true class. A distribution target y uses
     p_t = sum_k y_k p_k, as the paper does for label-smoothed targets.
     """
 
@@ -210,7 +212,7 @@ class PolyLoss(SoftmaxCE):
         if kind == "index":
             p_t = probs.gather(1, target.unsqueeze(1)).squeeze(1)
         else:
-            p_t = (target.float() * probs).sum(dim=1)
+            p_t = (target.to(probs.dtype) * probs).sum(dim=1)
         return super().loss(logits, target, kind) + self.epsilon * (1.0 - p_t).mean()
 
     def __repr__(self) -> str:
