@@ -38,10 +38,11 @@ def build(cfg: DictConfig) -> tuple[L.LightningDataModule, L.LightningModule, L.
     """Instantiate data, model and trainer; check that the head fits the data first."""
     validate(cfg)  # nonsense numbers, a missing checkpoint: fail before anything is built
     datamodule = instantiate(cfg.data)
-    model = instantiate(cfg.model)
     kind = datamodule.target_kind
+    head = instantiate(cfg.head)  # checked here to name the data; the model checks it again
     for target_kind in dict.fromkeys((kind, getattr(datamodule, "eval_target_kind", kind))):
-        model.head.check_fits(target_kind, f"data={datamodule.name}")
+        head.check_fits(target_kind, f"data={datamodule.name}")
+    model = instantiate(cfg.model)
     loggers = instantiate_each(cfg.get("logger"))
     callbacks = instantiate_each(cfg.get("callbacks"))
     if not loggers and any(isinstance(c, LearningRateMonitor) for c in callbacks):
