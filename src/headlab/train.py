@@ -14,6 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from headlab.distributed import check_launch
 from headlab.instantiate import instantiate_each
+from headlab.loggers import publish_run
 from headlab.outcome import record_outcome
 from headlab.posthoc import temperature_scaled_test
 from headlab.run_files import plain_number, write_metrics
@@ -99,8 +100,6 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     if trainer.is_global_zero:
         write_metrics(output_dir / "metrics.json", metrics)
         scalars = {f"hp/{k}": v for k, v in metrics.items() if isinstance(v, (int, float))}
-        for logger in trainer.loggers:
-            logger.log_hyperparams(hparams_of(cfg), metrics=scalars)
-            logger.save()
+        publish_run(trainer.loggers, hparams_of(cfg), scalars, output_dir)
         log.info("Metrics: %s", {k: v for k, v in metrics.items() if "/" in k})
     return metrics
