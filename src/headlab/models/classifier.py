@@ -18,6 +18,23 @@ SchedulerFactory = Callable[[torch.optim.Optimizer], Any]
 STAGES = ("train", "val", "test")
 
 
+_COMPILED = "_orig_mod."  # what torch.compile's wrapper puts into parameter names
+
+
+def compiled_keys(state: dict[str, Any], compiled: bool) -> dict[str, Any]:
+    """``state`` with the backbone's names as a compiled (``backbone._orig_mod.x``) or an
+    uncompiled (``backbone.x``) model has them, whichever way the state was saved."""
+    plain = {key.replace(_COMPILED, ""): value for key, value in state.items()}
+    if not compiled:
+        return plain
+    return {
+        key.replace("backbone.", f"backbone.{_COMPILED}", 1)
+        if key.startswith("backbone.")
+        else key: value
+        for key, value in plain.items()
+    }
+
+
 class TargetKindMismatch(ValueError):
     """A batch's targets are not of the kind the model was configured for."""
 
@@ -73,9 +90,13 @@ class Classifier(L.LightningModule):
         num_classes: int = 10,
         target_kind: str = "index",
         eval_target_kind: str | None = None,
+        compile: bool = False,
     ) -> None:
         super().__init__()
-        self.backbone = backbone
+        # torch.compile before the Trainer sees the model (as Lightning advises), on the
+        # backbone only: the head, metrics and logging stay eager
+        self.compiled = bool(compile)
+        self.backbone = torch.compile(backbone) if compile else backbone
         self.classifier = nn.Linear(backbone.out_features, num_classes)
         self.head = head or SoftmaxCE()
         self.optimizer_factory = optimizer or torch.optim.Adam
@@ -164,11 +185,14 @@ class Classifier(L.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint[IDENTITY_KEY] = self._identity()
+        # always the uncompiled names: a checkpoint loads whether or not model.compile is on
+        checkpoint["state_dict"] = compiled_keys(checkpoint["state_dict"], compiled=False)
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # before the weights are loaded: a swapped head fits the same tensor shapes
         source = getattr(self._trainer, "ckpt_path", None) or "the checkpoint"
         check_identity(checkpoint.get(IDENTITY_KEY), self._identity(), str(source))
+        checkpoint["state_dict"] = compiled_keys(checkpoint["state_dict"], self.compiled)
 
     def configure_optimizers(self):
         optimizer = self.optimizer_factory(self.parameters())
