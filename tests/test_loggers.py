@@ -48,7 +48,9 @@ def test_unwritable_tracking_uri_fails_before_training(tiny_cfg, tmp_path: Path)
     blocker = tmp_path / "a_file"
     blocker.write_text("")  # a file where the store's folder should be: no one can write there
     cfg = tiny_cfg("logger=mlflow", f"logger.mlflow.tracking_uri=sqlite:///{blocker}/mlflow.db")
-    with pytest.raises(TrackingStoreError, match=r"logger\.mlflow\.tracking_uri=sqlite:///.*a_file"):
+    with pytest.raises(
+        TrackingStoreError, match=r"logger\.mlflow\.tracking_uri=sqlite:///.*a_file"
+    ):
         train(cfg)
     assert not (tmp_path / "checkpoints").exists()  # nothing was trained
 
