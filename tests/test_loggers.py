@@ -56,7 +56,6 @@ def test_unwritable_tracking_uri_fails_before_training(tiny_cfg, tmp_path: Path)
 
 
 def test_wandb_offline_run_directory_is_written(tiny_cfg, tmp_path: Path, monkeypatch):
-    monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_SILENT", "true")
     metrics = train(tiny_cfg("logger=wandb", "trainer.max_epochs=1"))
     assert metrics["status"] == "completed"
