@@ -31,7 +31,9 @@ def main(cfg: DictConfig) -> float | None:
 
 
 if __name__ == "__main__":
-    from headlab.run_config import with_run_overrides
+    from headlab.run_config import missing_ckpt_message, with_run_overrides
 
+    if message := missing_ckpt_message(sys.argv[1:], "scripts/eval.py"):
+        sys.exit(message)  # one line on stderr, exit 1
     sys.argv[1:] = with_run_overrides(sys.argv[1:])
     main()

@@ -41,7 +41,7 @@ def test_eval_reproduces_the_test_metrics_of_the_trained_checkpoint(tiny_mnist, 
         "head=sigmoid",
         "model.backbone.hidden=[64]",
         "trainer.max_epochs=1",
-        "+trainer.limit_train_batches=2",  # short of perfect, so accuracy is not trivially 1
+        "trainer.limit_train_batches=2",  # short of perfect, so accuracy is not trivially 1
         "callbacks.rich_progress_bar=null",
         cwd=tmp_path,
     )

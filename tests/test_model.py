@@ -8,7 +8,9 @@ import torch
 from hydra.errors import MissingConfigException
 from hydra.utils import instantiate
 
-from headlab.heads import HEADS
+from headlab.heads import HEADS, SoftLabelCE
+from headlab.models import MLP, Classifier
+from headlab.models.classifier import TargetKindMismatch
 from tests.conftest import CONFIGS, compose_train
 
 
@@ -58,3 +60,63 @@ def test_every_group_option_composes_and_instantiates(group: str, option: str):
     cfg = compose_train([f"{group}={option}"])
     assert isinstance(instantiate(cfg.model), L.LightningModule)
     assert isinstance(instantiate(cfg.data), L.LightningDataModule)
+
+
+@pytest.mark.parametrize(
+    "data,kinds",
+    [
+        ("mnist", ("index", "index")),
+        ("multilabel_mnist", ("multi_hot", "multi_hot")),
+        ("soft_mnist", ("distribution", "distribution")),
+        ("soft_mnist data.hard_targets=true", ("index", "distribution")),
+    ],
+)
+def test_the_model_reads_its_target_kinds_from_the_data_config(data: str, kinds):
+    cfg = compose_train(["head=soft", *f"data={data}".split()])
+    model = instantiate(cfg.model)
+    assert (model.target_kind, model.eval_target_kind) == kinds
+    datamodule = instantiate(cfg.data)  # the data module agrees with what its config says
+    assert (datamodule.target_kind, datamodule.eval_target_kind) == kinds
+
+
+def test_a_data_config_whose_kind_contradicts_its_data_module_fails():
+    cfg = compose_train(["data=soft_mnist", "data.target_kind=multi_hot"])
+    with pytest.raises(Exception, match=r"data\.target_kind must be 'distribution'"):
+        instantiate(cfg.data)
+
+
+@pytest.mark.parametrize(
+    "kind,target,seen",
+    [
+        ("index", torch.full((4, 10), 0.1), "distribution"),
+        ("distribution", torch.arange(4), "index"),
+        ("distribution", torch.zeros(4, 10, dtype=torch.int64), "multi_hot"),
+        ("multi_hot", torch.arange(4), "index"),
+    ],
+)
+def test_a_target_that_contradicts_the_kind_names_both_kinds(kind, target, seen):
+    model = Classifier(MLP(hidden=[8]), SoftLabelCE(), target_kind=kind)
+    with pytest.raises(TargetKindMismatch, match=f"expects '{kind}' targets but got '{seen}'"):
+        model.training_step((torch.randn(4, 1, 28, 28), target), 0)
+
+
+def test_the_python_api_trains_a_soft_model_on_a_fixed_distribution():
+    """The README's Python API, no Trainer: the model must train on the distribution itself,
+    not on a label-smoothed version of it (which would end near 0.46 for the 0.5 class)."""
+    torch.manual_seed(0)
+    cfg = compose_train(
+        ["head=soft", "data=soft_mnist", "model.backbone.hidden=[64]", "model.backbone.dropout=0"]
+    )
+    model = instantiate(cfg.model)
+    optimizer = model.configure_optimizers()
+    x = torch.randn(16, 1, 28, 28)
+    target = torch.zeros(16, 10)
+    target[:, 3], target[:, 7], target[:, 1] = 0.5, 0.3, 0.2
+    for _ in range(300):
+        optimizer.zero_grad()
+        model.training_step((x, target), 0).backward()
+        optimizer.step()
+    model.eval()
+    with torch.no_grad():
+        probs = model.head.probs(model(x)).mean(dim=0)
+    assert torch.allclose(probs, target[0], atol=0.01), probs

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
 from pathlib import Path
 
@@ -146,14 +145,47 @@ def test_joblib_launcher_runs_jobs_in_parallel_processes(tiny_mnist, tmp_path):
     ]
 
 
-@pytest.mark.skipif(
-    importlib.util.find_spec("hydra_plugins.hydra_submitit_launcher") is None,
-    reason="hydra-submitit-launcher not installed (pip install -e '.[slurm]')",
-)
 def test_slurm_launcher_config_composes():
     cfg = compose_with_hydra("hydra/launcher=slurm", "trainer.devices=2")
     assert cfg.hydra.launcher._target_.endswith("SlurmLauncher")
     assert cfg.hydra.launcher.tasks_per_node == 2  # one task per device for Lightning's DDP
+
+
+def slurm_settings_as_overrides() -> list[str]:
+    """hydra/launcher=slurm's settings that submitit's local executor also has, unresolved."""
+    slurm = OmegaConf.to_container(compose_with_hydra("hydra/launcher=slurm").hydra.launcher)
+    local = compose_with_hydra("hydra/launcher=submitit_local").hydra.launcher
+    shared = [key for key in slurm if key in local and key != "_target_"]
+    return [f"hydra.launcher.{key}={json.dumps(slurm[key])}" for key in shared]
+
+
+@pytest.mark.slow
+def test_submitit_local_runs_a_sweep_with_the_slurm_settings(tiny_mnist, tmp_path):
+    """The SLURM path without a cluster: the same launcher plugin, settings and job pickling,
+    with submitit's local executor in place of sbatch."""
+    settings = slurm_settings_as_overrides()
+    assert "hydra.launcher.tasks_per_node=\"${trainer.devices}\"" in settings
+    result = run_cli(
+        "-m",
+        "hydra/launcher=submitit_local",
+        *settings,
+        f"data.data_dir={tiny_mnist}",
+        *TINY,
+        "trainer.max_epochs=1",
+        "logger=none",
+        "head=softmax,sigmoid",
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    sweep = sweep_dir(tmp_path)
+    rows = read_csv(sweep / "summary.csv")
+    assert [(r["head"], r["status"]) for r in rows] == [
+        ("softmax", "completed"),
+        ("sigmoid", "completed"),
+    ]
+    # each job ran in a process submitit started, with its logs where slurm.yaml puts them
+    logs = sorted((sweep / ".submitit").rglob("*_log.out"))
+    assert len(logs) == 2
 
 
 def test_a_failing_job_still_leaves_a_summary_of_every_job(tiny_mnist, tmp_path):

@@ -61,12 +61,14 @@ def test_tensorboard_gets_epoch_scalars_and_hparams(tiny_cfg, tmp_path: Path):
 
 
 def test_head_that_does_not_fit_the_data_fails_before_loading(tiny_cfg, monkeypatch):
-    cfg = tiny_cfg("head=sigmoid_nll")
-    from headlab.data import MNISTDataModule
+    cfg = tiny_cfg("head=sigmoid_nll", "data=multilabel_mnist")
+    from headlab.data import MultiLabelMNISTDataModule
 
-    monkeypatch.setattr(MNISTDataModule, "target_kind", "multi_hot")
-    monkeypatch.setattr(MNISTDataModule, "setup", lambda *a: pytest.fail("data was loaded"))
-    with pytest.raises(HeadDataMismatch, match="head=sigmoid_nll cannot train on data=mnist"):
+    monkeypatch.setattr(
+        MultiLabelMNISTDataModule, "setup", lambda *a: pytest.fail("data was loaded")
+    )
+    match = "head=sigmoid_nll cannot train on data=multilabel_mnist"
+    with pytest.raises(HeadDataMismatch, match=match):
         build(cfg)
 
 

@@ -63,3 +63,23 @@ def with_run_overrides(args: Sequence[str]) -> list[str]:
     # before the first override: flags and their values (-m, --cfg job) keep their places
     first = next(i for i, a in enumerate(args) if "=" in a and not a.startswith("-"))
     return args[:first] + taken + args[first:]
+
+
+#: flags that print something instead of running: they need no checkpoint
+_INFO_FLAGS = ("--help", "-h", "--hydra-help", "--cfg", "-c", "--info", "-i", "--shell-completion")
+
+
+def missing_ckpt_message(args: Sequence[str], script: str) -> str | None:
+    """The one line to print when ``script`` would run without ``ckpt_path=``, else None.
+
+    Checked on the command line before Hydra composes: the config's ``ckpt_path: ???`` would
+    otherwise end in a traceback from the config printer, after an empty run folder is made.
+    """
+    if any(a in _INFO_FLAGS or a.startswith(("--cfg=", "--info=")) for a in args):
+        return None
+    if any(override_key(a) == "ckpt_path" and a.partition("=")[2] for a in args if "=" in a):
+        return None
+    return (
+        f"{script} needs a checkpoint: pass ckpt_path=logs/train/runs/<time>/checkpoints/"
+        "<name>.ckpt (a run's best or last checkpoint)."
+    )

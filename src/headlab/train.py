@@ -14,6 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from headlab.distributed import check_launch
 from headlab.instantiate import instantiate_each
+from headlab.loggers import publish_run
 from headlab.outcome import record_outcome
 from headlab.posthoc import temperature_scaled_test
 from headlab.run_files import plain_number, write_metrics
@@ -38,10 +39,11 @@ def build(cfg: DictConfig) -> tuple[L.LightningDataModule, L.LightningModule, L.
     """Instantiate data, model and trainer; check that the head fits the data first."""
     validate(cfg)  # nonsense numbers, a missing checkpoint: fail before anything is built
     datamodule = instantiate(cfg.data)
-    model = instantiate(cfg.model)
     kind = datamodule.target_kind
+    head = instantiate(cfg.head)  # checked here to name the data; the model checks it again
     for target_kind in dict.fromkeys((kind, getattr(datamodule, "eval_target_kind", kind))):
-        model.head.check_fits(target_kind, f"data={datamodule.name}")
+        head.check_fits(target_kind, f"data={datamodule.name}")
+    model = instantiate(cfg.model)
     loggers = instantiate_each(cfg.get("logger"))
     callbacks = instantiate_each(cfg.get("callbacks"))
     if not loggers and any(isinstance(c, LearningRateMonitor) for c in callbacks):
@@ -98,8 +100,6 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     if trainer.is_global_zero:
         write_metrics(output_dir / "metrics.json", metrics)
         scalars = {f"hp/{k}": v for k, v in metrics.items() if isinstance(v, (int, float))}
-        for logger in trainer.loggers:
-            logger.log_hyperparams(hparams_of(cfg), metrics=scalars)
-            logger.save()
+        publish_run(trainer.loggers, hparams_of(cfg), scalars, output_dir)
         log.info("Metrics: %s", {k: v for k, v in metrics.items() if "/" in k})
     return metrics

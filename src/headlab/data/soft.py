@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from headlab.data.generated import GeneratedMNIST, draw_of_class
+from headlab.errors import ConfigValueError
 
 
 @dataclass(frozen=True)
@@ -73,8 +75,14 @@ class SoftMNISTDataModule(GeneratedMNIST):
         lam_beta: float = 1.0,
         plain_fraction: float = 0.0,
         hard_targets: bool = False,
+        target_kind_if_hard_targets: Mapping[str, str] | None = None,
         **generated_args,
     ) -> None:
+        # before the base class compares the config's declared kinds with these
+        if not isinstance(hard_targets, bool):
+            raise ConfigValueError(f"data.hard_targets must be true or false, got {hard_targets!r}")
+        self.target_kind = "index" if hard_targets else "distribution"
+        # ``target_kind_if_hard_targets`` only serves the config's interpolation of target_kind
         super().__init__(**generated_args)
         if lam_alpha <= 0 or lam_beta <= 0:
             raise ValueError(
@@ -85,8 +93,6 @@ class SoftMNISTDataModule(GeneratedMNIST):
         self.lam_alpha, self.lam_beta = lam_alpha, lam_beta
         self.plain_fraction = plain_fraction
         self.hard_targets = hard_targets
-        if hard_targets:
-            self.target_kind = "index"
 
     def generate(
         self, images: torch.Tensor, labels: torch.Tensor, n: int, rng: np.random.Generator

@@ -1,0 +1,119 @@
+"""The optional experiment trackers (MLflow, Weights & Biases) and what every logger gets at
+the end of a run.
+
+The factories are what ``configs/logger/*.yaml`` instantiate: they check, before any data is
+loaded, that the tracker's package is installed (else one line naming the extra) and, for
+MLflow, that its store takes a run (else one line naming the URI), so no training is lost
+to a logging failure at the end.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from headlab.errors import RunError
+
+#: files of the run folder that MLflow keeps as artifacts
+ARTIFACT_PATTERNS = ("metrics.json", "*.png")
+
+
+class MissingExtra(RunError, ImportError):
+    """An optional logger's package is not installed."""
+
+
+class TrackingStoreError(RunError):
+    """The MLflow tracking store cannot take a run."""
+
+
+def require(package: str, option: str, extra: str) -> None:
+    if importlib.util.find_spec(package) is None:
+        raise MissingExtra(
+            f"logger={option} needs the '{package}' package: pip install -e '.[{extra}]' "
+            "(or choose another logger, e.g. logger=tensorboard)."
+        )
+
+
+def local_store_path(tracking_uri: str) -> Path | None:
+    """The file or folder behind a local URI (``sqlite:///x.db``, ``file:x``, a path); None
+    for a server."""
+    if tracking_uri.startswith("sqlite:///"):
+        return Path(tracking_uri.removeprefix("sqlite:///"))
+    if tracking_uri.startswith("file:"):
+        return Path(tracking_uri.removeprefix("file:").removeprefix("//"))
+    if "://" in tracking_uri:
+        return None
+    return Path(tracking_uri)
+
+
+def check_local_store(tracking_uri: str) -> None:
+    """The folder of a local store must exist (it is made) and take a file."""
+    path = local_store_path(tracking_uri)
+    if path is None:
+        return
+    folder = path.parent if tracking_uri.startswith("sqlite:") else path
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / ".headlab_write_test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as err:
+        raise TrackingStoreError(
+            f"logger.mlflow.tracking_uri={tracking_uri} cannot be written ({err.strerror or err}"
+            f": {err.filename or folder}): pass a writable one, e.g. "
+            "logger.mlflow.tracking_uri=sqlite:///logs/mlflow/mlflow.db"
+        ) from err
+
+
+def mlflow_logger(tracking_uri: str, **kwargs: Any):
+    """Lightning's ``MLFlowLogger``, with its run created now: a store that cannot take one
+    fails here, before training, instead of after it."""
+    require("mlflow", "mlflow", "mlflow")
+    check_local_store(tracking_uri)
+    from lightning.pytorch.loggers import MLFlowLogger
+
+    logger = MLFlowLogger(tracking_uri=tracking_uri, **kwargs)
+    try:
+        _ = logger.run_id  # creates the experiment (if new) and the run
+    except Exception as err:  # MLflow raises its own, SQLAlchemy's or requests' errors
+        first_line = str(err).strip().splitlines()[0] if str(err).strip() else ""
+        raise TrackingStoreError(
+            f"logger.mlflow.tracking_uri={tracking_uri} takes no run ({type(err).__name__}: "
+            f"{first_line}): pass a writable store or start the tracking server."
+        ) from err
+    return logger
+
+
+def wandb_logger(**kwargs: Any):
+    """Lightning's ``WandbLogger`` (offline unless ``logger.wandb.offline=false``)."""
+    require("wandb", "wandb", "wandb")
+    from lightning.pytorch.loggers import WandbLogger
+
+    Path(kwargs.get("save_dir", ".")).mkdir(parents=True, exist_ok=True)
+    return WandbLogger(**kwargs)
+
+
+def publish_run(
+    loggers: Iterable[Any],
+    params: Mapping[str, Any],
+    scalars: Mapping[str, float],
+    output_dir: str | Path,
+) -> None:
+    """At the end of a run: params to every logger (TensorBoard's hparams tab also gets the
+    final ``scalars``), the run folder's figures and metrics.json to MLflow as artifacts."""
+    from lightning.pytorch.loggers import MLFlowLogger, TensorBoardLogger, WandbLogger
+
+    for logger in loggers:
+        if isinstance(logger, TensorBoardLogger):
+            logger.log_hyperparams(dict(params), metrics=dict(scalars))
+        else:  # the others take params only
+            logger.log_hyperparams(dict(params))
+        if isinstance(logger, MLFlowLogger):
+            for pattern in ARTIFACT_PATTERNS:
+                for path in sorted(Path(output_dir).glob(pattern)):
+                    logger.experiment.log_artifact(logger.run_id, str(path))
+        logger.save()
+        if isinstance(logger, WandbLogger):  # else the next job of a sweep would reuse the run
+            logger.experiment.finish()

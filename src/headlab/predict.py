@@ -1,0 +1,166 @@
+"""Predictions of a checkpoint on new images: ``scripts/predict.py`` writes predictions.csv.
+
+Inputs are turned into exactly what the model saw in training: one grey channel at the
+data's image size (28, or the multi-label canvas), 0..255 pixel values normalised by the data
+module's own ``normalize``. Anything that cannot be, is named: nothing is skipped silently.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from omegaconf import DictConfig
+
+from headlab.errors import RunError
+
+log = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+PREDICTIONS_FILE = "predictions.csv"
+
+
+class PredictInputError(RunError, ValueError):
+    """``input=`` names nothing usable: missing, empty, unreadable or the wrong size."""
+
+
+def image_size_of(cfg: DictConfig) -> int:
+    """The side of the model's input: the data's canvas (multi-label) or MNIST's 28."""
+    return int(cfg.data.get("image_size", 28))
+
+
+def read_image(path: Path, size: int) -> np.ndarray:
+    """A PNG/JPEG as a (size, size) uint8 grey image; colour images are converted to grey."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:
+            grey = np.asarray(image.convert("L"))
+    except (UnidentifiedImageError, OSError) as err:
+        raise PredictInputError(
+            f"input: {path} is not a readable PNG/JPEG image ({err}); remove it from the folder."
+        ) from err
+    if grey.shape != (size, size):
+        raise PredictInputError(
+            f"input: {path} is {grey.shape[1]}x{grey.shape[0]} px, the model takes "
+            f"{size}x{size}: resize it to {size}x{size}."
+        )
+    return grey
+
+
+def read_folder(folder: Path, size: int) -> tuple[list[str], np.ndarray]:
+    files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+    if not files:
+        raise PredictInputError(
+            f"input={folder} is an empty folder: put PNG/JPEG images of {size}x{size} px in it."
+        )
+    return [p.name for p in files], np.stack([read_image(p, size) for p in files])
+
+
+def read_array(path: Path, size: int) -> tuple[list[str], np.ndarray]:
+    try:
+        array = np.load(path, allow_pickle=False)
+    except (ValueError, OSError) as err:
+        raise PredictInputError(f"input={path} is not a readable .npy array ({err}).") from err
+    if array.ndim == 4 and array.shape[1] == 1:
+        array = array[:, 0]
+    if array.ndim != 3 or array.shape[1:] != (size, size) or len(array) == 0:
+        raise PredictInputError(
+            f"input={path} has shape {array.shape}, the model takes (N, {size}, {size}) or "
+            f"(N, 1, {size}, {size}) arrays of 0..255 pixel values."
+        )
+    if not np.issubdtype(array.dtype, np.number) or array.min() < 0 or array.max() > 255:
+        raise PredictInputError(
+            f"input={path} must hold pixel values in 0..255 (dtype {array.dtype})."
+        )
+    return [str(i) for i in range(len(array))], array
+
+
+def read_inputs(spec: str, size: int) -> tuple[list[str], torch.Tensor] | None:
+    """Names and (N, 1, size, size) unnormalised images of ``input=``; None for ``test``."""
+    if spec == "test":
+        return None
+    path = Path(spec).expanduser()
+    if not path.exists():
+        raise PredictInputError(
+            f"input={spec} does not exist: pass a folder of PNG/JPEG images, a .npy file, "
+            "or input=test."
+        )
+    if path.is_dir():
+        names, images = read_folder(path, size)
+    elif path.suffix.lower() == ".npy":
+        names, images = read_array(path, size)
+    elif path.suffix.lower() in IMAGE_SUFFIXES:
+        names, images = [path.name], read_image(path, size)[None]
+    else:
+        raise PredictInputError(
+            f"input={spec} is neither a folder, a .npy array nor a PNG/JPEG image."
+        )
+    return names, torch.from_numpy(np.ascontiguousarray(images, dtype=np.float32)).unsqueeze(1)
+
+
+def prediction_rows(
+    names: list[str], probs: torch.Tensor, multi_label: bool, threshold: float
+) -> list[dict[str, Any]]:
+    """One row per input: its name, the predicted label (or label set) and every probability."""
+    rows = []
+    for name, p in zip(names, probs.tolist(), strict=True):
+        if multi_label:  # the labels above head.threshold, e.g. "2 5 7" (empty: none)
+            predicted = " ".join(str(k) for k, v in enumerate(p) if v > threshold)
+        else:
+            predicted = str(int(np.argmax(p)))
+        row = {"input": name, "predicted": predicted}
+        row.update({f"p{k}": f"{v:.9g}" for k, v in enumerate(p)})
+        rows.append(row)
+    return rows
+
+
+def write_rows(path: Path, rows: list[dict[str, Any]]) -> None:
+    with open(path, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def predict(cfg: DictConfig) -> Path:
+    """Run ``cfg.ckpt_path`` on ``cfg.input`` through ``Trainer.predict``; returns the CSV path."""
+    from hydra.utils import instantiate
+
+    from headlab.data.batches import InMemoryImages, batch_loader
+    from headlab.instantiate import instantiate_each
+    from headlab.train import route_lightning_logs_to_root
+    from headlab.validation import check_checkpoint, check_numbers
+
+    route_lightning_logs_to_root()
+    check_numbers(cfg)
+    check_checkpoint(cfg.ckpt_path)  # cheap checks first: nothing is loaded for a bad input
+    inputs = read_inputs(str(cfg.input), image_size_of(cfg))
+    datamodule = instantiate(cfg.data)  # its normalisation; the test split for input=test
+    if inputs is None:
+        datamodule.prepare_data()
+        datamodule.setup("test")
+        names = [str(i) for i in range(len(datamodule.test_set))]
+        images = datamodule.test_set.images
+    else:
+        names, images = inputs
+    normalized = datamodule.normalize(images.clone())
+    loader = batch_loader(
+        InMemoryImages(normalized, torch.arange(len(names))), datamodule.eval_batch_size, False
+    )
+    model = instantiate(cfg.model)
+    trainer = instantiate(
+        cfg.trainer, callbacks=instantiate_each(cfg.get("callbacks")), logger=False
+    )
+    log.info("Predicting %d inputs with %s", len(names), cfg.ckpt_path)
+    batches = trainer.predict(model, loader, ckpt_path=cfg.ckpt_path, weights_only=True)
+    probs = torch.cat(batches)
+    multi_label = model.eval_target_kind == "multi_hot"
+    rows = prediction_rows(names, probs, multi_label, model.head.threshold)
+    path = Path(cfg.paths.output_dir) / PREDICTIONS_FILE
+    write_rows(path, rows)
+    log.info("Predictions: %s", path)
+    return path

@@ -1,0 +1,48 @@
+"""configs/trainer/default.yaml: the common Trainer knobs exist, at Lightning's own defaults."""
+
+from __future__ import annotations
+
+import inspect
+
+import lightning as L
+import pytest
+from omegaconf import OmegaConf
+
+from headlab.train import build
+from tests.conftest import CONFIGS
+
+KNOBS = (
+    "limit_train_batches",
+    "limit_val_batches",
+    "limit_test_batches",
+    "precision",
+    "gradient_clip_val",
+    "accumulate_grad_batches",
+    "val_check_interval",
+    "fast_dev_run",
+    "overfit_batches",
+    "num_sanity_val_steps",
+)
+
+
+def test_listed_trainer_arguments_default_to_lightnings_own_values():
+    listed = OmegaConf.load(CONFIGS / "trainer" / "default.yaml")
+    signature = inspect.signature(L.Trainer.__init__).parameters
+    assert set(KNOBS) <= set(listed)
+    for key in KNOBS:
+        assert listed[key] == signature[key].default, key
+
+
+@pytest.mark.parametrize("knob", ["trainer.limit_train_batches=5", "trainer.precision=bf16-mixed"])
+def test_knobs_are_set_without_a_plus(tiny_cfg, knob: str):
+    key, value = knob.split("=")
+    cfg = tiny_cfg(knob)
+    assert str(OmegaConf.select(cfg, key)) == value
+
+
+def test_limit_train_batches_limits_the_steps(tiny_cfg):
+    # 500 tiny training images at batch size 50: 10 batches an epoch without the limit
+    cfg = tiny_cfg("trainer.limit_train_batches=5", "trainer.max_epochs=2", "logger=none")
+    datamodule, model, trainer = build(cfg)
+    trainer.fit(model, datamodule=datamodule)
+    assert trainer.global_step == 2 * 5
