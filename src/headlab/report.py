@@ -17,8 +17,8 @@ import numpy as np
 import torch
 import yaml
 
+from headlab.calibration import PREDICTIONS_FILE
 from headlab.calibration.bins import Reliability, ReliabilityBins
-from headlab.calibration.posthoc import PREDICTIONS_FILE
 
 COLUMNS = {
     "accuracy": "test/acc",
