@@ -202,6 +202,8 @@ class Analysis:
         bins.update(probs.double(), target)
         reliability = bins.compute()
         self.publish("reliability_labels_test", label_reliability(reliability))
+        # the epoch's test/ece and test/brier (same definitions) and the per-label NLL
+        metrics.update({f"test/{k}": v for k, v in multilabel_scores(probs, target, s).items()})
         if self.head.exclusive:
             reason = (
                 f"head={self.head.name} gives one distribution over labels, not a probability "
