@@ -120,10 +120,11 @@ class SortedWeights:
         cell = (self.f * (grid - 1)).long().clamp(0, grid - 2)
         cells = torch.arange(grid - 1)
         edges = torch.cat([torch.searchsorted(cell, cells), cell.new_tensor([len(cell)])])
-        cum_v, cum_vf = (c.index_select(0, rows) for c in self.cums[name])
-        sum_v = cum_v.index_select(1, edges).diff(dim=1).T
+        at_edges = (rows[:, None], edges[None, :])  # gathers only what is needed
+        cum_v, cum_vf = self.cums[name]
+        sum_v = cum_v[at_edges].diff(dim=1).T
         # sum of w*v*frac with frac = f*(grid-1) - cell
-        sum_vf = cum_vf.index_select(1, edges).diff(dim=1).T
+        sum_vf = cum_vf[at_edges].diff(dim=1).T
         sum_frac = (grid - 1) * sum_vf - cells[:, None] * sum_v
         out = torch.zeros(grid, sum_v.shape[1], dtype=torch.float64)
         out[:-1] += sum_v - sum_frac
