@@ -16,7 +16,6 @@ from headlab.distributed import check_launch
 from headlab.instantiate import instantiate_each
 from headlab.loggers import publish_run
 from headlab.outcome import record_outcome
-from headlab.posthoc import temperature_scaled_test
 from headlab.run_files import plain_number, write_metrics
 from headlab.validation import validate
 
@@ -54,6 +53,20 @@ def build(cfg: DictConfig) -> tuple[L.LightningDataModule, L.LightningModule, L.
     return datamodule, model, trainer
 
 
+def analyse(cfg, model, datamodule, trainer, output_dir: Path) -> dict[str, Any]:
+    """The post-test calibration analysis (headlab.calibration.posthoc), rank 0 only."""
+    from lightning.pytorch.loggers import TensorBoardLogger
+
+    from headlab.calibration.posthoc import Settings, post_test_analysis
+
+    block = cfg.get("calibration")
+    settings = Settings.from_config(OmegaConf.to_container(block, resolve=True) if block else {})
+    boards = [lg.experiment for lg in trainer.loggers if isinstance(lg, TensorBoardLogger)]
+    return post_test_analysis(
+        model, datamodule, output_dir, settings, boards=boards, step=trainer.global_step
+    )
+
+
 def route_lightning_logs_to_root() -> None:
     """Lightning always adds its own console handler, which doubles every line under Hydra's."""
     if logging.getLogger().hasHandlers():
@@ -87,9 +100,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         trainer.test(model, datamodule=datamodule, ckpt_path=test_ckpt, weights_only=True)
         metrics.update(trainer.callback_metrics)
         metrics["tested_ckpt_path"] = test_ckpt or ""
-        posthoc = cfg.get("temperature_scaling", True) and model.eval_target_kind == "index"
-        if posthoc and trainer.is_global_zero:
-            metrics.update(temperature_scaled_test(model, datamodule, output_dir))
+        if OmegaConf.select(cfg, "calibration.enabled", default=True) and trainer.is_global_zero:
+            metrics.update(analyse(cfg, model, datamodule, trainer, output_dir))
 
     metrics["best_ckpt_path"] = best
     if checkpoint is not None and checkpoint.best_model_score is not None:

@@ -1,0 +1,8 @@
+"""Calibration in one place: binned metrics, estimators with bootstrap intervals, post-hoc
+calibrators, selective prediction and figures (README: "What is measured")."""
+
+PREDICTIONS_FILE = "test_predictions.npz"
+#: post-hoc calibrators, in the order they run (``calibration.methods``)
+METHODS = ("temperature", "vector", "matrix", "isotonic")
+
+__all__ = ["METHODS", "PREDICTIONS_FILE"]
