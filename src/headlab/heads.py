@@ -14,6 +14,7 @@ from typing import ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
+from torchvision.ops import sigmoid_focal_loss
 
 TargetKind = Literal["index", "multi_hot", "distribution"]
 TARGET_KINDS: tuple[TargetKind, ...] = ("index", "multi_hot", "distribution")
@@ -135,6 +136,182 @@ class SigmoidNLL(Head):
         return -F.logsigmoid(true_logit).mean()
 
 
+def _focal_weight(prob: torch.Tensor, gamma: float | torch.Tensor) -> torch.Tensor:
+    """(1 - prob)^gamma, with 1 - prob kept above the smallest float so that the gradient of
+    the power stays finite where a probability saturates at 1 (its loss term is 0 there)."""
+    return (1.0 - prob).clamp_min(torch.finfo(prob.dtype).tiny) ** gamma
+
+
+class FocalLoss(SoftmaxCE):
+    """Softmax + focal loss -(1 - p_t)^gamma log p_t (Lin et al. 2017), mean over samples.
+
+    Easy samples (p_t near 1) are down-weighted by (1 - p_t)^gamma relative to cross-entropy;
+    Mukhoti et al. 2020 found this also calibrates better. ``gamma_schedule="flsd53"`` is
+    their sample-dependent variant: gamma = 5 where p_t < 0.2, else 3 (``gamma`` is then
+    unused). A distribution target y generalises p_t to -sum_k y_k (1 - p_k)^gamma_k log p_k.
+    """
+
+    name = "focal"
+    accepts = frozenset({"index", "distribution"})
+    SCHEDULES: ClassVar[tuple[str, ...]] = ("flsd53",)
+
+    def __init__(
+        self, gamma: float = 2.0, gamma_schedule: str | None = None, threshold: float = 0.5
+    ) -> None:
+        super().__init__(threshold)
+        if not gamma >= 0.0:
+            raise ValueError(f"head.gamma must be >= 0, got {gamma}")
+        if gamma_schedule is not None and gamma_schedule not in self.SCHEDULES:
+            raise ValueError(
+                f"head.gamma_schedule must be null or one of {list(self.SCHEDULES)}, "
+                f"got {gamma_schedule!r}"
+            )
+        self.gamma, self.gamma_schedule = float(gamma), gamma_schedule
+
+    def gamma_for(self, prob: torch.Tensor) -> float | torch.Tensor:
+        """The focusing exponent for each probability (a constant without a schedule)."""
+        if self.gamma_schedule == "flsd53":
+            return torch.where(prob < 0.2, 5.0, 3.0)
+        return self.gamma
+
+    def loss(self, logits: torch.Tensor, target: torch.Tensor, kind: TargetKind) -> torch.Tensor:
+        self.check_fits(kind)
+        log_p = logits.log_softmax(dim=-1)
+        if kind == "index":
+            log_p = log_p.gather(1, target.unsqueeze(1)).squeeze(1)
+            weight = _focal_weight(log_p.exp(), self.gamma_for(log_p.exp().detach()))
+            return -(weight * log_p).mean()
+        weight = _focal_weight(log_p.exp(), self.gamma_for(log_p.exp().detach()))
+        return -(target.float() * weight * log_p).sum(dim=1).mean()
+
+    def __repr__(self) -> str:
+        return f"FocalLoss(gamma={self.gamma}, gamma_schedule={self.gamma_schedule})"
+
+
+class PolyLoss(SoftmaxCE):
+    """Softmax + Poly-1 loss CE + epsilon (1 - p_t) (Leng et al. 2022), mean over samples.
+
+    epsilon > 0 keeps pushing confident correct samples, epsilon < 0 pushes them less; the
+    loss stays bounded below only for epsilon >= -1. A distribution target y uses
+    p_t = sum_k y_k p_k, as the paper does for label-smoothed targets.
+    """
+
+    name = "poly"
+    accepts = frozenset({"index", "distribution"})
+
+    def __init__(self, epsilon: float = 1.0, threshold: float = 0.5) -> None:
+        super().__init__(threshold)
+        if not epsilon >= -1.0:
+            raise ValueError(f"head.epsilon must be >= -1, got {epsilon}")
+        self.epsilon = float(epsilon)
+
+    def loss(self, logits: torch.Tensor, target: torch.Tensor, kind: TargetKind) -> torch.Tensor:
+        self.check_fits(kind)
+        probs = logits.softmax(dim=-1)
+        if kind == "index":
+            p_t = probs.gather(1, target.unsqueeze(1)).squeeze(1)
+        else:
+            p_t = (target.float() * probs).sum(dim=1)
+        return super().loss(logits, target, kind) + self.epsilon * (1.0 - p_t).mean()
+
+    def __repr__(self) -> str:
+        return f"PolyLoss(epsilon={self.epsilon})"
+
+
+class SigmoidFocal(SigmoidBCE):
+    """One sigmoid per class + binary focal loss per label (Lin et al. 2017, RetinaNet).
+
+    torchvision's ``sigmoid_focal_loss`` with ``reduction="mean"``: BCE_ij (1 - p_t)^gamma,
+    times alpha for positives and 1 - alpha for negatives when ``alpha`` is set, averaged
+    over samples and labels.
+    """
+
+    name = "sigmoid_focal"
+    accepts = frozenset({"index", "multi_hot"})
+
+    def __init__(
+        self, gamma: float = 2.0, alpha: float | None = None, threshold: float = 0.5
+    ) -> None:
+        super().__init__(threshold)
+        if not gamma >= 0.0:
+            raise ValueError(f"head.gamma must be >= 0, got {gamma}")
+        if alpha is not None and not 0.0 <= alpha <= 1.0:
+            raise ValueError(f"head.alpha must be null or lie in [0, 1], got {alpha}")
+        self.gamma, self.alpha = float(gamma), alpha
+
+    def loss(self, logits: torch.Tensor, target: torch.Tensor, kind: TargetKind) -> torch.Tensor:
+        self.check_fits(kind)
+        if kind == "index":
+            target = F.one_hot(target, logits.shape[-1])
+        alpha = -1.0 if self.alpha is None else float(self.alpha)  # torchvision: -1 = none
+        return sigmoid_focal_loss(logits, target.to(logits.dtype), alpha, self.gamma, "mean")
+
+    def __repr__(self) -> str:
+        return f"SigmoidFocal(gamma={self.gamma}, alpha={self.alpha})"
+
+
+class AsymmetricLoss(SigmoidBCE):
+    """One sigmoid per class + asymmetric loss (ASL, Ridnik et al. 2021).
+
+    Positives: -(1 - p)^gamma_pos log p. Negatives: the probability is shifted down by the
+    margin ``clip``, p_m = max(p - clip, 0), and cost -p_m^gamma_neg log(1 - p_m), so easy
+    negatives (p < clip) cost nothing. Averaged over samples and labels like the other
+    heads; the paper's reference code *sums* over both, i.e. its loss is this one times
+    batch size x number of labels (use a learning rate that much smaller to compare).
+    The focusing weights keep their gradient (the reference code can detach them).
+    """
+
+    name = "asl"
+    accepts = frozenset({"index", "multi_hot"})
+
+    def __init__(
+        self,
+        gamma_pos: float = 0.0,
+        gamma_neg: float = 4.0,
+        clip: float = 0.05,
+        threshold: float = 0.5,
+    ) -> None:
+        super().__init__(threshold)
+        if not gamma_pos >= 0.0:
+            raise ValueError(f"head.gamma_pos must be >= 0, got {gamma_pos}")
+        if not gamma_neg >= 0.0:
+            raise ValueError(f"head.gamma_neg must be >= 0, got {gamma_neg}")
+        if not 0.0 <= clip < 1.0:
+            raise ValueError(f"head.clip must lie in [0, 1), got {clip}")
+        self.gamma_pos, self.gamma_neg, self.clip = float(gamma_pos), float(gamma_neg), float(clip)
+
+    def loss(self, logits: torch.Tensor, target: torch.Tensor, kind: TargetKind) -> torch.Tensor:
+        self.check_fits(kind)
+        if kind == "index":
+            target = F.one_hot(target, logits.shape[-1])
+        target = target.to(logits.dtype)
+        p = logits.sigmoid()
+        positive = -_focal_weight(p, self.gamma_pos) * F.logsigmoid(logits)
+        if self.clip > 0:  # 1 - p_m = min(1 - p + clip, 1) >= clip: its log cannot underflow
+            one_minus_pm = (1.0 - p + self.clip).clamp_max(1.0)
+            log_one_minus_pm = one_minus_pm.log()
+        else:  # exactly BCE's negative term, also for very large logits
+            one_minus_pm, log_one_minus_pm = 1.0 - p, F.logsigmoid(-logits)
+        negative = -_focal_weight(one_minus_pm, self.gamma_neg) * log_one_minus_pm
+        return (target * positive + (1.0 - target) * negative).mean()
+
+    def __repr__(self) -> str:
+        return (
+            f"AsymmetricLoss(gamma_pos={self.gamma_pos}, gamma_neg={self.gamma_neg}, "
+            f"clip={self.clip})"
+        )
+
+
 HEADS: dict[str, type[Head]] = {
-    cls.name: cls for cls in (SoftmaxCE, SigmoidBCE, SoftLabelCE, SigmoidNLL)
+    cls.name: cls
+    for cls in (
+        SoftmaxCE,
+        SigmoidBCE,
+        SoftLabelCE,
+        SigmoidNLL,
+        FocalLoss,
+        SigmoidFocal,
+        AsymmetricLoss,
+        PolyLoss,
+    )
 }

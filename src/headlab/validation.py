@@ -28,8 +28,29 @@ CHECKS: tuple[Check, ...] = (
     ("model.optimizer.lr", lambda v: v > 0, "must be > 0"),
     ("model.optimizer.weight_decay", lambda v: v >= 0, "must be >= 0"),
     ("head.smoothing", lambda v: 0 <= v < 1, "must lie in [0, 1)"),
+    ("head.gamma", lambda v: v >= 0, "must be >= 0"),
+    ("head.gamma_pos", lambda v: v >= 0, "must be >= 0"),
+    ("head.gamma_neg", lambda v: v >= 0, "must be >= 0"),
+    ("head.clip", lambda v: 0 <= v < 1, "must lie in [0, 1)"),
+    ("head.epsilon", lambda v: v >= -1, "must be >= -1"),
+    ("head.alpha", lambda v: 0 <= v <= 1, "must be null or lie in [0, 1]"),
     ("trainer.max_epochs", lambda v: v == -1 or v > 0, "must be > 0 (or -1: no limit)"),
 )
+
+
+#: config keys that take one of a few names (null skipped, like a missing key)
+CHOICES: tuple[tuple[str, tuple[str, ...]], ...] = (("head.gamma_schedule", ("flsd53",)),)
+
+
+def check_choices(cfg: DictConfig, choices: tuple[tuple[str, tuple[str, ...]], ...] = CHOICES):
+    """Raise ``ConfigValueError`` naming every key whose value is not one of its names."""
+    problems = [
+        f"{key} must be null or one of {list(allowed)}, got {value!r}"
+        for key, allowed in choices
+        if (value := OmegaConf.select(cfg, key, default=None)) is not None and value not in allowed
+    ]
+    if problems:
+        raise ConfigValueError("Invalid config: " + "; ".join(problems))
 
 
 def check_numbers(cfg: DictConfig, checks: tuple[Check, ...] = CHECKS) -> None:
@@ -80,5 +101,6 @@ def check_checkpoint(path: str | Path) -> None:
 def validate(cfg: DictConfig) -> None:
     """Everything that can be checked from the config alone, before anything is built."""
     check_numbers(cfg)
+    check_choices(cfg)
     if cfg.get("ckpt_path"):
         check_checkpoint(cfg.ckpt_path)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -12,10 +13,15 @@ from torch import nn
 from headlab.checkpoints import IDENTITY_KEY, check_identity, identity
 from headlab.heads import Head, SoftmaxCE
 from headlab.metrics.stage import EpochSnapshot, StageMetrics
+from headlab.metrics.thresholds import TUNED_KEYS, TunedThresholdF1
+
+log = logging.getLogger(__name__)
 
 OptimizerFactory = Callable[..., torch.optim.Optimizer]
 SchedulerFactory = Callable[[torch.optim.Optimizer], Any]
 STAGES = ("train", "val", "test")
+#: checkpoint entry holding the multi-label threshold chosen on that epoch's validation
+THRESHOLD_KEY = "headlab_tuned_threshold"
 
 
 class Classifier(L.LightningModule):
@@ -60,7 +66,12 @@ class Classifier(L.LightningModule):
                 exclusive=self.head.exclusive,
                 threshold=self.head.threshold,
             )
+            if stage != "train" and self.kind_for(stage) == "multi_hot":
+                # val picks the threshold maximising F1 micro, test scores the val-chosen one
+                metrics.classification.add_metrics({"tuned": TunedThresholdF1(self.num_classes)})
             setattr(self, f"{stage}_metrics", metrics)
+        #: the multi-label threshold chosen on the last validation epoch (saved in checkpoints)
+        self.tuned_threshold: float | None = getattr(self, "tuned_threshold", None)
         #: the last computed epoch per stage, for figure callbacks (see callbacks.py)
         self.epoch_snapshots: dict[str, EpochSnapshot] = {}
 
@@ -104,6 +115,7 @@ class Classifier(L.LightningModule):
         # calls would double the cost of an MNIST step.
         metrics = self.metrics_for(stage)
         values, self.epoch_snapshots[stage] = metrics.compute(stage)
+        self._tuned_threshold_values(stage, values)
         shown = {f"{stage}/acc", f"{stage}/loss", f"{stage}/ece"}
         self.log_dict({k: v for k, v in values.items() if k in shown}, prog_bar=stage != "train")
         self.log_dict({k: v for k, v in values.items() if k not in shown})
@@ -118,16 +130,37 @@ class Classifier(L.LightningModule):
     def on_test_epoch_end(self) -> None:
         self._log_epoch("test")
 
+    def on_test_epoch_start(self) -> None:
+        if "tuned" in self.test_metrics.classification:
+            self.test_metrics.classification["tuned"].threshold = self.tuned_threshold
+
+    def _tuned_threshold_values(self, stage: str, values: dict[str, torch.Tensor]) -> None:
+        """Keep val's chosen threshold; test reports F1 only at that one, or not at all."""
+        if f"{stage}/best_threshold" not in values:
+            return
+        if stage == "val":
+            self.tuned_threshold = float(values["val/best_threshold"])
+            return
+        threshold = values.pop(f"{stage}/best_threshold")
+        if stage == "test" and self.tuned_threshold is None:
+            for key in TUNED_KEYS[1:]:
+                values.pop(f"{stage}/{key}")
+            log.warning("No threshold chosen on validation: test/f1_*_tuned not reported.")
+        else:
+            log.info("test/f1_*_tuned at threshold %.3f chosen on validation", float(threshold))
+
     def _identity(self) -> dict[str, str]:
         return identity(self.head, getattr(self._trainer, "datamodule", None))
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint[IDENTITY_KEY] = self._identity()
+        checkpoint[THRESHOLD_KEY] = self.tuned_threshold
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # before the weights are loaded: a swapped head fits the same tensor shapes
         source = getattr(self._trainer, "ckpt_path", None) or "the checkpoint"
         check_identity(checkpoint.get(IDENTITY_KEY), self._identity(), str(source))
+        self.tuned_threshold = checkpoint.get(THRESHOLD_KEY)
 
     def configure_optimizers(self):
         optimizer = self.optimizer_factory(self.parameters())
