@@ -7,9 +7,9 @@ import pytest
 import torch
 from torchmetrics.classification import MulticlassCalibrationError
 
+from headlab.calibration.bins import CalibrationMetrics, ProbabilitySum, ReliabilityBins
+from headlab.calibration.posthoc import fit_temperature, likelihood_nll
 from headlab.heads import SigmoidBCE, SoftmaxCE
-from headlab.metrics.calibration import CalibrationMetrics, ProbabilitySum, ReliabilityBins
-from headlab.posthoc import fit_temperature, likelihood_nll
 
 
 def numpy_calibration(probs: np.ndarray, labels: np.ndarray, n_bins: int = 15) -> dict:

@@ -85,7 +85,7 @@ class CalibrationFigures(L.Callback):
         self._publish(trainer, pl_module, "test", save=self.output_dir is not None)
 
     def _publish(self, trainer, pl_module, stage: str, save: bool) -> None:
-        from headlab.plots import confidence_histogram, reliability_figure
+        from headlab.calibration.figures import confidence_histogram, reliability_figure
 
         snapshot = getattr(pl_module, "epoch_snapshots", {}).get(stage)
         if snapshot is None or not snapshot.reliability:

@@ -17,8 +17,8 @@ import numpy as np
 import torch
 import yaml
 
-from headlab.metrics.calibration import Reliability, ReliabilityBins
-from headlab.posthoc import PREDICTIONS_FILE
+from headlab.calibration.bins import Reliability, ReliabilityBins
+from headlab.calibration.posthoc import PREDICTIONS_FILE
 
 COLUMNS = {
     "accuracy": "test/acc",
@@ -116,7 +116,7 @@ def pooled_reliability(jobs: list[Job]) -> Reliability | None:
 
 def write_report(sweep_dir: str | Path) -> Path:
     """Write ``report.md`` and ``report.png`` into the sweep folder; returns the markdown path."""
-    from headlab.plots import reliability_grid
+    from headlab.calibration.figures import reliability_grid
 
     sweep_dir = Path(sweep_dir)
     if not sweep_dir.is_dir():

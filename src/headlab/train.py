@@ -13,10 +13,10 @@ from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 
 from headlab.board import publish_final, write_layout
+from headlab.calibration.posthoc import temperature_scaled_test
 from headlab.distributed import check_launch
 from headlab.instantiate import instantiate_each
 from headlab.outcome import record_outcome
-from headlab.posthoc import temperature_scaled_test
 from headlab.run_files import plain_number, write_metrics
 from headlab.validation import validate
 

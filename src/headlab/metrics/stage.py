@@ -8,7 +8,7 @@ import torch
 from torchmetrics import MeanMetric, MetricCollection
 from torchmetrics.classification import MulticlassAccuracy
 
-from headlab.metrics.calibration import CalibrationMetrics, ProbabilitySum, Reliability
+from headlab.calibration.bins import CalibrationMetrics, ProbabilitySum, Reliability
 from headlab.metrics.multilabel import multilabel_metrics
 from headlab.metrics.soft import TargetKL
 

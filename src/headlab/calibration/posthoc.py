@@ -9,8 +9,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from headlab.calibration.bins import CalibrationMetrics
 from headlab.heads import Head
-from headlab.metrics.calibration import CalibrationMetrics
 
 PREDICTIONS_FILE = "test_predictions.npz"
 

@@ -10,7 +10,7 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from headlab.metrics.calibration import Reliability
+from headlab.calibration.bins import Reliability
 
 
 def _bins(reliability: Reliability) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

@@ -1,0 +1,181 @@
+"""Smooth ECE (Błasiok & Nakkiran 2023) for many bootstrap resamples at once.
+
+``relplot.smECE`` is the reference: the same reflected Gaussian kernel, grids, density
+epsilon and bisection for the bandwidth, checked to 1e-4 in tests/test_estimators.py. It
+scores one sample in ~9 ms, so 1,000 resamples would take ~9 s. Here a resample is a row of
+count weights over one sample, and all rows go through each step together:
+
+* splatting a row onto a bandwidth's grid needs, per grid cell, the row's sums of w*v and
+  w*v*f over the predictions in that cell: differences of cumulative sums over the sorted
+  predictions, taken once for every bandwidth;
+* smoothing plus reading off at the mesh is one banded matrix per bandwidth (the kernel is
+  cut at 8 bandwidths, where it is below 1e-13 of its peak), multiplied in blocks;
+* relplot's smECE at bandwidth s is sum_t |smoothed residual(t)| / sum_t density(t); the
+  density sum is linear in the weights, and |sum of smoothed residuals| <= numerator <=
+  max kernel mass * sum |residuals| bounds smECE from both sides, which settles most
+  bisection steps of most rows without the matrix product.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import torch
+
+MESH_POINTS = 200  # relplot.config.smECE_mesh_pts
+DENSITY_EPS = 1e-4  # relplot.kernels.BaseKernelMixin.smooth
+SIGMA_FLOOR = 1e-3  # relplot.metrics.smECE's eps
+REFINE = 10  # bisection steps of relplot.metrics.search_param
+TRUNCATE = 8.0  # kernel half-width in bandwidths
+BLOCK = 128  # mesh points per block of the banded product
+
+
+def reflect(index: torch.Tensor, size: int) -> torch.Tensor:
+    """Mirror indices into 0..size-1 without repeating the edge (relplot's reflection)."""
+    index = index.abs()
+    return torch.where(index >= size, 2 * (size - 1) - index, index)
+
+
+@functools.lru_cache(maxsize=64)
+def bandwidth(sigma: float) -> Bandwidth:
+    """Bandwidths depend on sigma alone; the bisection revisits the same dyadic values."""
+    return Bandwidth(sigma)
+
+
+class Bandwidth:
+    """relplot's ReflectedGaussianKernel(sigma).smooth on a grid, as (grid, mesh) blocks."""
+
+    def __init__(self, sigma: float) -> None:
+        self.sigma = sigma
+        grid = max(2000, round(20 / sigma)) // 2 + 1  # relplot: GaussianKernel.apply
+        mesh = torch.linspace(0, 1, max(round(10 / sigma), MESH_POINTS), dtype=torch.float64)
+        self.grid, self.n_mesh = grid, len(mesh)
+        # np.convolve(reflected, kernel, "valid")[grid//2 : grid//2 + grid] at u is
+        # sum_d kernel[grid//2 - d] * values[reflect(u + d)]
+        t = torch.linspace(0, 1, grid, dtype=torch.float64)
+        kernel = torch.exp(-((t - 0.5) ** 2) / (2 * sigma**2)) / ((2 * torch.pi) ** 0.5 * sigma)
+        reach = min(grid - 1, int(TRUNCATE * sigma * (grid - 1)) + 2)
+        d = torch.arange(-reach, reach + 1)
+        d = d[(grid // 2 - d >= 0) & (grid // 2 - d < grid)]
+        weights = kernel[grid // 2 - d]
+        # relplot.kernels.interpolate: mesh point m between grid cells c and c + 1, so its
+        # value is sum over u in (c, c+1), d of (1-frac | frac) * weights[d] * values[u + d]
+        pos = mesh * (grid - 1)
+        cell = pos.long().clamp(0, grid - 2)
+        frac = pos - cell
+        self.column_sums = torch.zeros(grid, dtype=torch.float64)  # a unit's share of sum_t
+        self.blocks = []
+        for first in range(0, self.n_mesh, BLOCK):
+            m = torch.arange(first, min(first + BLOCK, self.n_mesh))
+            u = torch.stack([cell[m], cell[m] + 1], dim=1)  # (M, 2)
+            share = torch.stack([1 - frac[m], frac[m]], dim=1)
+            sources = reflect(u[:, :, None] + d, grid)  # (M, 2, D)
+            values = share[:, :, None] * weights  # (M, 2, D)
+            low, high = int(sources.min()), int(sources.max()) + 1
+            block = torch.zeros(high - low, len(m), dtype=torch.float64)
+            columns = (m - first)[:, None, None].expand_as(sources)
+            flat = ((sources - low) * len(m) + columns).flatten()
+            block.view(-1).index_add_(0, flat, values.flatten())
+            self.column_sums[low:high] += block.sum(dim=1)
+            self.blocks.append((low, high, block))
+
+    def numerator(self, splatted: torch.Tensor) -> torch.Tensor:
+        """sum_t |smoothed(t)| for each column of grid values (grid, R)."""
+        total = torch.zeros(splatted.shape[1], dtype=torch.float64)
+        for low, high, block in self.blocks:
+            total += (block.T @ splatted[low:high]).abs().sum(dim=0)
+        return total
+
+
+class SortedWeights:
+    """Cumulative sums of count weights over the predictions sorted by confidence, from which
+    a row's splat onto any grid is a few gathers (relplot.kernels.smooth_round_to_grid).
+
+    Held transposed, (N + 1, R), so the gathers at cell edges read contiguous rows.
+    """
+
+    def __init__(self, f: torch.Tensor, residual: torch.Tensor, weights: torch.Tensor) -> None:
+        order = torch.argsort(f)
+        self.f = f[order]
+        r = residual[order]
+        w = weights[:, order]  # (R, N): cumulative sums run along contiguous memory
+        self.abs_residual = w @ r.abs()  # (R,)
+        zero = torch.zeros(w.shape[0], 1, dtype=torch.float64)
+        self.cums = {}
+        for name, wv in (("r", w * r), ("one", w)):
+            self.cums[name] = tuple(
+                torch.cat([zero, v.cumsum(dim=1)], dim=1).T.contiguous() for v in (wv, wv * self.f)
+            )
+
+    def splat(self, name: str, grid: int) -> torch.Tensor:
+        """Columns of sum_i w_i v_i spread linearly onto ``grid`` points: (grid, R)."""
+        cell = (self.f * (grid - 1)).long().clamp(0, grid - 2)
+        cells = torch.arange(grid - 1)
+        start = torch.searchsorted(cell, cells, right=False)
+        end = torch.searchsorted(cell, cells, right=True)
+        cum_v, cum_vf = self.cums[name]
+        sum_v = cum_v[end] - cum_v[start]
+        # sum of w*v*frac with frac = f*(grid-1) - cell
+        sum_frac = (grid - 1) * (cum_vf[end] - cum_vf[start]) - cells[:, None] * sum_v
+        out = torch.zeros(grid, sum_v.shape[1], dtype=torch.float64)
+        out[:-1] += sum_v - sum_frac
+        out[1:] += sum_frac
+        return out
+
+
+def smooth_ece(f: torch.Tensor, hit: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """relplot.smECE(f, hit) (bandwidth by its bisection) per row of count ``weights`` (R, N)."""
+    f, hit, weights = f.double(), hit.double(), weights.double()
+    rows = weights.shape[0]
+    sums = SortedWeights(f, f - hit, weights)
+    splats: dict[tuple[str, int], torch.Tensor] = {}
+
+    def splat(name: str, grid: int) -> torch.Tensor:
+        if (name, grid) not in splats:
+            splats[name, grid] = sums.splat(name, grid)
+        return splats[name, grid]
+
+    def bounds(s: float, pick: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """Density sum and the lower/upper bounds of smECE at ``s`` for rows ``pick``."""
+        bw = bandwidth(s)
+        density = bw.column_sums @ splat("one", bw.grid)[:, pick] + bw.n_mesh * DENSITY_EPS
+        upper = bw.column_sums.max() * sums.abs_residual[pick] / density
+        lower = (bw.column_sums @ splat("r", bw.grid)[:, pick]).abs() / density
+        return density, lower, upper
+
+    def exact(s: float, pick: torch.Tensor, density: torch.Tensor) -> torch.Tensor:
+        bw = bandwidth(s)
+        return bw.numerator(splat("r", bw.grid)[:, pick]) / density
+
+    def step(sigma: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """relplot's predicate ``sigma < eps or sigma < smECE(sigma)`` per row, and smECE where
+        computed (NaN where the bounds settled the predicate)."""
+        holds = sigma < SIGMA_FLOOR
+        value = torch.full((rows,), float("nan"), dtype=torch.float64)
+        for s in sigma[~holds].unique().tolist():
+            pick = (sigma == s).nonzero().squeeze(1)
+            density, lower, upper = bounds(s, pick)
+            below, above = s < lower * (1 - 1e-9), s >= upper * (1 + 1e-9)
+            holds[pick[below]] = True
+            open_rows = ~(below | above)
+            if open_rows.any():
+                rows_open = pick[open_rows]
+                value[rows_open] = exact(s, rows_open, density[open_rows])
+                holds[rows_open] = s < value[rows_open]
+        return holds, value
+
+    start = torch.ones(rows, dtype=torch.float64)
+    holds, value_at_start = step(start)
+    end = torch.zeros(rows, dtype=torch.float64)
+    searching = ~holds  # relplot returns 1 at once where the predicate holds at 1
+    for _ in range(REFINE):
+        mid = torch.where(searching, (start + end) / 2, start)
+        holds_mid, value_mid = step(mid)
+        moved = searching & ~holds_mid
+        end = torch.where(searching & holds_mid, mid, end)
+        start = torch.where(moved, mid, start)
+        value_at_start = torch.where(moved, value_mid, value_at_start)
+    for s in start[value_at_start.isnan()].unique().tolist():
+        pick = ((start == s) & value_at_start.isnan()).nonzero().squeeze(1)
+        value_at_start[pick] = exact(s, pick, bounds(s, pick)[0])
+    return value_at_start
