@@ -43,8 +43,9 @@ def grad_share_figure(curves: Mapping[str, Sequence[Sequence[tuple[int, float]]]
             continue
         values = np.array([[dict(run)[s] for s in steps] for run in runs])
         (line,) = ax.plot(steps, values.mean(axis=0), label=head)
-        ax.fill_between(steps, values.min(axis=0), values.max(axis=0), alpha=0.2,
-                        color=line.get_color())
+        ax.fill_between(
+            steps, values.min(axis=0), values.max(axis=0), alpha=0.2, color=line.get_color()
+        )
     ax.set(
         xlabel="training step",
         ylabel="other rows / (true + other)",
@@ -66,12 +67,19 @@ def reliability_figure(pooled: Mapping[str, tuple[np.ndarray, np.ndarray, np.nda
         edges = np.linspace(0, 1, len(count) + 1)
         filled = count > 0
         accuracy = np.divide(hits, count, out=np.zeros_like(hits), where=filled)
-        ax.bar(edges[:-1][filled], accuracy[filled], width=edges[1], align="edge",
-               edgecolor="black", color="tab:blue", label="accuracy")
+        ax.bar(
+            edges[:-1][filled],
+            accuracy[filled],
+            width=edges[1],
+            align="edge",
+            edgecolor="black",
+            color="tab:blue",
+            label="accuracy",
+        )
         ax.plot([0, 1], [0, 1], color="black", ls="--", lw=0.8)
         ece = np.abs(hits - conf).sum() / count.sum()
         ax.set(xlim=(0, 1), ylim=(0, 1), title=f"{head}  ECE={ece:.4f}", xlabel="confidence")
-    for ax in axes[len(pooled):]:
+    for ax in axes[len(pooled) :]:
         ax.set_axis_off()
     axes[0].set_ylabel("accuracy")
     fig.tight_layout()

@@ -156,8 +156,10 @@ def load_study(folder: str | Path, *more: str | Path) -> Study:
         is_sweep = (sweep / "multirun.yaml").is_file()
         dirs = [d for d in job_dirs(sweep) if (d / ".hydra" / "hydra.yaml").is_file()]
         if not dirs:
-            found = "an empty sweep (multirun.yaml, no job folders)" if is_sweep else (
-                "no sweep: neither multirun.yaml nor job folders with .hydra/"
+            found = (
+                "an empty sweep (multirun.yaml, no job folders)"
+                if is_sweep
+                else ("no sweep: neither multirun.yaml nor job folders with .hydra/")
             )
             raise BadSweep(f"{sweep}: {found}")
         found_jobs = [read_job(d) for d in dirs]

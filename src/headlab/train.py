@@ -17,6 +17,7 @@ from headlab.calibration.posthoc import temperature_scaled_test
 from headlab.distributed import check_launch
 from headlab.instantiate import instantiate_each
 from headlab.outcome import record_outcome
+from headlab.provenance import git_commit
 from headlab.run_files import plain_number, write_metrics
 from headlab.validation import validate
 
@@ -129,6 +130,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     if checkpoint is not None and checkpoint.best_model_score is not None:
         metrics[f"best/{checkpoint.monitor}"] = checkpoint.best_model_score
     metrics["epochs"] = trainer.current_epoch
+    metrics["git_commit"] = git_commit()  # the comparison report states it
     metrics["status"] = "completed"
     metrics = {k: plain_number(v) for k, v in metrics.items()}
     if trainer.is_global_zero:
