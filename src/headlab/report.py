@@ -29,10 +29,13 @@ log = logging.getLogger(__name__)
 
 REPORT_DIR = "report"
 BASELINE = "softmax"
-N_RESAMPLES = 400
+#: resamples of the paired bootstrap; with 24 runs of 10k test samples each this keeps the
+#: report within ~15 s on 2 CPU cores (percentile bounds from 200 draws move by ~0.1 std)
+N_RESAMPLES = 200
 BOOTSTRAP_SEED = 0
-#: smECE is left out of the paired bootstrap: it costs ~0.07 s per resample and run here
-PAIRED_ESTIMATORS = ("acc", "ece", "ece_adaptive", "brier", "nll")
+#: resampled for the paired differences; smECE (seconds per run) and the adaptive ECE
+#: (as costly as the other four together) keep their per-run values and intervals only
+PAIRED_ESTIMATORS = ("acc", "ece", "brier", "nll")
 DEFAULT_METHODS = ("temperature", "vector", "matrix", "isotonic")
 MULTILABEL_COLUMNS = (
     "map",
@@ -174,7 +177,7 @@ def prob_mass_section(groups: dict[str, list[Job]], out: Path) -> list[str]:
     return [
         *lines,
         "Σp over the 10 classes of every test sample; mean ± std over seeds of each run's mean, "
-        "of each run's spread, and of the share of samples with |Σp − 1| < 0.1.",
+        "of each run's spread, and of the share of samples with |Σp - 1| < 0.1.",
         "",
         *table(["head", "runs", "mean Σp", "std of Σp in a run", "share near 1"], rows),
         "",
@@ -302,7 +305,7 @@ def differences(groups: dict[str, list[Job]], scores: Scores, paired_difference)
         return [f"No `{BASELINE}` runs: no paired differences.", ""]
     base = {str(j.seed): j for j in groups[BASELINE]}
     lines = [
-        f"Difference to `{BASELINE}` (head − {BASELINE}), seed-averaged, with a paired "
+        f"Difference to `{BASELINE}` (head - {BASELINE}), seed-averaged, with a paired "
         f"bootstrap interval: the same resampled test samples for both heads, pairs of runs "
         f"with the same seed. *not distinguishable*: the interval contains 0.",
         "",
