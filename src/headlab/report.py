@@ -231,7 +231,7 @@ def calibration_section(groups: dict[str, list[Job]], scores: Scores, out: Path)
     with_preds = {h: js for h, js in with_preds.items() if js}
     lines = ["## 3. Calibration: which head is better calibrated, and is the difference real?", ""]
     if not with_preds:
-        return [*lines, "No run saved test predictions.", ""]
+        return [*lines, "No run saved single-label test predictions.", ""]
     lines += ["Test set, mean ± std over seeds:", ""]
     lines += table(
         ["head", "runs", *ESTIMATORS],
