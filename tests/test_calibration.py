@@ -12,8 +12,11 @@ from headlab.calibration.posthoc import fit_temperature, likelihood_nll
 from headlab.heads import SigmoidBCE, SoftmaxCE
 
 
-def numpy_calibration(probs: np.ndarray, labels: np.ndarray, n_bins: int = 15) -> dict:
-    """Textbook definitions, written without the project's code."""
+def numpy_calibration(
+    probs: np.ndarray, labels: np.ndarray, n_bins: int = 15, min_count: int = 30
+) -> dict:
+    """Textbook definitions, written without the project's code (MCE over bins holding at
+    least ``min_count`` predictions)."""
     n, k = probs.shape
 
     def ece_mce(conf: np.ndarray, hit: np.ndarray) -> tuple[float, float]:
@@ -24,7 +27,8 @@ def numpy_calibration(probs: np.ndarray, labels: np.ndarray, n_bins: int = 15) -
             if mask.any():
                 gap = abs(hit[mask].mean() - conf[mask].mean())
                 ece += mask.sum() / len(conf) * gap
-                mce = max(mce, gap)
+                if mask.sum() >= min_count:
+                    mce = max(mce, gap)
         return ece, mce
 
     conf, pred = probs.max(axis=1), probs.argmax(axis=1)
@@ -77,6 +81,21 @@ def test_maximally_overconfident_predictions_have_ece_one():
     assert got["brier"] == pytest.approx(2.0)
     assert got["nll"] == pytest.approx(-np.log(1e-12))
     assert got == pytest.approx(numpy_calibration(probs, labels))
+
+
+def test_mce_ignores_bins_with_fewer_than_min_bin_count_predictions():
+    # 40 right at confidence 0.95 (gap 0.05), 3 wrong at 0.55 (gap 0.55: noise of 3 samples)
+    probs = np.zeros((43, 2))
+    probs[:40, 0], probs[40:, 0] = 0.95, 0.55
+    probs[:, 1] = 1 - probs[:, 0]
+    labels = np.array([0] * 40 + [1] * 3)
+    metric = CalibrationMetrics(2, min_bin_count=30)
+    metric.update(torch.tensor(probs), torch.tensor(labels))
+    assert metric.compute()[0]["mce"].item() == pytest.approx(0.05)
+    everything = CalibrationMetrics(2, min_bin_count=1)
+    everything.update(torch.tensor(probs), torch.tensor(labels))
+    assert everything.compute()[0]["mce"].item() == pytest.approx(0.55)
+    assert numpy_calibration(probs, labels)["mce"] == pytest.approx(0.05)
 
 
 def test_confidence_of_exactly_one_lands_in_the_last_bin_not_an_extra_one():

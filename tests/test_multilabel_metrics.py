@@ -65,6 +65,18 @@ def test_multilabel_metrics_match_numpy_over_several_batches(threshold: float):
         assert values[key] == pytest.approx(value, abs=1e-5), key
 
 
+def test_multilabel_ece_puts_a_probability_of_one_in_the_last_bin():
+    # torchmetrics' BinaryCalibrationError files 1.0 into an extra bin (its issue #3510)
+    metrics = classification_metrics("multi_hot", 2)
+    probs = torch.tensor([[1.0, 0.5], [1.0, 0.5], [1.0, 0.5], [1.0, 0.5]])
+    target = torch.tensor([[1, 1], [1, 0], [1, 1], [0, 0]])
+    metrics.update(probs, target)
+    bins = metrics["ece"].bins.compute()
+    assert bins.count[0, 14] == 4 and bins.count[0, :14].sum() == 0
+    # label 0: confidence 1.0, 3 of 4 right -> 0.25; label 1: 0.5, 2 of 4 -> 0
+    assert metrics.compute()["ece"].item() == pytest.approx((0.25 + 0.0) / 2)
+
+
 def test_kl_is_mean_kl_from_target_to_prediction_and_acc_uses_target_argmax():
     target = RNG.dirichlet(np.ones(K) * 0.3, size=N)
     target[:, :3] = 0.0  # zero target mass contributes nothing

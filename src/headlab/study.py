@@ -17,9 +17,9 @@ from typing import Any
 import numpy as np
 import yaml
 
+from headlab.calibration import PREDICTIONS_FILE  # every run that tests writes it
 from headlab.sweep_summary import job_dirs
 
-PREDICTIONS_FILE = "test_predictions.npz"  # written by every run that tests (see posthoc)
 GRAD_SHARE_TAG = "grad_rows/other_share"
 
 

@@ -13,7 +13,6 @@ from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 
 from headlab.board import publish_final, write_layout
-from headlab.calibration.posthoc import temperature_scaled_test
 from headlab.distributed import check_launch
 from headlab.instantiate import instantiate_each
 from headlab.outcome import record_outcome
@@ -85,6 +84,20 @@ def build(cfg: DictConfig) -> tuple[L.LightningDataModule, L.LightningModule, L.
     return datamodule, model, trainer
 
 
+def analyse(cfg, model, datamodule, trainer, output_dir: Path) -> dict[str, Any]:
+    """The post-test calibration analysis (headlab.calibration.posthoc), rank 0 only."""
+    from lightning.pytorch.loggers import TensorBoardLogger
+
+    from headlab.calibration.posthoc import Settings, post_test_analysis
+
+    block = cfg.get("calibration")
+    settings = Settings.from_config(OmegaConf.to_container(block, resolve=True) if block else {})
+    boards = [lg.experiment for lg in trainer.loggers if isinstance(lg, TensorBoardLogger)]
+    return post_test_analysis(
+        model, datamodule, output_dir, settings, boards=boards, step=trainer.global_step
+    )
+
+
 def route_lightning_logs_to_root() -> None:
     """Lightning always adds its own console handler, which doubles every line under Hydra's."""
     if logging.getLogger().hasHandlers():
@@ -122,9 +135,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         metrics.update(trainer.callback_metrics)
         logged.update(trainer.callback_metrics)
         metrics["tested_ckpt_path"] = test_ckpt or ""
-        posthoc = cfg.get("temperature_scaling", True) and model.eval_target_kind == "index"
-        if posthoc and trainer.is_global_zero:
-            metrics.update(temperature_scaled_test(model, datamodule, output_dir))
+        if OmegaConf.select(cfg, "calibration.enabled", default=True) and trainer.is_global_zero:
+            metrics.update(analyse(cfg, model, datamodule, trainer, output_dir))
 
     metrics["best_ckpt_path"] = best
     if checkpoint is not None and checkpoint.best_model_score is not None:

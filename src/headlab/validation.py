@@ -35,6 +35,9 @@ CHECKS: tuple[Check, ...] = (
     ("head.epsilon", lambda v: v >= -1, "must be >= -1"),
     ("head.alpha", lambda v: 0 <= v <= 1, "must be null or lie in [0, 1]"),
     ("trainer.max_epochs", lambda v: v == -1 or v > 0, "must be > 0 (or -1: no limit)"),
+    ("calibration.bootstrap", lambda v: v > 0 and v == int(v), "must be a whole number > 0"),
+    ("calibration.min_bin_count", lambda v: v >= 1, "must be >= 1"),
+    ("calibration.n_bins", lambda v: v >= 2 and v == int(v), "must be a whole number >= 2"),
 )
 
 
@@ -98,9 +101,27 @@ def check_checkpoint(path: str | Path) -> None:
         )
 
 
+def check_methods(cfg: DictConfig) -> None:
+    """``calibration.methods``: a list of known post-hoc calibrators."""
+    from headlab.calibration import METHODS
+
+    methods = OmegaConf.select(cfg, "calibration.methods", default=None)
+    if methods is None:
+        return
+    if isinstance(methods, str) or not OmegaConf.is_list(methods):
+        methods = [methods]
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown:
+        raise ConfigValueError(
+            f"Invalid config: calibration.methods has unknown {unknown}; "
+            f"the methods are {', '.join(METHODS)}"
+        )
+
+
 def validate(cfg: DictConfig) -> None:
     """Everything that can be checked from the config alone, before anything is built."""
     check_numbers(cfg)
     check_choices(cfg)
+    check_methods(cfg)
     if cfg.get("ckpt_path"):
         check_checkpoint(cfg.ckpt_path)

@@ -2,5 +2,7 @@
 calibrators, selective prediction and figures (README: "What is measured")."""
 
 PREDICTIONS_FILE = "test_predictions.npz"
+#: post-hoc calibrators, in the order they run (``calibration.methods``)
+METHODS = ("temperature", "vector", "matrix", "isotonic")
 
-__all__ = ["PREDICTIONS_FILE"]
+__all__ = ["METHODS", "PREDICTIONS_FILE"]

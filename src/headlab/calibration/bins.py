@@ -14,6 +14,9 @@ from torchmetrics import MeanMetric, Metric
 
 N_BINS = 15
 EPS = 1e-12
+#: MCE counts only bins holding at least this many predictions: the gap of a bin with a
+#: handful of samples is noise (one sample in a bin makes its gap 0 or its confidence)
+MIN_BIN_COUNT = 30
 
 
 @dataclass  # not frozen: torchmetrics maps over the returned tensors
@@ -33,9 +36,10 @@ class Reliability:
         per_label = (self.hits - self.confidence).abs().sum(-1) / self.count.sum(-1).clamp_min(1)
         return per_label.mean()
 
-    def mce(self) -> torch.Tensor:
-        """Largest gap over non-empty bins (and labels)."""
-        gaps = torch.where(self.count > 0, self.gaps(), torch.zeros_like(self.gaps()))
+    def mce(self, min_count: int = MIN_BIN_COUNT) -> torch.Tensor:
+        """Largest gap over bins (and labels) holding at least ``min_count`` predictions;
+        0 when no bin does."""
+        gaps = torch.where(self.count >= min_count, self.gaps(), torch.zeros_like(self.gaps()))
         return gaps.max()
 
 
@@ -106,8 +110,15 @@ class CalibrationMetrics(torch.nn.Module):
     (top-label confidence = the largest sigmoid), which need not sum to one.
     """
 
-    def __init__(self, num_classes: int, n_bins: int = N_BINS, sync: bool = True) -> None:
+    def __init__(
+        self,
+        num_classes: int,
+        n_bins: int = N_BINS,
+        sync: bool = True,
+        min_bin_count: int = MIN_BIN_COUNT,
+    ) -> None:
         super().__init__()
+        self.min_bin_count = min_bin_count
         # sync=False for one process scoring alone (post-hoc on rank 0): no collective to wait on
         kwargs = {"sync_on_compute": sync}
         self.top_label = ReliabilityBins(1, n_bins, **kwargs)
@@ -129,7 +140,7 @@ class CalibrationMetrics(torch.nn.Module):
         top = self.top_label.compute()
         scalars = {
             "ece": top.ece(),
-            "mce": top.mce(),
+            "mce": top.mce(self.min_bin_count),
             "cw_ece": self.classwise.compute().ece(),
             "brier": self.brier.compute(),
             "nll": self.nll.compute(),

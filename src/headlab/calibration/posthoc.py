@@ -1,18 +1,65 @@
-"""After testing: temperature scaling fitted on validation, and the test predictions on disk."""
+"""After testing: collect val/test logits once, then estimators with bootstrap intervals,
+post-hoc calibrators fitted on val and scored on test, selective prediction, figures, and the
+files that let anyone recompute (``test_predictions.npz``, ``calibration.json``).
+
+Runs on rank 0 only, after ``trainer.test``: training steps cost nothing extra.
+"""
 
 from __future__ import annotations
 
+import json
+import logging
+import time
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 import lightning as L
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from headlab.calibration.bins import CalibrationMetrics
+from headlab.calibration import PREDICTIONS_FILE
+from headlab.calibration.bins import MIN_BIN_COUNT, N_BINS, ReliabilityBins
+from headlab.calibration.bootstrap import percentile_interval, resample_index
+from headlab.calibration.calibrators import (
+    METHODS,
+    CalibrationFailed,
+    Calibrator,
+    Temperature,
+    fit_calibrator,
+    params_as_json,
+)
+from headlab.calibration.calibrators import likelihood_nll as head_nll
+from headlab.calibration.estimators import ESTIMATORS, resampled_scores, scores
 from headlab.heads import Head
+from headlab.run_files import atomic_write
 
-PREDICTIONS_FILE = "test_predictions.npz"
+log = logging.getLogger(__name__)
+
+PARAMS_FILE = "calibration.json"
+#: pre-0.2 names of the temperature-scaled test metrics, kept as aliases
+TS_ALIASES = {"ece": "test/ece_ts", "nll": "test/nll_ts", "brier": "test/brier_ts"}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The ``calibration:`` block of configs/train.yaml."""
+
+    methods: tuple[str, ...] = METHODS
+    bootstrap: int = 1000
+    seed: int = 0
+    min_bin_count: int = MIN_BIN_COUNT
+    n_bins: int = N_BINS
+    level: float = 0.95
+
+    @classmethod
+    def from_config(cls, block: Any) -> Settings:
+        block = dict(block or {})
+        block.pop("enabled", None)
+        if "methods" in block:
+            block["methods"] = tuple(block["methods"])
+        return cls(**block)
 
 
 @torch.no_grad()
@@ -31,60 +78,239 @@ def collect_logits(
 
 
 def likelihood_nll(head: Head, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """NLL under the head's own probability model: categorical (softmax family) or one
-    Bernoulli per class (sigmoid family; its true-class term alone would favour T -> 0)."""
-    if head.exclusive:
-        return F.cross_entropy(logits, target)
-    one_hot = F.one_hot(target, logits.shape[1]).float()
-    return F.binary_cross_entropy_with_logits(logits, one_hot, reduction="sum") / len(target)
+    """NLL under the head's own probability model (see calibrators.likelihood_nll)."""
+    return head_nll(head.exclusive, logits, target)
 
 
 def fit_temperature(head: Head, logits: torch.Tensor, target: torch.Tensor) -> float:
-    """One T > 0 minimising the validation NLL of ``logits / T`` (optimised as log T)."""
-    log_t = torch.zeros(1, requires_grad=True)
-    optimizer = torch.optim.LBFGS([log_t], lr=0.1, max_iter=200, line_search_fn="strong_wolfe")
-    logits = logits.double()
-
-    def closure() -> torch.Tensor:
-        optimizer.zero_grad()
-        loss = likelihood_nll(head, logits / log_t.exp().double(), target)
-        loss.backward()
-        return loss
-
-    optimizer.step(closure)
-    return float(log_t.exp().item())
+    """One T > 0 minimising the validation NLL of ``logits / T``."""
+    return Temperature(head.exclusive).fit(logits, target).temperature
 
 
-def calibration_metrics_of(probs: torch.Tensor, target: torch.Tensor) -> dict[str, float]:
-    metrics = CalibrationMetrics(probs.shape[1], sync=False)  # rank 0 alone
-    metrics.update(probs, target)
-    scalars, _ = metrics.compute()
-    return {k: float(v) for k, v in scalars.items()}
-
-
-def temperature_scaled_test(
-    model: L.LightningModule, datamodule: L.LightningDataModule, output_dir: str | Path
+def with_intervals(
+    prefix: str, suffix: str, point: dict[str, float], resampled: dict[str, torch.Tensor], level
 ) -> dict[str, float]:
-    """Fit T on validation, report test ECE/NLL at T, save test probabilities and targets."""
-    head: Head = model.head
+    """``test/<m><suffix>`` and its ``_ci_low`` / ``_ci_high`` for every estimator."""
+    out = {}
+    for name, value in point.items():
+        out[f"{prefix}{name}{suffix}"] = value
+        if name in resampled:
+            low, high = percentile_interval(resampled[name], level)
+            out[f"{prefix}{name}{suffix}_ci_low"] = low
+            out[f"{prefix}{name}{suffix}_ci_high"] = high
+    return out
+
+
+def mce(confidence: torch.Tensor, hit: torch.Tensor, settings: Settings) -> float:
+    bins = ReliabilityBins(1, settings.n_bins, sync_on_compute=False)
+    bins.update(confidence, hit)
+    return float(bins.compute().mce(settings.min_bin_count))
+
+
+class Analysis:
+    """Everything after testing, for one run; ``run`` returns the metrics.json entries."""
+
+    def __init__(
+        self, head: Head, settings: Settings, output_dir: str | Path, boards=(), step: int = 0
+    ) -> None:
+        self.head, self.settings = head, settings
+        self.output_dir = Path(output_dir)
+        self.boards, self.step = list(boards), step
+        self.params: dict[str, Any] = {}
+
+    def run(
+        self,
+        val: tuple[torch.Tensor, torch.Tensor],
+        test: tuple[torch.Tensor, torch.Tensor],
+        kind: str,
+    ) -> dict[str, Any]:
+        test_logits, test_target = test
+        probs = self.head.probs(test_logits)
+        np.savez_compressed(
+            self.output_dir / PREDICTIONS_FILE,
+            probs=probs.numpy(),
+            targets=test_target.numpy(),
+            logits=test_logits.numpy(),
+        )
+        if kind == "index":
+            metrics = self.multiclass(val, test, probs)
+        elif kind == "multi_hot":
+            metrics = self.multilabel(val, test, probs)
+        else:  # soft targets: predictions saved, calibration against a distribution not defined
+            metrics = {}
+        payload = json.dumps(self.params, indent=2)
+        atomic_write(self.output_dir / PARAMS_FILE, lambda f: f.write(payload))
+        return metrics
+
+    def fitted(self, val: tuple[torch.Tensor, torch.Tensor]) -> dict[str, Calibrator]:
+        """Each configured method fitted on val; failures recorded with their reason."""
+        logits, target = val
+        before = float(head_nll(self.head.exclusive, logits.double(), target))
+        out = {}
+        for method in self.settings.methods:
+            try:
+                calibrator = fit_calibrator(method, self.head.exclusive, logits, target)
+            except CalibrationFailed as failure:
+                log.warning("calibration method %s failed: %s", method, failure)
+                self.params[method] = {"error": str(failure)}
+                continue
+            after_probs = calibrator.probs(logits).clamp(1e-12, 1 - 1e-12)
+            self.params[method] = {
+                "params": params_as_json(calibrator),
+                "val_nll_before": before,
+                "val_nll_after": val_nll(self.head.exclusive, after_probs, target),
+            }
+            out[method] = calibrator
+        return out
+
+    def multiclass(self, val, test, probs: torch.Tensor) -> dict[str, Any]:
+        s = self.settings
+        test_logits, target = test
+        index = resample_index(len(target), s.bootstrap, s.seed)
+        metrics = with_intervals(
+            "test/",
+            "",
+            scores(probs, target, s.n_bins),
+            resampled_scores(probs, target, index, s.n_bins),
+            s.level,
+        )
+        confidence, predicted = probs.double().max(dim=1)
+        hit = (predicted == target).double()
+        metrics["test/mce"] = mce(confidence, hit, s)
+        for method, calibrator in self.fitted(val).items():
+            calibrated = calibrator.probs(test_logits)
+            point = scores(calibrated, target, s.n_bins)
+            resampled = resampled_scores(calibrated, target, index, s.n_bins)
+            metrics.update(with_intervals("test/", f"_{method}", point, resampled, s.level))
+            conf_m, pred_m = calibrated.max(dim=1)
+            metrics[f"test/mce_{method}"] = mce(conf_m, (pred_m == target).double(), s)
+            if method == "temperature":
+                metrics["temperature"] = calibrator.temperature
+                metrics.update({alias: point[m] for m, alias in TS_ALIASES.items()})
+                metrics["test/mce_ts"] = metrics["test/mce_temperature"]
+        metrics.update(self.failures())
+        metrics.update(self.selective(confidence, 1 - hit))
+        self.figures(confidence.numpy(), hit.numpy(), metrics)
+        return metrics
+
+    def multilabel(self, val, test, probs: torch.Tensor) -> dict[str, Any]:
+        """Per-label binned sums (headlab's own, 1.0 in the last bin), per-label methods."""
+        s = self.settings
+        test_logits, target = test
+        metrics: dict[str, Any] = {}
+        bins = ReliabilityBins(target.shape[1], s.n_bins, sync_on_compute=False)
+        bins.update(probs.double(), target)
+        reliability = bins.compute()
+        self.publish("reliability_labels_test", label_reliability(reliability))
+        if self.head.exclusive:
+            reason = (
+                f"head={self.head.name} gives one distribution over labels, not a probability "
+                "per label: per-label calibrators do not apply"
+            )
+            self.params = {m: {"error": reason} for m in s.methods}
+            metrics.update(self.failures())
+            return metrics
+        for method, calibrator in self.fitted(val).items():
+            calibrated = calibrator.probs(test_logits)
+            metrics.update(
+                {
+                    f"test/{k}_{method}": v
+                    for k, v in multilabel_scores(calibrated, target, s).items()
+                }
+            )
+        metrics.update(self.failures())
+        return metrics
+
+    def failures(self) -> dict[str, str]:
+        return {
+            f"calibration/{method}_error": entry["error"]
+            for method, entry in self.params.items()
+            if "error" in entry
+        }
+
+    def selective(self, confidence: torch.Tensor, error: torch.Tensor) -> dict[str, float]:
+        from headlab.calibration.figures import risk_coverage_figure
+        from headlab.calibration.selective import risk_coverage
+
+        coverage, risk = risk_coverage(confidence, error)
+        area = float(risk.mean())
+        self.publish(
+            "risk_coverage_test", risk_coverage_figure(coverage.numpy(), risk.numpy(), area, "test")
+        )
+        return {"test/aurc": area}
+
+    def figures(self, confidence: np.ndarray, hit: np.ndarray, metrics: dict[str, Any]) -> None:
+        from headlab.calibration.figures import calibration_panels
+
+        figure = calibration_panels(
+            confidence,
+            hit,
+            self.settings.n_bins,
+            "test",
+            metrics["test/ece"],
+            metrics["test/ece_adaptive"],
+        )
+        self.publish("calibration_test", figure)
+
+    def publish(self, name: str, figure) -> None:
+        """``<name>.png`` in the run folder and a TensorBoard image ``test/<name minus _test>``."""
+        atomic_write(
+            self.output_dir / f"{name}.png", partial(figure.savefig, format="png"), mode="wb"
+        )
+        tag = "test/" + name.removesuffix("_test")
+        for board in self.boards:
+            board.add_figure(tag, figure, global_step=self.step)
+
+
+def val_nll(exclusive: bool, probs: torch.Tensor, target: torch.Tensor) -> float:
+    """Mean NLL of probabilities under the head's likelihood (clamped away from 0 and 1)."""
+    if exclusive:
+        return float(-probs.gather(1, target.unsqueeze(1)).log().mean())
+    one_hot = target if target.dim() == 2 else torch.nn.functional.one_hot(target, probs.shape[1])
+    one_hot = one_hot.double()
+    return float(-(one_hot * probs.log() + (1 - one_hot) * (1 - probs).log()).sum(1).mean())
+
+
+def multilabel_scores(
+    probs: torch.Tensor, target: torch.Tensor, settings: Settings
+) -> dict[str, float]:
+    """Mean per-label binary ECE (binned sums), Brier and Bernoulli NLL, over labels."""
+    bins = ReliabilityBins(target.shape[1], settings.n_bins, sync_on_compute=False)
+    bins.update(probs.double(), target)
+    probs = probs.double().clamp(1e-12, 1 - 1e-12)
+    target = target.double()
+    return {
+        "ece": float(bins.compute().ece()),
+        "brier": float(((probs - target) ** 2).mean()),
+        "nll": float(-(target * probs.log() + (1 - target) * (1 - probs).log()).mean()),
+    }
+
+
+def label_reliability(reliability):
+    from headlab.calibration.figures import label_reliability_grid
+
+    return label_reliability_grid(reliability, "test: per-label reliability, 95% Wilson intervals")
+
+
+def post_test_analysis(
+    model: L.LightningModule,
+    datamodule: L.LightningDataModule,
+    output_dir: str | Path,
+    settings: Settings,
+    boards=(),
+    step: int = 0,
+) -> dict[str, Any]:
+    """Collect logits and run the analysis; ``posthoc_seconds`` says what it all cost."""
+    start = time.perf_counter()
     # an evaluation-only run has not loaded validation, a spawned-DDP parent has loaded nothing
     datamodule.setup("fit")
     datamodule.setup("test")
-    val_logits, val_target = collect_logits(model, datamodule, datamodule.val_dataloader())
-    test_logits, test_target = collect_logits(model, datamodule, datamodule.test_dataloader())
-    probs = head.probs(test_logits)
-    np.savez_compressed(
-        Path(output_dir) / PREDICTIONS_FILE,
-        probs=probs.numpy(),
-        targets=test_target.numpy(),
-        logits=test_logits.numpy(),
-    )
-    temperature = fit_temperature(head, val_logits, val_target)
-    scaled = calibration_metrics_of(head.probs(test_logits / temperature), test_target)
-    return {
-        "temperature": temperature,
-        "test/ece_ts": scaled["ece"],
-        "test/nll_ts": scaled["nll"],
-        "test/mce_ts": scaled["mce"],
-        "test/brier_ts": scaled["brier"],
-    }
+    val = collect_logits(model, datamodule, datamodule.val_dataloader())
+    test = collect_logits(model, datamodule, datamodule.test_dataloader())
+    analysis = Analysis(model.head, settings, output_dir, boards, step)
+    metrics = analysis.run(val, test, model.eval_target_kind)
+    metrics["posthoc_seconds"] = time.perf_counter() - start
+    return metrics
+
+
+__all__ = ["ESTIMATORS", "PREDICTIONS_FILE", "Settings", "post_test_analysis"]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import torch
 from torchmetrics import Metric, MetricCollection
 from torchmetrics.classification import (
-    BinaryCalibrationError,
     MultilabelAccuracy,
     MultilabelAveragePrecision,
     MultilabelExactMatch,
@@ -13,32 +12,32 @@ from torchmetrics.classification import (
 )
 from torchmetrics.regression import MeanSquaredError
 
+from headlab.calibration.bins import N_BINS, ReliabilityBins
+
 
 class MeanBinaryCalibrationError(Metric):
     """Binary ECE of each label's probability, averaged over labels.
 
-    torchmetrics has binary and multiclass calibration error but none per label.
+    headlab's own binned sums, one row per label (fixed memory, summed across processes, a
+    probability of exactly 1.0 in the last bin), not torchmetrics' ``BinaryCalibrationError``,
+    which keeps every prediction and files 1.0 into an extra bin (its issue #3510).
     """
 
     full_state_update = False
 
-    def __init__(self, num_labels: int, n_bins: int = 15) -> None:
+    def __init__(self, num_labels: int, n_bins: int = N_BINS) -> None:
         super().__init__()
-        self.per_label = torch.nn.ModuleList(
-            BinaryCalibrationError(n_bins=n_bins, norm="l1") for _ in range(num_labels)
-        )
+        self.bins = ReliabilityBins(num_labels, n_bins)
 
     def update(self, preds: torch.Tensor, target: torch.Tensor) -> None:
-        for label, metric in enumerate(self.per_label):
-            metric.update(preds[:, label], target[:, label])
+        self.bins.update(preds, target)
 
     def compute(self) -> torch.Tensor:
-        return torch.stack([metric.compute() for metric in self.per_label]).mean()
+        return self.bins.compute().ece()
 
     def reset(self) -> None:
         super().reset()
-        for metric in self.per_label:
-            metric.reset()
+        self.bins.reset()
 
 
 class MultilabelBrier(MeanSquaredError):
@@ -48,7 +47,9 @@ class MultilabelBrier(MeanSquaredError):
         super().update(preds, target.to(preds.dtype))
 
 
-def multilabel_metrics(num_labels: int, threshold: float = 0.5) -> MetricCollection:
+def multilabel_metrics(
+    num_labels: int, threshold: float = 0.5, n_bins: int = N_BINS
+) -> MetricCollection:
     """``acc`` is subset accuracy (every label right), so ``val/acc`` stays the strict one."""
     return MetricCollection(
         {
@@ -57,7 +58,7 @@ def multilabel_metrics(num_labels: int, threshold: float = 0.5) -> MetricCollect
             "f1_micro": MultilabelF1Score(num_labels, threshold=threshold, average="micro"),
             "f1_macro": MultilabelF1Score(num_labels, threshold=threshold, average="macro"),
             "map": MultilabelAveragePrecision(num_labels, average="macro"),
-            "ece": MeanBinaryCalibrationError(num_labels),
+            "ece": MeanBinaryCalibrationError(num_labels, n_bins),
             "brier": MultilabelBrier(),
         },
         compute_groups=False,

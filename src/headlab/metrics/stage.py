@@ -8,7 +8,13 @@ import torch
 from torchmetrics import MeanMetric, MetricCollection
 from torchmetrics.classification import MulticlassAccuracy
 
-from headlab.calibration.bins import CalibrationMetrics, ProbabilitySum, Reliability
+from headlab.calibration.bins import (
+    MIN_BIN_COUNT,
+    N_BINS,
+    CalibrationMetrics,
+    ProbabilitySum,
+    Reliability,
+)
 from headlab.metrics.multilabel import multilabel_metrics
 from headlab.metrics.soft import TargetKL
 
@@ -21,14 +27,14 @@ class ArgmaxTarget(MulticlassAccuracy):
 
 
 def classification_metrics(
-    target_kind: str, num_classes: int, threshold: float = 0.5
+    target_kind: str, num_classes: int, threshold: float = 0.5, n_bins: int = N_BINS
 ) -> MetricCollection:
     """Metrics updated with (probabilities, targets) every step and computed once per epoch.
 
     ``threshold`` turns probabilities into predicted labels for multi-hot targets.
     """
     if target_kind == "multi_hot":
-        return multilabel_metrics(num_classes, threshold)
+        return multilabel_metrics(num_classes, threshold, n_bins)
     # average="micro": plain accuracy; torchmetrics' default "macro" averages per class.
     if target_kind == "index":
         acc = MulticlassAccuracy(num_classes, average="micro")
@@ -63,16 +69,22 @@ class StageMetrics(torch.nn.Module):
         calibration: bool = False,
         exclusive: bool = True,
         threshold: float = 0.5,
+        n_bins: int = N_BINS,
+        min_bin_count: int = MIN_BIN_COUNT,
     ) -> None:
         super().__init__()
         self.loss = MeanMetric()
-        self.classification = classification_metrics(target_kind, num_classes, threshold)
+        self.classification = classification_metrics(target_kind, num_classes, threshold, n_bins)
         self.calibration = self.calibration_norm = self.prob_sum = None
         if calibration and target_kind == "index":
-            self.calibration = CalibrationMetrics(num_classes)
+            self.calibration = CalibrationMetrics(
+                num_classes, n_bins, min_bin_count=min_bin_count
+            )
             self.prob_sum = ProbabilitySum()
             if not exclusive:
-                self.calibration_norm = CalibrationMetrics(num_classes)
+                self.calibration_norm = CalibrationMetrics(
+                    num_classes, n_bins, min_bin_count=min_bin_count
+                )
 
     def update(self, loss: torch.Tensor, probs: torch.Tensor, target: torch.Tensor) -> None:
         probs = probs.detach()

@@ -43,6 +43,8 @@ class Classifier(L.LightningModule):
         num_classes: int = 10,
         target_kind: str = "index",
         eval_target_kind: str | None = None,
+        n_bins: int = 15,
+        min_bin_count: int = 30,
     ) -> None:
         super().__init__()
         self.backbone = backbone
@@ -52,6 +54,7 @@ class Classifier(L.LightningModule):
         self.scheduler_factory = scheduler
         self.scheduler_interval = scheduler_interval
         self.num_classes = num_classes
+        self.n_bins, self.min_bin_count = n_bins, min_bin_count
         self._build_metrics(target_kind, eval_target_kind or target_kind)
 
     def _build_metrics(self, target_kind: str, eval_target_kind: str) -> None:
@@ -65,6 +68,8 @@ class Classifier(L.LightningModule):
                 calibration=stage != "train",
                 exclusive=self.head.exclusive,
                 threshold=self.head.threshold,
+                n_bins=self.n_bins,
+                min_bin_count=self.min_bin_count,
             )
             if stage != "train" and self.kind_for(stage) == "multi_hot":
                 # val picks the threshold maximising F1 micro, test scores the val-chosen one

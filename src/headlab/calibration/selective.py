@@ -1,0 +1,37 @@
+"""Selective prediction: the risk-coverage curve and its area (AURC).
+
+Keep the k most confident test predictions, for every k: the risk is the error rate among
+them. Predictions with equal confidence (many are exactly 1.0) have no order among
+themselves, so within a tie the curve is the expectation over their orders: errors come in
+at the tie's average rate. The area is the mean risk over k = 1..N.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def risk_coverage(
+    confidence: torch.Tensor, error: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Coverage k/N and risk (errors among the k most confident / k) for k = 1..N."""
+    confidence, error = confidence.double(), error.double()
+    order = torch.argsort(confidence, descending=True, stable=True)
+    confidence, error = confidence[order], error[order]
+    _, tie_sizes = torch.unique_consecutive(confidence, return_counts=True)
+    tie_ends = tie_sizes.cumsum(0)
+    tie_starts = tie_ends - tie_sizes
+    tie_errors = torch.zeros(len(tie_sizes), dtype=torch.float64).index_add_(
+        0, torch.arange(len(tie_sizes)).repeat_interleave(tie_sizes), error
+    )
+    errors_before = tie_errors.cumsum(0) - tie_errors
+    tie_of = torch.arange(len(tie_sizes)).repeat_interleave(tie_sizes)
+    k = torch.arange(1, len(error) + 1, dtype=torch.float64)
+    within = k - tie_starts[tie_of]
+    expected_errors = errors_before[tie_of] + within * tie_errors[tie_of] / tie_sizes[tie_of]
+    return k / len(error), expected_errors / k
+
+
+def aurc(confidence: torch.Tensor, error: torch.Tensor) -> float:
+    """Area under the risk-coverage curve: the mean risk over all coverages k/N."""
+    return float(risk_coverage(confidence, error)[1].mean())
