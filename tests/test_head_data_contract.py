@@ -12,7 +12,16 @@ import torch
 from hydra.utils import instantiate
 
 from headlab.data.generated import GeneratedMNIST
-from headlab.heads import HeadDataMismatch, SigmoidBCE, SoftLabelCE, SoftmaxCE
+from headlab.heads import (
+    AsymmetricLoss,
+    FocalLoss,
+    HeadDataMismatch,
+    PolyLoss,
+    SigmoidBCE,
+    SigmoidFocal,
+    SoftLabelCE,
+    SoftmaxCE,
+)
 from headlab.models import MLP, Classifier
 from headlab.train import build, train
 from tests.conftest import compose_train
@@ -39,6 +48,11 @@ TABLE = [
     ("sigmoid", SigmoidBCE(), DISTRIBUTION, "distribution", bce(DISTRIBUTION)),
     ("soft", SoftLabelCE(0.2), MULTI_HOT, "multi_hot", soft_ce(NORMALISED)),
     ("soft", SoftLabelCE(0.2), DISTRIBUTION, "distribution", soft_ce(DISTRIBUTION)),
+    # the loss heads' full formulas are in test_loss_heads.py; here: their limits per cell
+    ("focal", FocalLoss(0.0), DISTRIBUTION, "distribution", soft_ce(DISTRIBUTION)),
+    ("poly", PolyLoss(0.0), DISTRIBUTION, "distribution", soft_ce(DISTRIBUTION)),
+    ("sigmoid_focal", SigmoidFocal(0.0), MULTI_HOT, "multi_hot", bce(MULTI_HOT)),
+    ("asl", AsymmetricLoss(0.0, 0.0, 0.0), MULTI_HOT, "multi_hot", bce(MULTI_HOT)),
 ]
 
 
@@ -55,7 +69,13 @@ DATA = {
     "soft_mnist": ["data=soft_mnist"],
     "soft_mnist_hard": ["data=soft_mnist", "data.hard_targets=true"],
 }
-VALID = [(head, data) for head in ("softmax", "sigmoid", "soft") for data in DATA]
+#: which heads fit which data: the README's head x data table
+FITS = {
+    "multilabel_mnist": ["asl", "sigmoid", "sigmoid_focal", "soft", "softmax"],
+    "soft_mnist": ["focal", "poly", "sigmoid", "soft", "softmax"],
+    "soft_mnist_hard": ["focal", "poly", "sigmoid", "soft", "softmax"],
+}
+VALID = [(head, data) for data, heads in FITS.items() for head in heads]
 
 
 @pytest.mark.parametrize("head,data", VALID, ids=[f"{h}-{d}" for h, d in VALID])
@@ -65,19 +85,24 @@ def test_each_valid_cell_trains_end_to_end(tiny_cfg, tmp_path: Path, head: str, 
     assert written["status"] == "completed"
     if data == "multilabel_mnist":
         keys = ("acc", "hamming_acc", "f1_micro", "f1_macro", "map", "ece", "brier")
+        keys += ("f1_micro_tuned", "f1_macro_tuned")
+        assert 0.0 <= written["val/best_threshold"] < 1.0, written
         assert all(0.0 <= written[f"test/{k}"] <= 1.0 for k in keys), written
         # ranking is threshold-free: every head ranks the lit blocks above the rest
         assert written["test/map"] > 0.9, written
     else:
         assert written["test/acc"] > 0.7, written
         assert math.isfinite(written["test/kl"]), written
-        if head != "sigmoid":  # sigmoid: per-class probabilities, renormalised only for KL
+        # sigmoid: per-class probabilities, renormalised only for KL; focal: its loss on a
+        # distribution is not minimised at p = target (not a proper scoring rule)
+        if head not in ("sigmoid", "focal"):
             # far below the KL of a uniform prediction (log 10 - H(target) > 1.6 here)
             assert written["test/kl"] < 1.0, written
     assert written == pytest.approx(metrics)
 
 
-INVALID = [("sigmoid_nll", data) for data in DATA]
+ALL_HEADS = ("asl", "focal", "poly", "sigmoid", "sigmoid_focal", "sigmoid_nll", "soft", "softmax")
+INVALID = [(head, data) for data in DATA for head in ALL_HEADS if head not in FITS[data]]
 
 
 @pytest.mark.parametrize("head,data", INVALID, ids=[f"{h}-{d}" for h, d in INVALID])
@@ -91,7 +116,13 @@ def test_each_invalid_cell_fails_before_loading_naming_head_data_and_fitting_hea
         build(tiny_cfg(f"head={head}", *DATA[data]))
     message = str(err.value)
     assert f"head={head} cannot train on data={name}" in message
-    assert f"Heads that fit data={name}: sigmoid, soft, softmax." in message
+    assert f"Heads that fit data={name}: {', '.join(FITS[name])}." in message
+
+
+def test_the_table_covers_every_head():
+    from headlab.heads import HEADS
+
+    assert sorted(HEADS) == list(ALL_HEADS)
 
 
 def test_soft_head_learns_a_fixed_target_distribution_for_a_constant_input():

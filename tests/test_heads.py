@@ -87,4 +87,4 @@ def test_head_that_does_not_fit_the_targets_names_head_data_and_fitting_heads():
         SigmoidNLL().check_fits("multi_hot", "data=multilabel_mnist")
     message = str(err.value)
     assert "head=sigmoid_nll" in message and "data=multilabel_mnist" in message
-    assert "sigmoid, soft, softmax" in message
+    assert "asl, sigmoid, sigmoid_focal, soft, softmax" in message

@@ -14,7 +14,6 @@ from typing import ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
-from torchvision.ops import sigmoid_focal_loss
 
 TargetKind = Literal["index", "multi_hot", "distribution"]
 TARGET_KINDS: tuple[TargetKind, ...] = ("index", "multi_hot", "distribution")
@@ -114,7 +113,7 @@ class SigmoidBCE(Head):
     def loss(self, logits: torch.Tensor, target: torch.Tensor, kind: TargetKind) -> torch.Tensor:
         if kind == "index":
             target = F.one_hot(target, logits.shape[-1])
-        return F.binary_cross_entropy_with_logits(logits, target.float())
+        return F.binary_cross_entropy_with_logits(logits, target.to(logits.dtype))
 
 
 class SigmoidNLL(Head):
@@ -179,10 +178,11 @@ class FocalLoss(SoftmaxCE):
         log_p = logits.log_softmax(dim=-1)
         if kind == "index":
             log_p = log_p.gather(1, target.unsqueeze(1)).squeeze(1)
-            weight = _focal_weight(log_p.exp(), self.gamma_for(log_p.exp().detach()))
-            return -(weight * log_p).mean()
-        weight = _focal_weight(log_p.exp(), self.gamma_for(log_p.exp().detach()))
-        return -(target.float() * weight * log_p).sum(dim=1).mean()
+        p = log_p.exp()
+        terms = -_focal_weight(p, self.gamma_for(p.detach())) * log_p
+        if kind == "index":
+            return terms.mean()
+        return (target.to(terms.dtype) * terms).sum(dim=1).mean()
 
     def __repr__(self) -> str:
         return f"FocalLoss(gamma={self.gamma}, gamma_schedule={self.gamma_schedule})"
@@ -191,8 +191,9 @@ class FocalLoss(SoftmaxCE):
 class PolyLoss(SoftmaxCE):
     """Softmax + Poly-1 loss CE + epsilon (1 - p_t) (Leng et al. 2022), mean over samples.
 
-    epsilon > 0 keeps pushing confident correct samples, epsilon < 0 pushes them less; the
-    loss stays bounded below only for epsilon >= -1. A distribution target y uses
+    epsilon > 0 keeps pushing confident correct samples, epsilon < 0 pushes them less. For
+    epsilon >= -1 the loss falls as p_t rises (its slope is -1/p_t - epsilon); below -1 it
+    would rise again near p_t = 1, rewarding doubt in the true class. A distribution target y uses
     p_t = sum_k y_k p_k, as the paper does for label-smoothed targets.
     """
 
@@ -211,7 +212,7 @@ class PolyLoss(SoftmaxCE):
         if kind == "index":
             p_t = probs.gather(1, target.unsqueeze(1)).squeeze(1)
         else:
-            p_t = (target.float() * probs).sum(dim=1)
+            p_t = (target.to(probs.dtype) * probs).sum(dim=1)
         return super().loss(logits, target, kind) + self.epsilon * (1.0 - p_t).mean()
 
     def __repr__(self) -> str:
@@ -221,9 +222,10 @@ class PolyLoss(SoftmaxCE):
 class SigmoidFocal(SigmoidBCE):
     """One sigmoid per class + binary focal loss per label (Lin et al. 2017, RetinaNet).
 
-    torchvision's ``sigmoid_focal_loss`` with ``reduction="mean"``: BCE_ij (1 - p_t)^gamma,
-    times alpha for positives and 1 - alpha for negatives when ``alpha`` is set, averaged
-    over samples and labels.
+    BCE_ij (1 - p_t)^gamma, times alpha for positives and 1 - alpha for negatives when
+    ``alpha`` is set, averaged over samples and labels: torchvision's ``sigmoid_focal_loss``
+    with ``reduction="mean"``, written out because torchvision's gradient is NaN where a
+    probability saturates and gamma < 1.
     """
 
     name = "sigmoid_focal"
@@ -243,8 +245,14 @@ class SigmoidFocal(SigmoidBCE):
         self.check_fits(kind)
         if kind == "index":
             target = F.one_hot(target, logits.shape[-1])
-        alpha = -1.0 if self.alpha is None else float(self.alpha)  # torchvision: -1 = none
-        return sigmoid_focal_loss(logits, target.to(logits.dtype), alpha, self.gamma, "mean")
+        target = target.to(logits.dtype)
+        p = logits.sigmoid()
+        p_t = p * target + (1.0 - p) * (1.0 - target)
+        loss = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
+        loss = loss * _focal_weight(p_t, self.gamma)
+        if self.alpha is not None:
+            loss = loss * (self.alpha * target + (1.0 - self.alpha) * (1.0 - target))
+        return loss.mean()
 
     def __repr__(self) -> str:
         return f"SigmoidFocal(gamma={self.gamma}, alpha={self.alpha})"

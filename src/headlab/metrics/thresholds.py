@@ -57,9 +57,10 @@ class TunedThresholdF1(Metric):
         bins = torch.bucketize(preds.float().clamp(0.0, 1.0), self.edges[:-1], right=False)
         flat = bins + torch.arange(self.num_labels, device=bins.device) * (self.n_bins + 1)
         positive = target.bool()
-        length = self.num_labels * (self.n_bins + 1)
-        self.positives += torch.bincount(flat[positive], minlength=length).view_as(self.positives)
-        self.negatives += torch.bincount(flat[~positive], minlength=length).view_as(self.negatives)
+        # 1-D scatter_add_ rather than bincount: deterministic on CUDA under
+        # torch.use_deterministic_algorithms (trainer.deterministic=true)
+        for state, chosen in ((self.positives, flat[positive]), (self.negatives, flat[~positive])):
+            state.view(-1).scatter_add_(0, chosen, torch.ones_like(chosen))
 
     def _confusion(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """TP, FP, FN per candidate threshold k and label: shape (n_bins, num_labels)."""
