@@ -36,6 +36,8 @@ BOOTSTRAP_SEED = 0
 #: resampled for the paired differences; smECE (seconds per run) and the adaptive ECE
 #: (as costly as the other four together) keep their per-run values and intervals only
 PAIRED_ESTIMATORS = ("acc", "ece", "brier", "nll")
+#: metrics.json only: maximum calibration error, area under the risk-coverage curve
+EXTRA_COLUMNS = ("mce", "aurc")
 DEFAULT_METHODS = ("temperature", "vector", "matrix", "isotonic")
 MULTILABEL_COLUMNS = (
     "map",
@@ -232,15 +234,13 @@ def calibration_section(groups: dict[str, list[Job]], scores: Scores, out: Path)
     lines = ["## 3. Calibration: which head is better calibrated, and is the difference real?", ""]
     if not with_preds:
         return [*lines, "No run saved single-label test predictions.", ""]
-    lines += ["Test set, mean ± std over seeds:", ""]
+    shown = (*ESTIMATORS, *EXTRA_COLUMNS)
+    lines += ["Test set, mean ± std over seeds (`mce`, `aurc` as the runs logged them):", ""]
     lines += table(
-        ["head", "runs", *ESTIMATORS],
+        ["head", "runs", *shown],
         (
             [head, str(len(js))]
-            + [
-                mean_std([v for j in js if (v := scores.value(j, m)) is not None])
-                for m in ESTIMATORS
-            ]
+            + [mean_std([v for j in js if (v := scores.value(j, m)) is not None]) for m in shown]
             for head, js in with_preds.items()
         ),
     )
