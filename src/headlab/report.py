@@ -138,6 +138,7 @@ def setting_section(study: Study) -> list[str]:
         return ", ".join(sorted({str(attr(j)) for j in done}, key=lambda v: (len(v), v)))
 
     commits = values(lambda j: j.metrics.get("git_commit", "not recorded"))
+    shared = study.shared_overrides()
     return [
         "## Setting",
         "",
@@ -145,10 +146,11 @@ def setting_section(study: Study) -> list[str]:
         f"epochs: {values(lambda j: j.max_epochs)}; seeds: {values(lambda j: j.seed)}",
         f"- heads: {', '.join(dict.fromkeys(j.head for j in done))}",
         f"- code: git commit {commits}",
+        f"- overrides shared by every run: {' '.join(f'`{o}`' for o in shared) or 'none'}",
         f"- runs: {len(done)} of {len(study.jobs) + len(study.never_ran)} completed "
         f"(sweep folder `{study.folder.name}`)",
         f"- test metrics on each head's own probabilities (top label; raw sigmoids for sigmoid "
-        f"heads); intervals: {N_RESAMPLES} bootstrap resamples of the test set, seed "
+        f"heads); paired intervals: {N_RESAMPLES} bootstrap resamples of the test set, seed "
         f"{BOOTSTRAP_SEED}, 95 % percentile",
         "",
     ]

@@ -18,7 +18,7 @@ import numpy as np
 import yaml
 
 from headlab.calibration import PREDICTIONS_FILE  # every run that tests writes it
-from headlab.sweep_summary import job_dirs
+from headlab.sweep_summary import job_dirs, job_overrides
 
 GRAD_SHARE_TAG = "grad_rows/other_share"
 
@@ -38,6 +38,7 @@ class Job:
     seed: Any
     max_epochs: Any
     metrics: dict[str, Any] = field(default_factory=dict)
+    overrides: list[str] = field(default_factory=list)
 
     @property
     def completed(self) -> bool:
@@ -102,6 +103,7 @@ def read_job(job_dir: Path) -> Job:
         seed=config.get("seed"),
         max_epochs=(config.get("trainer") or {}).get("max_epochs"),
         metrics=metrics,
+        overrides=job_overrides(job_dir),
     )
 
 
@@ -134,6 +136,12 @@ class Study:
     @property
     def completed(self) -> list[Job]:
         return [j for j in self.jobs if j.completed]
+
+    def shared_overrides(self) -> list[str]:
+        """Command-line overrides every completed job had, other than head and seed."""
+        common = set.intersection(*(set(j.overrides) for j in self.completed))
+        first = self.completed[0].overrides
+        return [o for o in first if o in common and o.split("=")[0] not in ("head", "seed")]
 
     def completed_on(self, data: str) -> dict[str, list[Job]]:
         """head -> its completed jobs on ``data``, sorted by seed; heads in first-seen order."""
