@@ -211,8 +211,9 @@ def gradient_section(groups: dict[str, list[Job]], out: Path) -> list[str]:
     return [
         *lines,
         "`grad_rows/other_share` on a fixed probe batch: the other classes' rows' share of the "
-        "per-sample last-layer gradient (0: only the true row moves; 0.5 for softmax + CE, "
-        "whose other rows together move exactly as much as the true one).",
+        "per-sample last-layer gradient (0: only the true row moves; exactly 0.5 for every "
+        "softmax loss of p_true alone, such as CE, focal and poly: their other rows together "
+        "move exactly as much as the true one; lines of such heads lie on top of each other).",
         "",
         *table(["head", "runs", "share at the first step", "share at the last step"], rows),
         "",
