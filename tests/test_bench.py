@@ -26,6 +26,7 @@ ROW_KEYS = {
     "bare_lightning_ratio",
     "first_step_s",
     "peak_rss_mib",
+    "posthoc_s",
 }
 
 
@@ -78,6 +79,8 @@ def test_bench_prints_its_json_and_rewrites_only_the_readme_table(tiny_mnist: Pa
     assert row["ratio"] == pytest.approx(row["headlab_s"] / row["plain_s"], rel=0.03)
     assert row["headlab_samples_per_s"] == pytest.approx(500 / row["headlab_s"], rel=0.03)
     assert 0 < row["first_step_s"] < 120 and 100 < row["peak_rss_mib"] < 4096
+    # the post-test calibration analysis of the real run, read from its metrics.json
+    assert 0 < row["posthoc_s"] < 120
     assert tta["model"] == "cnn" and tta["reached"] == (tta["test_acc"] >= 0.99)
     assert 1 <= tta["epochs"] <= 10 and (tta["reached"] or tta["epochs"] == 10)
     text = readme.read_text()

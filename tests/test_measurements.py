@@ -13,7 +13,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import relplot
 
+from headlab.calibration.estimators import ESTIMATORS
 from headlab.train import train
 from tests.test_calibration import numpy_calibration
 
@@ -50,6 +52,12 @@ def test_metrics_json_has_calibration_both_probability_views_and_temperature(sig
         assert metrics[f"{stage}/prob_sum_std"] > 0  # sigmoid outputs do not sum to one
     assert metrics["temperature"] > 0
     assert isinstance(metrics["test/ece_ts"], float) and isinstance(metrics["test/nll_ts"], float)
+    assert metrics["test/ece_ts"] == metrics["test/ece_temperature"]  # the old name, an alias
+    for name in ESTIMATORS:
+        for suffix in ("", "_temperature", "_vector", "_matrix", "_isotonic"):
+            key = f"test/{name}{suffix}"
+            assert metrics[f"{key}_ci_low"] <= metrics[f"{key}_ci_high"], key
+    assert 0 <= metrics["test/aurc"] <= 1 and metrics["posthoc_seconds"] > 0
 
 
 def test_saved_predictions_recompute_to_the_logged_test_calibration(sigmoid_run):
@@ -61,12 +69,16 @@ def test_saved_predictions_recompute_to_the_logged_test_calibration(sigmoid_run)
     recomputed = numpy_calibration(probs, targets)
     for key in CALIBRATION_KEYS:
         assert recomputed[key] == pytest.approx(metrics[f"test/{key}"], rel=1e-4, abs=1e-6), key
+    # the run's smooth ECE is relplot's on its own saved predictions
+    conf, hit = probs.max(1), (probs.argmax(1) == targets).astype(float)
+    assert metrics["test/smece"] == pytest.approx(relplot.smECE(conf, hit), abs=1e-4)
     normalised = numpy_calibration(probs / probs.sum(1, keepdims=True), targets)
     assert normalised["ece"] == pytest.approx(metrics["test/ece_norm"], rel=1e-4, abs=1e-6)
 
 
 def test_figures_are_written_after_test(sigmoid_run):
-    for name in ("reliability_test", "confidence_test", "reliability_norm_test"):
+    names = ("reliability_test", "confidence_test", "reliability_norm_test", "calibration_test")
+    for name in (*names, "risk_coverage_test"):
         png = sigmoid_run / f"{name}.png"
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
 
@@ -80,6 +92,7 @@ def test_event_file_holds_calibration_gradients_and_images(sigmoid_run):
     assert {"grad_norm/total", "grad_row_norm/0", "grad_row_norm/9"} <= set(tags["scalars"])
     assert "grad_norm/classifier.weight" in tags["scalars"]
     assert {"val/reliability", "val/reliability_norm", "test/reliability"} <= set(tags["images"])
+    assert {"test/calibration", "test/risk_coverage"} <= set(tags["images"])
     assert [image.step for image in events.Images("val/reliability")] == [10, 20]  # per epoch
     assert {"val/prob_sum", "val/confidence", "val/confidence_norm"} <= set(tags["histograms"])
     # the confidence histogram counts every val prediction (100 per epoch), ending in (.., 1]

@@ -28,8 +28,8 @@ from headlab.calibration import METHODS
 
 #: ODIR strengths (Kull et al. 2019): lambda / (K(K-1)) * sum of squared off-diagonal weights
 #: plus mu / K * sum of squared biases, added to the mean NLL
-ODIR_LAMBDA = 1e-3
-ODIR_MU = 1e-3
+ODIR_LAMBDA = 0.1
+ODIR_MU = 0.1
 
 
 class CalibrationFailed(RuntimeError):

@@ -202,7 +202,9 @@ def calibration_panels(
         f"{n_bins} equal-mass bins  ECE={ece_adaptive:.4f}",
     )
     _smooth_panel(axes[2], confidence, hit)
-    fig.tight_layout()
+    fig.subplots_adjust(
+        left=0.05, right=0.98, bottom=0.1, top=0.92, wspace=0.2
+    )  # no tight_layout: 0.7 s
     return fig
 
 
@@ -218,7 +220,7 @@ def risk_coverage_figure(coverage: np.ndarray, risk: np.ndarray, aurc: float, ti
         ylabel="risk (error rate among them)",
         title=f"{title}  AURC={aurc:.5f}",
     )
-    fig.tight_layout()
+    fig.subplots_adjust(left=0.15, right=0.97, bottom=0.13, top=0.92)
     return fig
 
 

@@ -202,6 +202,8 @@ class Analysis:
         bins.update(probs.double(), target)
         reliability = bins.compute()
         self.publish("reliability_labels_test", label_reliability(reliability))
+        # the epoch's test/ece and test/brier (same definitions) and the per-label NLL
+        metrics.update({f"test/{k}": v for k, v in multilabel_scores(probs, target, s).items()})
         if self.head.exclusive:
             reason = (
                 f"head={self.head.name} gives one distribution over labels, not a probability "
@@ -302,15 +304,25 @@ def post_test_analysis(
 ) -> dict[str, Any]:
     """Collect logits and run the analysis; ``posthoc_seconds`` says what it all cost."""
     start = time.perf_counter()
+    threads = torch.get_num_threads()
+    # small tensor ops: a second thread waiting on a busy core costs far more than it gives
+    torch.set_num_threads(1)
+    try:
+        metrics = _analyse(model, datamodule, output_dir, settings, boards, step)
+    finally:
+        torch.set_num_threads(threads)
+    metrics["posthoc_seconds"] = time.perf_counter() - start
+    return metrics
+
+
+def _analyse(model, datamodule, output_dir, settings, boards, step) -> dict[str, Any]:
     # an evaluation-only run has not loaded validation, a spawned-DDP parent has loaded nothing
     datamodule.setup("fit")
     datamodule.setup("test")
     val = collect_logits(model, datamodule, datamodule.val_dataloader())
     test = collect_logits(model, datamodule, datamodule.test_dataloader())
     analysis = Analysis(model.head, settings, output_dir, boards, step)
-    metrics = analysis.run(val, test, model.eval_target_kind)
-    metrics["posthoc_seconds"] = time.perf_counter() - start
-    return metrics
+    return analysis.run(val, test, model.eval_target_kind)
 
 
 __all__ = ["ESTIMATORS", "PREDICTIONS_FILE", "Settings", "post_test_analysis"]

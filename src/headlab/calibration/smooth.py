@@ -89,10 +89,7 @@ class Bandwidth:
 
 class SortedWeights:
     """Cumulative sums of count weights over the predictions sorted by confidence, from which
-    a row's splat onto any grid is a few gathers (relplot.kernels.smooth_round_to_grid).
-
-    Held transposed, (N + 1, R), so the gathers at cell edges read contiguous rows.
-    """
+    a row's splat onto any grid is a few gathers (relplot.kernels.smooth_round_to_grid)."""
 
     def __init__(self, f: torch.Tensor, residual: torch.Tensor, weights: torch.Tensor) -> None:
         order = torch.argsort(f)
@@ -100,23 +97,35 @@ class SortedWeights:
         r = residual[order]
         w = weights[:, order]  # (R, N): cumulative sums run along contiguous memory
         self.abs_residual = w @ r.abs()  # (R,)
+        self.weights, self.f_unsorted, self.residual = weights, f, residual
         zero = torch.zeros(w.shape[0], 1, dtype=torch.float64)
         self.cums = {}
-        for name, wv in (("r", w * r), ("one", w)):
-            self.cums[name] = tuple(
-                torch.cat([zero, v.cumsum(dim=1)], dim=1).T.contiguous() for v in (wv, wv * self.f)
-            )
+        wr = w * r
+        self.cums["r"] = tuple(torch.cat([zero, v.cumsum(dim=1)], dim=1) for v in (wr, wr * self.f))
 
-    def splat(self, name: str, grid: int) -> torch.Tensor:
-        """Columns of sum_i w_i v_i spread linearly onto ``grid`` points: (grid, R)."""
+    def mass(self, bw: Bandwidth, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """sum_t density(t) and sum_t smoothed residual(t) for ``rows``: both linear in the
+        weights, each prediction adding the kernel mass its grid cells spread over the mesh."""
+        pos = self.f_unsorted * (bw.grid - 1)
+        cell = pos.long().clamp(0, bw.grid - 2)
+        frac = pos - cell
+        per_point = bw.column_sums[cell] * (1 - frac) + bw.column_sums[cell + 1] * frac
+        both = self.weights.index_select(0, rows) @ torch.stack(
+            [per_point, per_point * self.residual], dim=1
+        )
+        return both[:, 0], both[:, 1]
+
+    def splat(self, name: str, grid: int, rows: torch.Tensor) -> torch.Tensor:
+        """``rows`` of sum_i w_i v_i spread linearly onto ``grid`` points, as columns."""
         cell = (self.f * (grid - 1)).long().clamp(0, grid - 2)
         cells = torch.arange(grid - 1)
-        start = torch.searchsorted(cell, cells, right=False)
-        end = torch.searchsorted(cell, cells, right=True)
+        edges = torch.cat([torch.searchsorted(cell, cells), cell.new_tensor([len(cell)])])
+        at_edges = (rows[:, None], edges[None, :])  # gathers only what is needed
         cum_v, cum_vf = self.cums[name]
-        sum_v = cum_v[end] - cum_v[start]
+        sum_v = cum_v[at_edges].diff(dim=1).T
         # sum of w*v*frac with frac = f*(grid-1) - cell
-        sum_frac = (grid - 1) * (cum_vf[end] - cum_vf[start]) - cells[:, None] * sum_v
+        sum_vf = cum_vf[at_edges].diff(dim=1).T
+        sum_frac = (grid - 1) * sum_vf - cells[:, None] * sum_v
         out = torch.zeros(grid, sum_v.shape[1], dtype=torch.float64)
         out[:-1] += sum_v - sum_frac
         out[1:] += sum_frac
@@ -128,24 +137,19 @@ def smooth_ece(f: torch.Tensor, hit: torch.Tensor, weights: torch.Tensor) -> tor
     f, hit, weights = f.double(), hit.double(), weights.double()
     rows = weights.shape[0]
     sums = SortedWeights(f, f - hit, weights)
-    splats: dict[tuple[str, int], torch.Tensor] = {}
-
-    def splat(name: str, grid: int) -> torch.Tensor:
-        if (name, grid) not in splats:
-            splats[name, grid] = sums.splat(name, grid)
-        return splats[name, grid]
 
     def bounds(s: float, pick: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """Density sum and the lower/upper bounds of smECE at ``s`` for rows ``pick``."""
         bw = bandwidth(s)
-        density = bw.column_sums @ splat("one", bw.grid)[:, pick] + bw.n_mesh * DENSITY_EPS
+        density, residual_mass = sums.mass(bw, pick)
+        density = density + bw.n_mesh * DENSITY_EPS
         upper = bw.column_sums.max() * sums.abs_residual[pick] / density
-        lower = (bw.column_sums @ splat("r", bw.grid)[:, pick]).abs() / density
+        lower = residual_mass.abs() / density
         return density, lower, upper
 
     def exact(s: float, pick: torch.Tensor, density: torch.Tensor) -> torch.Tensor:
         bw = bandwidth(s)
-        return bw.numerator(splat("r", bw.grid)[:, pick]) / density
+        return bw.numerator(sums.splat("r", bw.grid, pick)) / density
 
     def step(sigma: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """relplot's predicate ``sigma < eps or sigma < smECE(sigma)`` per row, and smECE where

@@ -77,9 +77,7 @@ class StageMetrics(torch.nn.Module):
         self.classification = classification_metrics(target_kind, num_classes, threshold, n_bins)
         self.calibration = self.calibration_norm = self.prob_sum = None
         if calibration and target_kind == "index":
-            self.calibration = CalibrationMetrics(
-                num_classes, n_bins, min_bin_count=min_bin_count
-            )
+            self.calibration = CalibrationMetrics(num_classes, n_bins, min_bin_count=min_bin_count)
             self.prob_sum = ProbabilitySum()
             if not exclusive:
                 self.calibration_norm = CalibrationMetrics(
