@@ -1,5 +1,5 @@
-"""Print a sweep's summary.csv as mean ± std per head:
-`python scripts/study_table.py logs/compare_multilabel/multiruns/<time> [column ...]`."""
+"""Print sweeps' summary.csv as mean ± std per head:
+`python scripts/study_table.py logs/compare_multilabel/multiruns/<time> [...] [--columns ...]`."""
 
 from __future__ import annotations
 
@@ -12,14 +12,15 @@ from headlab.study_table import MULTILABEL_COLUMNS, study_table
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("sweep_dir", type=Path, help="a multirun folder holding summary.csv")
-    parser.add_argument("columns", nargs="*", help=f"metrics (default: {MULTILABEL_COLUMNS})")
+    parser.add_argument("sweep_dirs", type=Path, nargs="+", help="multirun folders (summary.csv)")
+    parser.add_argument("--columns", nargs="+", help=f"metrics (default: {MULTILABEL_COLUMNS})")
     args = parser.parse_args()
-    summary = args.sweep_dir / "summary.csv"
-    if not summary.is_file():
-        print(f"error: no {summary} (is this a finished multirun folder?)", file=sys.stderr)
-        return 2
-    print(study_table(summary, tuple(args.columns) or MULTILABEL_COLUMNS))
+    summaries = [sweep / "summary.csv" for sweep in args.sweep_dirs]
+    for summary in summaries:
+        if not summary.is_file():
+            print(f"error: no {summary} (is this a multirun folder?)", file=sys.stderr)
+            return 2
+    print(study_table(summaries, tuple(args.columns or MULTILABEL_COLUMNS)))
     return 0
 
 

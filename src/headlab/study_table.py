@@ -41,10 +41,18 @@ def mean_std(values: list[float], digits: int = 4) -> str:
     return f"{statistics.mean(values):.{digits}f} ± {statistics.stdev(values):.{digits}f}"
 
 
-def study_table(summary_csv: str | Path, columns: tuple[str, ...] = MULTILABEL_COLUMNS) -> str:
-    """Completed jobs grouped by head, in the order the heads first appear in the sweep."""
-    with open(summary_csv, newline="") as handle:
-        rows = [r for r in csv.DictReader(handle) if r.get("status") == "completed"]
+def study_table(
+    summary_csv: str | Path | list[str | Path], columns: tuple[str, ...] = MULTILABEL_COLUMNS
+) -> str:
+    """Completed jobs grouped by head, in the order the heads first appear in the sweep(s).
+
+    Several ``summary.csv`` files pool their jobs (a study run as more than one sweep).
+    """
+    paths = summary_csv if isinstance(summary_csv, list) else [summary_csv]
+    rows = []
+    for path in paths:
+        with open(path, newline="") as handle:
+            rows += [r for r in csv.DictReader(handle) if r.get("status") == "completed"]
     by_head: dict[str, list[dict[str, str]]] = {}
     for row in rows:
         by_head.setdefault(head_of(row), []).append(row)
