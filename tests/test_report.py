@@ -32,10 +32,12 @@ def predictions(seed: int, confidence: float, accuracy: float) -> tuple[np.ndarr
     return probs.astype(np.float32), targets
 
 
-def write_job(sweep: Path, num: int, head: str, seed: int, probs=None, targets=None, **metrics):
+def write_job(
+    sweep: Path, num: int, head: str, seed: int, probs=None, targets=None, data="mnist", **metrics
+):
     job = sweep / f"{num}_head={head},seed={seed}"
     (job / ".hydra").mkdir(parents=True)
-    choices = {"head": head, "data": "mnist", "model": "mlp"}
+    choices = {"head": head, "data": data, "model": "mlp"}
     (job / ".hydra" / "hydra.yaml").write_text(
         yaml.safe_dump({"hydra": {"runtime": {"choices": choices}}})
     )
@@ -119,6 +121,23 @@ def test_report_states_setting_lists_missing_runs_and_is_reproducible(synthetic_
     write_report(synthetic_sweep)
     assert {p.name: p.read_bytes() for p in path.parent.iterdir()} == first
     assert sorted(p.name for p in synthetic_sweep.iterdir() if p.name.startswith(".")) == []
+
+
+def test_multilabel_jobs_of_a_second_sweep_get_their_table(synthetic_sweep, tmp_path):
+    other = tmp_path / "multilabel"
+    for num, (seed, value) in enumerate([(1, 0.95), (2, 0.97)]):
+        metrics = {"test/map": value, "test/f1_micro_tuned": value - 0.05}
+        write_job(other, num, "asl", seed, data="multilabel_mnist", **metrics)
+    report = write_report(synthetic_sweep, other).read_text()
+    section = report[report.index("## 4.") : report.index("## Missing")]
+    assert "Multi-label MNIST" in section and "Soft-label" not in section
+    row = next(line for line in section.splitlines() if line.startswith("| asl |"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    header = next(line for line in section.splitlines() if line.startswith("| head |"))
+    values = dict(zip([c.strip() for c in header.strip("|").split("|")], cells, strict=True))
+    assert values["runs"] == "2"
+    assert values["test/map"] == "0.9600 ± 0.0141"  # mean, sample std of 0.95 and 0.97
+    assert values["test/f1_micro_tuned"] == "0.9100 ± 0.0141"
 
 
 def run_compare(*folders: Path) -> subprocess.CompletedProcess:

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from headlab.study import BadSweep, Job, Study, load_study
+from headlab.study_table import MULTILABEL_COLUMNS as STUDY_COLUMNS
 
 log = logging.getLogger(__name__)
 
@@ -39,18 +40,9 @@ PAIRED_ESTIMATORS = ("acc", "ece", "brier", "nll")
 #: metrics.json only: maximum calibration error, area under the risk-coverage curve
 EXTRA_COLUMNS = ("mce", "aurc")
 DEFAULT_METHODS = ("temperature", "vector", "matrix", "isotonic")
-MULTILABEL_COLUMNS = (
-    "map",
-    "f1_micro",
-    "f1_macro",
-    "f1_micro_tuned",
-    "f1_macro_tuned",
-    "acc",
-    "hamming_acc",
-    "ece",
-    "brier",
-)
-SOFT_COLUMNS = ("kl", "acc", "loss")
+#: multi-label columns: the multi-label study's own (headlab.study_table), plus acc and Brier
+MULTILABEL_COLUMNS = (*STUDY_COLUMNS, "test/acc", "test/hamming_acc", "test/brier")
+SOFT_COLUMNS = ("test/kl", "test/acc", "test/loss")
 
 
 def fmt(value: float | None, digits: int = 4) -> str:
@@ -350,13 +342,13 @@ def other_data_section(study: Study) -> list[str]:
         rows = [
             [head, str(len(js))]
             + [
-                mean_std([v for j in js if (v := number(j.metrics, f"test/{c}")) is not None])
+                mean_std([v for j in js if (v := number(j.metrics, c)) is not None])
                 for c in columns
             ]
             for head, js in groups.items()
         ]
         lines += [
-            f"{title}, test metrics, mean ± std over seeds:",
+            f"{title}, mean ± std over seeds:",
             "",
             *table(["head", "runs", *columns], rows),
             "",
