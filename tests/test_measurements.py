@@ -213,3 +213,15 @@ def test_tensorboard_server_serves_the_tags_to_a_browser(sigmoid_run):
     finally:
         server.terminate()
         server.wait(timeout=10)
+
+
+def test_report_reads_grad_rows_as_tensorboard_does(sigmoid_run):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from headlab.study import read_scalar
+
+    events = EventAccumulator(str(sigmoid_run / "tensorboard"))
+    events.Reload()
+    expected = [(e.step, e.value) for e in events.Scalars("grad_rows/other_share")]
+    assert len(expected) == 10
+    assert read_scalar(sigmoid_run / "tensorboard", "grad_rows/other_share") == expected

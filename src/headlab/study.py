@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import itertools
 import json
+import struct
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -63,18 +65,35 @@ class Job:
         return read_scalar(self.path / "tensorboard", GRAD_SHARE_TAG)
 
 
-def read_scalar(folder: Path, tag: str) -> list[tuple[int, float]]:
-    """One scalar's (step, value) points from every event file in ``folder``, by step.
+def event_records(file: Path) -> Iterator[bytes]:
+    """The serialized records of a TFRecord file (length, length CRC, data, data CRC).
 
-    TensorBoard's own event reader, filtered by tag: an accumulator would also decode the
-    run's images and histograms.
+    Read here rather than by TensorBoard's ``EventFileLoader``, which checks every CRC in
+    pure Python: ~0.2 s per run for a few scalars among the run's images and histograms.
     """
-    from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
+    data = file.read_bytes()
+    offset = 0
+    while offset + 12 <= len(data):
+        (length,) = struct.unpack_from("<Q", data, offset)
+        start = offset + 12
+        if start + length + 4 > len(data):
+            return  # a record still being written
+        yield data[start : start + length]
+        offset = start + length + 4
+
+
+def read_scalar(folder: Path, tag: str) -> list[tuple[int, float]]:
+    """One scalar's (step, value) points from every event file in ``folder``, by step."""
+    from tensorboard.compat.proto.event_pb2 import Event
     from tensorboard.util import tensor_util
 
+    needle = tag.encode()
     points: dict[int, float] = {}
     for file in sorted(folder.glob("events.out.tfevents.*")):
-        for event in EventFileLoader(str(file)).Load():
+        for record in event_records(file):
+            if needle not in record:  # most records are other tags: skip the parse
+                continue
+            event = Event.FromString(record)
             for value in event.summary.value:
                 if value.tag != tag:
                     continue
