@@ -136,6 +136,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         logged.update(trainer.callback_metrics)
         metrics["tested_ckpt_path"] = test_ckpt or ""
         if OmegaConf.select(cfg, "calibration.enabled", default=True) and trainer.is_global_zero:
+            output_dir.mkdir(parents=True, exist_ok=True)  # logger=none made no folder
             metrics.update(analyse(cfg, model, datamodule, trainer, output_dir))
 
     metrics["best_ckpt_path"] = best
