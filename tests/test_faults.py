@@ -195,11 +195,12 @@ def test_multirun_records_the_failed_job_and_runs_the_others(tiny_mnist, tmp_pat
     assert result.returncode == 1  # the sweep ends, then says that a job failed
     (sweep,) = (tmp_path / "logs" / "train" / "multiruns").iterdir()
     assert not (tmp_path / "logs" / "train" / "runs").exists()  # no stray run folder
-    failed = json.loads((sweep / "0" / "metrics.json").read_text())
-    done = json.loads((sweep / "1" / "metrics.json").read_text())
+    first, second = sorted(sweep.glob("*/metrics.json"), key=lambda p: p.parent.name)
+    assert first.parent.name.startswith("0_") and "lr=-1" in first.parent.name
+    failed, done = json.loads(first.read_text()), json.loads(second.read_text())
     assert failed["status"] == "failed" and "model.optimizer.lr must be > 0" in failed["error"]
     assert done["status"] == "completed" and done["test/acc"] > 0.5
-    assert f"Job {sweep / '0'} did not complete" in result.stdout + result.stderr
+    assert f"Job {first.parent} did not complete" in result.stdout + result.stderr
     rows = (sweep / "summary.csv").read_text().splitlines()
     assert len(rows) == 3 and "failed" in rows[1] and "completed" in rows[2]
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import socket
 import subprocess
 import sys
@@ -102,6 +103,64 @@ def test_event_file_holds_calibration_gradients_and_images(sigmoid_run):
     assert confidence.bucket_limit[-1] == pytest.approx(1.0)
     # 2 epochs x 10 steps, logged every 2 steps
     assert len(events.Scalars("grad_norm/total")) == 10
+    assert [e.step for e in events.Scalars("grad_rows/other_share")] == list(range(0, 20, 2))
+    assert all(0 < e.value < 1 for e in events.Scalars("grad_rows/other_share"))  # sigmoid
+
+
+def test_hparams_tab_is_curated_and_has_no_duplicate_charts(sigmoid_run):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.plugins.hparams import metadata as hp_metadata
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    events = EventAccumulator(str(sigmoid_run / "tensorboard"))
+    events.Reload()
+    content = events.PluginTagToContent(hp_metadata.PLUGIN_NAME)
+    experiment = plugin_data_pb2.HParamsPluginData.FromString(
+        content[hp_metadata.EXPERIMENT_TAG]
+    ).experiment
+    session = plugin_data_pb2.HParamsPluginData.FromString(
+        content[hp_metadata.SESSION_START_INFO_TAG]
+    ).session_start_info
+    values = {
+        k: v.string_value or v.number_value for k, v in session.hparams.items()
+    }
+    assert values == {
+        "head": "sigmoid",
+        "model": "mlp",
+        "data": "mnist",
+        "seed": 42,
+        "lr": 0.001,
+        "batch_size": 50,
+        "max_epochs": 2,
+        "head.threshold": 0.5,
+    }
+    columns = {info.name.tag for info in experiment.metric_infos}
+    assert {"val/acc", "test/acc", "test/ece", "test/ece_ts", "best/val/acc"} <= columns
+    assert not columns & {"epochs", "lr-Adam", "temperature"}
+    scalars = set(events.Tags()["scalars"])
+    assert columns <= scalars  # every column reads its value from the run's own scalar
+    assert not any(tag.startswith("hp/") for tag in scalars)
+
+
+def test_custom_scalars_layout_is_written_with_the_run(sigmoid_run):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.plugins.custom_scalar import layout_pb2
+    from tensorboard.plugins.custom_scalar import metadata as cs_metadata
+    from tensorboard.util import tensor_util
+
+    events = EventAccumulator(str(sigmoid_run / "tensorboard"))
+    events.Reload()
+    (config,) = events.Tensors(cs_metadata.CONFIG_SUMMARY_TAG)
+    layout = layout_pb2.Layout.FromString(tensor_util.make_ndarray(config.tensor_proto).item())
+    charts = {
+        chart.title: list(chart.multiline.tag)
+        for category in layout.category
+        for chart in category.chart
+    }
+    assert {"acc", "loss", "ece", "nll", "grad_rows other share"} <= set(charts)
+    scalars = events.Tags()["scalars"]
+    for title, patterns in charts.items():  # each chart finds the run's curves
+        assert any(re.match(p, tag) for p in patterns for tag in scalars), title
 
 
 def free_port() -> int:
@@ -156,3 +215,15 @@ def test_tensorboard_server_serves_the_tags_to_a_browser(sigmoid_run):
     finally:
         server.terminate()
         server.wait(timeout=10)
+
+
+def test_report_reads_grad_rows_as_tensorboard_does(sigmoid_run):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from headlab.study import read_scalar
+
+    events = EventAccumulator(str(sigmoid_run / "tensorboard"))
+    events.Reload()
+    expected = [(e.step, e.value) for e in events.Scalars("grad_rows/other_share")]
+    assert len(expected) == 10
+    assert read_scalar(sigmoid_run / "tensorboard", "grad_rows/other_share") == expected

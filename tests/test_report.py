@@ -1,73 +1,238 @@
-"""The head comparison report over a real (tiny) multirun, with a broken job listed."""
+"""The comparison report: paired differences, reproducibility, bad input, a real sweep."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import numpy as np
 import pytest
+import yaml
 
 from headlab.report import write_report
+from headlab.study import BadSweep
 from tests.conftest import ROOT
+
+N_TEST = 2000
+
+
+def predictions(seed: int, confidence: float, accuracy: float) -> tuple[np.ndarray, np.ndarray]:
+    """10-class predictions whose top label has ``confidence`` and is right ``accuracy`` of
+    the time: confidence > accuracy is an overconfident head (ECE ≈ the gap)."""
+    rng = np.random.default_rng(seed)
+    targets = rng.integers(0, 10, N_TEST)
+    predicted = np.where(rng.random(N_TEST) < accuracy, targets, (targets + 1) % 10)
+    probs = np.full((N_TEST, 10), (1 - confidence) / 9)
+    probs[np.arange(N_TEST), predicted] = confidence
+    return probs.astype(np.float32), targets
+
+
+def write_job(
+    sweep: Path, num: int, head: str, seed: int, probs=None, targets=None, data="mnist", **metrics
+):
+    job = sweep / f"{num}_head={head},seed={seed}"
+    (job / ".hydra").mkdir(parents=True)
+    choices = {"head": head, "data": data, "model": "mlp"}
+    (job / ".hydra" / "hydra.yaml").write_text(
+        yaml.safe_dump({"hydra": {"runtime": {"choices": choices}}})
+    )
+    (job / ".hydra" / "config.yaml").write_text(
+        yaml.safe_dump({"seed": seed, "trainer": {"max_epochs": 2}})
+    )
+    (job / "metrics.json").write_text(json.dumps({"status": "completed", **metrics}))
+    if probs is not None:
+        np.savez(job / "test_predictions.npz", probs=probs, targets=targets, logits=probs)
+    return job
+
+
+@pytest.fixture
+def synthetic_sweep(tmp_path: Path) -> Path:
+    """softmax overconfident (conf 0.99, acc 0.90), soft calibrated (0.90, 0.90), and a
+    'twin' head whose runs are softmax's own predictions again (same head and seed)."""
+    sweep = tmp_path / "sweep"
+    num = 0
+    for seed in (1, 2, 3):
+        soft_max = predictions(seed, 0.99, 0.90)
+        for head, (probs, targets) in {
+            "softmax": soft_max,
+            "soft": (predictions(seed, 0.90, 0.90)[0], soft_max[1]),
+            "twin": soft_max,
+        }.items():
+            write_job(sweep, num, head, seed, probs, targets, git_commit="abc123")
+            num += 1
+    # soft's predictions must be on the same samples: same targets, its own hits
+    (sweep / "multirun.yaml").write_text(
+        yaml.safe_dump(
+            {"hydra": {"sweeper": {"params": {"head": "softmax,soft,twin,gone", "seed": "1,2,3"}}}}
+        )
+    )
+    return sweep
+
+
+def difference_row(report: str, head: str) -> list[str]:
+    start = report.index("Difference to `softmax`")
+    for line in report[start:].splitlines():
+        if line.startswith(f"| {head} |"):
+            return [cell.strip() for cell in line.strip("|").split("|")]
+    raise AssertionError(f"no difference row for {head}")
+
+
+def interval(cell: str) -> tuple[float, float]:
+    low, high = cell.split("[")[1].split("]")[0].split(",")
+    return float(low), float(high)
+
+
+def test_paired_interval_contains_zero_for_the_same_head_and_seed(synthetic_sweep):
+    report = write_report(synthetic_sweep).read_text()
+    _, seeds, *cells = difference_row(report, "twin")
+    assert seeds == "3"
+    for cell in cells:  # acc, ece, brier, nll
+        low, high = interval(cell)
+        assert low <= 0 <= high and cell.endswith("not distinguishable")
+
+
+def test_paired_interval_excludes_zero_for_softmax_vs_soft_ece(synthetic_sweep):
+    report = write_report(synthetic_sweep).read_text()
+    header = report[report.index("Difference to `softmax`") :].splitlines()
+    columns = next(line for line in header if line.startswith("| head |"))
+    names = [c.strip() for c in columns.strip("|").split("|")]
+    cells = dict(zip(names, difference_row(report, "soft"), strict=True))
+    low, high = interval(cells["ece"])
+    # softmax is 0.09 overconfident, soft calibrated: soft - softmax ≈ -0.09
+    assert high < 0 and low > -0.15
+    assert "not distinguishable" not in cells["ece"]
+
+
+def test_report_states_setting_lists_missing_runs_and_is_reproducible(synthetic_sweep):
+    path = write_report(synthetic_sweep)
+    report = path.read_text()
+    assert "epochs: 2; seeds: 1, 2, 3" in report and "git commit abc123" in report
+    for section in ("## 1.", "## 2.", "## 3.", "## 4.", "## Missing or failed runs"):
+        assert section in report
+    for seed in (1, 2, 3):
+        assert f"head=gone seed={seed}: no job folder" in report
+    first = {p.name: p.read_bytes() for p in path.parent.iterdir()}
+    assert {"report.md", "prob_sum.png", "reliability.png"} <= set(first)
+    write_report(synthetic_sweep)
+    assert {p.name: p.read_bytes() for p in path.parent.iterdir()} == first
+    assert sorted(p.name for p in synthetic_sweep.iterdir() if p.name.startswith(".")) == []
+
+
+def test_multilabel_jobs_of_a_second_sweep_get_their_table(synthetic_sweep, tmp_path):
+    other = tmp_path / "multilabel"
+    for num, (seed, value) in enumerate([(1, 0.95), (2, 0.97)]):
+        metrics = {"test/map": value, "test/f1_micro_tuned": value - 0.05}
+        write_job(other, num, "asl", seed, data="multilabel_mnist", **metrics)
+    report = write_report(synthetic_sweep, other).read_text()
+    section = report[report.index("## 4.") : report.index("## Missing")]
+    assert "Multi-label MNIST" in section and "Soft-label" not in section
+    row = next(line for line in section.splitlines() if line.startswith("| asl |"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    header = next(line for line in section.splitlines() if line.startswith("| head |"))
+    values = dict(zip([c.strip() for c in header.strip("|").split("|")], cells, strict=True))
+    assert values["runs"] == "2"
+    assert values["test/map"] == "0.9600 ± 0.0141"  # mean, sample std of 0.95 and 0.97
+    assert values["test/f1_micro_tuned"] == "0.9100 ± 0.0141"
+
+
+def run_compare(*folders: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "compare.py"), *map(str, folders)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
+        timeout=120,
+    )
+
+
+def failed_sweep(tmp_path: Path) -> Path:
+    sweep = tmp_path / "failed"
+    for num, head in enumerate(("softmax", "sigmoid")):
+        job = write_job(sweep, num, head, 1)
+        (job / "metrics.json").write_text(json.dumps({"status": "failed", "error": "boom"}))
+    return sweep
+
+
+@pytest.mark.parametrize(
+    ("make", "says"),
+    [
+        (lambda tmp: tmp / "nowhere", "no such folder"),
+        (lambda tmp: tmp, "no sweep"),
+        (
+            lambda tmp: (tmp / "multirun.yaml").write_text("hydra: {}\n") and tmp,
+            "an empty sweep",
+        ),
+        (failed_sweep, "none of its 2 jobs completed (failed)"),
+    ],
+)
+def test_bad_input_one_line_exit_2_nothing_written(tmp_path: Path, make, says: str):
+    folder = make(tmp_path)
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    result = run_compare(folder)
+    assert result.returncode == 2
+    assert result.stdout == "" and result.stderr.count("\n") == 1, result.stderr
+    assert says in result.stderr and result.stderr.startswith("error: ")
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
+    with pytest.raises(BadSweep):
+        write_report(folder)
 
 
 @pytest.fixture(scope="module")
 def tiny_sweep(tiny_mnist: Path, tmp_path_factory) -> Path:
+    """experiment=compare_heads on tiny data: 2 heads x 2 seeds, its report at the end."""
     root = tmp_path_factory.mktemp("sweep_root")
     env = {**os.environ, "HEADLAB_ROOT": str(root), "PYTHONPATH": str(ROOT / "src")}
     result = subprocess.run(
         [
             sys.executable,
             str(ROOT / "scripts" / "train.py"),
-            "-m",
+            "experiment=compare_heads",
             "head=softmax,sigmoid",
             "seed=1,2",
             f"data.data_dir={tiny_mnist}",
             "data.val_size=100",
+            "data.batch_size=50",
             "trainer.max_epochs=1",
-            "callbacks.rich_progress_bar=null",
+            "log_grad_every_n_steps=2",
             "hydra.sweep.dir=" + str(root / "sweep"),
         ],
         env=env,
         capture_output=True,
         text=True,
-        timeout=600,
+        timeout=900,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     return root / "sweep"
 
 
 @pytest.mark.slow
-def test_report_tabulates_each_head_over_seeds_and_lists_broken_runs(tiny_sweep: Path):
-    sweep = tiny_sweep
-    # job 3 (head=sigmoid seed=2) "crashed": no metrics; another job's folder vanished
-    (sweep / "3" / "metrics.json").unlink()
-    shutil.rmtree(sweep / "0")  # head=softmax seed=1
-    report = write_report(sweep).read_text()
-    assert "2 of 3 runs completed" in report
-    rows = {
-        line.split("|")[1].strip(): line
-        for line in report.splitlines()
-        if line.startswith("| soft") or line.startswith("| sigm")
-    }
-    assert rows["softmax"].split("|")[2].strip() == "1"
-    assert rows["sigmoid"].split("|")[2].strip() == "1"
-    assert "±" in rows["softmax"]
-    assert "head=sigmoid seed=2, status no metrics.json" in report
-    assert "head=softmax seed=1: no run folder" in report
-    assert "renormalised" in report  # the sigmoid head's second view
-    assert (sweep / "report.png").read_bytes()[:4] == b"\x89PNG"
+def test_compare_heads_sweep_ends_with_its_report(tiny_sweep: Path):
+    report = (tiny_sweep / "report" / "report.md").read_text()  # written by the callback
+    assert "heads: softmax, sigmoid" in report and "seeds: 1, 2" in report
+    assert "| sigmoid | 2 |" in report  # every section has both seeds
+    for figure in ("prob_sum.png", "grad_rows.png", "reliability.png"):
+        assert (tiny_sweep / "report" / figure).read_bytes()[:4] == b"\x89PNG"
+    grad_rows = report[report.index("## 2.") : report.index("## 3.")]
+    assert "| softmax | 2 | 0.500 ± 0.000 | 0.500 ± 0.000 |" in grad_rows
 
 
-def test_compare_script_explains_a_wrong_folder(tmp_path: Path):
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "compare.py"), str(tmp_path)],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
-    )
-    assert result.returncode == 2
-    assert "holds no Hydra job folders" in result.stderr
+@pytest.mark.slow
+def test_report_lists_broken_runs_of_a_real_sweep(tiny_sweep: Path, tmp_path: Path):
+    sweep = tmp_path / "copy"
+    shutil.copytree(tiny_sweep, sweep)
+    crashed = next(sweep.glob("3_*"))  # head=sigmoid seed=2 "crashed": no metrics
+    (crashed / "metrics.json").unlink()
+    shutil.rmtree(next(sweep.glob("0_*")))  # head=softmax seed=1: its folder vanished
+    started = time.monotonic()
+    result = run_compare(sweep)
+    assert result.returncode == 0, result.stderr
+    assert time.monotonic() - started < 60  # README: ~15 s for 24 full-size runs
+    report = (sweep / "report" / "report.md").read_text()
+    assert "runs: 2 of 4 completed" in report
+    assert f"`{crashed.name}`: head=sigmoid seed=2: no metrics.json" in report
+    assert "head=softmax seed=1: no job folder" in report

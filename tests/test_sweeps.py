@@ -10,7 +10,8 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, OmegaConf
 
-from headlab.sweep_summary import summary_rows, write_summary
+from headlab.run_dirs import job_dir, job_number
+from headlab.sweep_summary import job_dirs, summary_rows, write_summary
 from tests.conftest import CONFIGS
 from tests.test_train import run_cli
 
@@ -40,8 +41,8 @@ def test_2x2_multirun_writes_4_job_dirs_and_summary(tiny_mnist, tmp_path):
     )
     assert result.returncode == 0, result.stderr
     sweep = sweep_dir(tmp_path)
-    jobs = sorted(p for p in sweep.iterdir() if p.is_dir())
-    assert [p.name for p in jobs] == ["0", "1", "2", "3"]
+    jobs = sorted((p for p in sweep.iterdir() if p.is_dir()), key=lambda p: job_number(p.name))
+    assert [job_number(p.name) for p in jobs] == [0, 1, 2, 3]
     rows = read_csv(sweep / "summary.csv")
     assert len(rows) == 4
     assert {(r["head"], float(r["model.optimizer.lr"])) for r in rows} == {
@@ -50,10 +51,28 @@ def test_2x2_multirun_writes_4_job_dirs_and_summary(tiny_mnist, tmp_path):
     for row, job in zip(rows, jobs, strict=True):
         metrics = json.loads((job / "metrics.json").read_text())
         assert row["job"] == job.name
+        # named by its overrides, paths left out: 2_head=sigmoid,...,model.optimizer.lr=0.001,...
+        assert f"head={row['head']}," in job.name and "lr=" in job.name
+        assert "data_dir" not in job.name
         assert row["status"] == "completed"
         assert float(row["test/acc"]) == metrics["test/acc"]
         assert f"head={row['head']}" in row["overrides"]
         assert "data.data_dir" not in row  # the same for every job: only in `overrides`
+
+
+def test_job_folder_names_are_safe_and_sort_by_job_number(tmp_path):
+    assert job_dir(3, "head=sigmoid,seed=1") == "3_head=sigmoid,seed=1"
+    assert job_dir(0, "") == "0"
+    assert job_dir(1, "optimized_metric=val/ece") == "1_optimized_metric=val_ece"  # no nesting
+    assert len(job_dir(7, "x" * 1000)) < 255
+    for name in ("10_head=soft", "2_head=sigmoid", "0", "1_head=softmax"):
+        (tmp_path / name / ".hydra").mkdir(parents=True)
+    assert [p.name for p in job_dirs(tmp_path)] == [
+        "0",
+        "1_head=softmax",
+        "2_head=sigmoid",
+        "10_head=soft",
+    ]
 
 
 def test_summary_keeps_a_row_for_a_job_without_metrics(tmp_path):
@@ -200,8 +219,8 @@ def test_a_failing_job_still_leaves_a_summary_of_every_job(tiny_mnist, tmp_path)
     )
     assert result.returncode != 0  # the sweep exits 1 after all jobs ran
     rows = read_csv(sweep_dir(tmp_path) / "summary.csv")
-    assert [(r["job"], r["status"], r["data.val_size"]) for r in rows] == [
-        ("0", "failed", "0"),  # the failed job's own metrics.json says so
-        ("1", "completed", "100"),
+    assert [(job_number(r["job"]), r["status"], r["data.val_size"]) for r in rows] == [
+        (0, "failed", "0"),  # the failed job's own metrics.json says so
+        (1, "completed", "100"),
     ]
     assert rows[0]["test/acc"] == "" and float(rows[1]["test/acc"]) > 0.5

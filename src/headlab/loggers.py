@@ -10,7 +10,7 @@ to a logging failure at the end.
 from __future__ import annotations
 
 import importlib.util
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -95,25 +95,16 @@ def wandb_logger(**kwargs: Any):
     return WandbLogger(**kwargs)
 
 
-def publish_run(
-    loggers: Iterable[Any],
-    params: Mapping[str, Any],
-    scalars: Mapping[str, float],
-    output_dir: str | Path,
-) -> None:
-    """At the end of a run: params to every logger (TensorBoard's hparams tab also gets the
-    final ``scalars``), the run folder's figures and metrics.json to MLflow as artifacts."""
-    from lightning.pytorch.loggers import MLFlowLogger, TensorBoardLogger, WandbLogger
+def finish_trackers(loggers: Iterable[Any], output_dir: str | Path) -> None:
+    """At the end of a run (after ``board.publish_final``): the run folder's figures and
+    metrics.json to MLflow as artifacts; the W&B run finished, else the next job of a sweep
+    would reuse it."""
+    from lightning.pytorch.loggers import MLFlowLogger, WandbLogger
 
     for logger in loggers:
-        if isinstance(logger, TensorBoardLogger):
-            logger.log_hyperparams(dict(params), metrics=dict(scalars))
-        else:  # the others take params only
-            logger.log_hyperparams(dict(params))
         if isinstance(logger, MLFlowLogger):
             for pattern in ARTIFACT_PATTERNS:
                 for path in sorted(Path(output_dir).glob(pattern)):
                     logger.experiment.log_artifact(logger.run_id, str(path))
-        logger.save()
-        if isinstance(logger, WandbLogger):  # else the next job of a sweep would reuse the run
+        if isinstance(logger, WandbLogger):
             logger.experiment.finish()

@@ -22,13 +22,17 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
+from headlab.run_dirs import job_number
+
 log = logging.getLogger(__name__)
 
 MISSING_STATUS = "missing"  # no metrics.json: the job crashed, was killed or is still running
 
 
-def _job_sort_key(path: Path) -> tuple[int, int | str]:
-    return (0, int(path.name)) if path.name.isdigit() else (1, path.name)
+def _job_sort_key(path: Path) -> tuple[int, int, str]:
+    """Job order: ``2_head=...`` before ``10_head=...``; other names after, by name."""
+    num = job_number(path.name)
+    return (0, num, path.name) if num is not None else (1, 0, path.name)
 
 
 def job_dirs(sweep_dir: Path) -> list[Path]:

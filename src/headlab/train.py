@@ -12,10 +12,12 @@ from hydra.utils import instantiate
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 
+from headlab.board import publish_final, write_layout
 from headlab.distributed import check_launch
 from headlab.instantiate import instantiate_each
-from headlab.loggers import publish_run
+from headlab.loggers import finish_trackers
 from headlab.outcome import record_outcome
+from headlab.provenance import git_commit
 from headlab.run_files import plain_number, write_metrics
 from headlab.validation import validate
 
@@ -28,10 +30,41 @@ warnings.filterwarnings("ignore", ".*when logging on epoch level in distributed 
 
 
 def hparams_of(cfg: DictConfig) -> dict[str, Any]:
-    """What distinguishes runs, for TensorBoard's hparams tab."""
-    keys = ("seed", "data", "model", "head", "trainer")
-    container = OmegaConf.to_container(cfg, resolve=True)
-    return {k: container[k] for k in keys if k in container}
+    """What distinguishes runs, flat: ``head``, ``model``, ``data`` (their names, e.g.
+    ``sigmoid``), ``seed``, ``lr``, ``batch_size``, ``max_epochs`` and the head's own
+    parameters as ``head.<name>``. TensorBoard's HPARAMS tab and the MLflow logger show it."""
+    from hydra.utils import get_class
+
+    def name_of(node: Any, fallback: str) -> str:
+        target = node.get("_target_") if isinstance(node, DictConfig) else None
+        if not target:
+            return fallback
+        cls = get_class(target)
+        return str(getattr(cls, "name", None) or cls.__name__.lower())
+
+    model = cfg.get("model") or {}
+    hparams: dict[str, Any] = {
+        "head": name_of(cfg.get("head"), "none"),
+        "model": name_of(model.get("backbone"), "none"),
+        "data": name_of(cfg.get("data"), "none"),
+        "seed": cfg.get("seed"),
+        "lr": OmegaConf.select(cfg, "model.optimizer.lr"),
+        "batch_size": OmegaConf.select(cfg, "data.batch_size"),
+        "max_epochs": OmegaConf.select(cfg, "trainer.max_epochs"),
+    }
+    head = cfg.get("head")
+    if isinstance(head, DictConfig):
+        params = OmegaConf.to_container(head, resolve=True)
+        hparams.update({f"head.{k}": v for k, v in params.items() if not k.startswith("_")})
+    # TensorBoard takes numbers, strings and booleans only
+    return {
+        k: v if isinstance(v, (bool, int, float, str)) else str(v) for k, v in hparams.items()
+    }
+
+
+def layout_metrics(target_kind: str) -> tuple[str, ...]:
+    """Curves beyond acc/loss/ece/nll that the data's target kind adds to Custom Scalars."""
+    return {"multi_hot": ("map", "f1_micro"), "distribution": ("kl",)}.get(target_kind, ())
 
 
 def build(cfg: DictConfig) -> tuple[L.LightningDataModule, L.LightningModule, L.Trainer]:
@@ -82,12 +115,15 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     output_dir = Path(cfg.paths.output_dir)
     datamodule, model, trainer = build(cfg)
 
+    write_layout(trainer.loggers, layout_metrics(model.target_kind))
     metrics: dict[str, Any] = {"status": "running"}
+    logged: set[str] = set()  # metrics the loggers already have as scalars
     if cfg.get("train", True):
         log.info("Training: %s", output_dir)
         # resuming restores epoch, optimizer, schedulers and (callbacks.rng_state) the RNGs
         trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"), weights_only=True)
         metrics.update(trainer.callback_metrics)
+        logged.update(trainer.callback_metrics)
 
     # the best-on-monitor checkpoint, not callbacks.last_checkpoint (monitor=None)
     checkpoint = next(
@@ -99,19 +135,22 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         test_ckpt = (best or None) if cfg.get("train", True) else cfg.get("ckpt_path")
         trainer.test(model, datamodule=datamodule, ckpt_path=test_ckpt, weights_only=True)
         metrics.update(trainer.callback_metrics)
+        logged.update(trainer.callback_metrics)
         metrics["tested_ckpt_path"] = test_ckpt or ""
         if OmegaConf.select(cfg, "calibration.enabled", default=True) and trainer.is_global_zero:
+            output_dir.mkdir(parents=True, exist_ok=True)  # logger=none made no folder
             metrics.update(analyse(cfg, model, datamodule, trainer, output_dir))
 
     metrics["best_ckpt_path"] = best
     if checkpoint is not None and checkpoint.best_model_score is not None:
         metrics[f"best/{checkpoint.monitor}"] = checkpoint.best_model_score
     metrics["epochs"] = trainer.current_epoch
+    metrics["git_commit"] = git_commit()  # the comparison report states it
     metrics["status"] = "completed"
     metrics = {k: plain_number(v) for k, v in metrics.items()}
     if trainer.is_global_zero:
         write_metrics(output_dir / "metrics.json", metrics)
-        scalars = {f"hp/{k}": v for k, v in metrics.items() if isinstance(v, (int, float))}
-        publish_run(trainer.loggers, hparams_of(cfg), scalars, output_dir)
+        publish_final(trainer.loggers, hparams_of(cfg), metrics, logged, trainer.global_step)
+        finish_trackers(trainer.loggers, output_dir)
         log.info("Metrics: %s", {k: v for k, v in metrics.items() if "/" in k})
     return metrics
