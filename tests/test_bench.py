@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -69,6 +70,7 @@ def test_bench_prints_its_json_and_rewrites_only_the_readme_table(tiny_mnist: Pa
         text=True,
         cwd=tmp_path,
         timeout=600,
+        env={**os.environ, "PYTHONPATH": str(ROOT / "src")},  # this checkout, not an install
     )
     assert result.returncode == 0, result.stderr[-3000:]
     lines = [json.loads(s) for s in result.stdout.splitlines() if s.startswith("{")]

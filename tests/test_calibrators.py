@@ -118,6 +118,7 @@ def test_aurc_without_ties_is_the_textbook_sum():
 
 
 def run_analysis(tmp_path: Path, exclusive: bool = True, **settings) -> dict:
+    settings.setdefault("method_intervals", True)
     val, test = overconfident(2000, seed=1), overconfident(3000, seed=2)
     head = SoftmaxCE() if exclusive else SigmoidBCE()
     analysis = Analysis(head, Settings(bootstrap=100, **settings), tmp_path)
@@ -147,6 +148,12 @@ def test_analysis_writes_every_key_file_and_interval(tmp_path: Path, exclusive: 
         assert (tmp_path / f"{name}.png").read_bytes()[:4] == b"\x89PNG"
     saved = np.load(tmp_path / "test_predictions.npz")
     assert saved["probs"].shape == saved["logits"].shape == (3000, 10)
+
+
+def test_method_intervals_are_optional(tmp_path: Path):
+    metrics = run_analysis(tmp_path, method_intervals=False)
+    assert "test/ece_ci_low" in metrics and "test/ece_vector" in metrics
+    assert not any(k.endswith("_ci_low") for k in metrics if "_vector" in k)
 
 
 def test_a_method_that_fails_is_recorded_with_its_reason(tmp_path: Path, monkeypatch):

@@ -184,7 +184,7 @@ class FirstStepClock(L.Callback):
 def default_run(extra: list[str]) -> dict[str, float]:
     """`python scripts/train.py` for one epoch (fit, test, the post-test calibration
     analysis), timed from process start to its first training step, with the run's peak RSS
-    and the seconds the post-test analysis took (``posthoc_seconds`` in its metrics.json)."""
+    and the seconds the post-test analysis took (``posthoc_seconds`` in its calibration.json)."""
     with tempfile.TemporaryDirectory() as out:
         env = {**os.environ, T0_ENV: repr(time.time())}
         result = subprocess.run(
@@ -200,8 +200,8 @@ def default_run(extra: list[str]) -> dict[str, float]:
             capture_output=True,
             text=True,
         )
-        metrics_file = Path(out) / "metrics.json"
-        metrics = json.loads(metrics_file.read_text()) if metrics_file.is_file() else {}
+        record_file = Path(out) / "calibration.json"
+        record = json.loads(record_file.read_text()) if record_file.is_file() else {}
     if result.returncode:
         raise RuntimeError(f"the default run failed:\n{result.stderr[-3000:]}")
     values = {}
@@ -209,7 +209,7 @@ def default_run(extra: list[str]) -> dict[str, float]:
         key, _, value = line.partition("=")
         if key in ("FIRST_STEP_S", "PEAK_RSS_MIB"):
             values[key.lower()] = float(value)
-    values["posthoc_s"] = float(metrics.get("posthoc_seconds", float("nan")))
+    values["posthoc_s"] = float(record.get("posthoc_seconds", float("nan")))
     return values
 
 

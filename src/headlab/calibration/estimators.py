@@ -59,18 +59,24 @@ def equal_mass_bounds(n: int, n_bins: int) -> torch.Tensor:
 
 
 def equal_mass_ece(
-    confidence: torch.Tensor, hit: torch.Tensor, counts: torch.Tensor, n_bins: int
+    confidence: torch.Tensor,
+    hit: torch.Tensor,
+    counts: torch.Tensor,
+    n_bins: int,
+    presorted: bool = False,
 ) -> torch.Tensor:
     """Adaptive ECE: ``n_bins`` bins holding equal numbers of predictions, one value per row.
 
     Predictions are sorted by (confidence, hit), so ties (many confidences are exactly 1.0)
     are cut the same way however a resample is ordered. A row's sorted sample repeats each
     prediction ``count`` times; a bin's sums come from cumulative sums at its edges.
+    ``presorted``: the predictions already come in that order.
     """
-    order = torch.argsort(hit, stable=True)
-    order = order[torch.argsort(confidence[order], stable=True)]
-    conf_sorted, hit_sorted = confidence[order], hit[order]
-    weights = counts[:, order]
+    if presorted:
+        conf_sorted, hit_sorted, weights = confidence, hit, counts
+    else:
+        order = sort_order(confidence, hit)
+        conf_sorted, hit_sorted, weights = confidence[order], hit[order], counts[:, order]
     cum_n = weights.cumsum(dim=1)
     total = cum_n[:, -1:]
     edges = equal_mass_bounds(int(total[0].item()), n_bins).expand(len(counts), -1).contiguous()
@@ -87,14 +93,22 @@ def equal_mass_ece(
     return (hits_in_bin - conf_in_bin).abs().sum(dim=1) / total.squeeze(1)
 
 
+def sort_order(confidence: torch.Tensor, hit: torch.Tensor) -> torch.Tensor:
+    """Predictions by confidence, ties by hit (misses first)."""
+    order = torch.argsort(hit, stable=True)
+    return order[torch.argsort(confidence[order], stable=True)]
+
+
 def weighted_scores(
     probs: torch.Tensor,
     targets: torch.Tensor,
     counts: torch.Tensor,
     n_bins: int = N_BINS,
     estimators: tuple[str, ...] = ESTIMATORS,
+    presorted: bool = False,
 ) -> dict[str, torch.Tensor]:
-    """Every estimator for each row of ``counts`` (B, N): how often each prediction counts."""
+    """Every estimator for each row of ``counts`` (B, N): how often each prediction counts.
+    ``presorted``: predictions come sorted by (confidence, hit), see ``sort_order``."""
     terms = per_sample(probs, targets)
     counts = counts.double()
     total = counts.sum(dim=1)
@@ -105,9 +119,9 @@ def weighted_scores(
         elif name == "ece":
             out[name] = equal_width_ece(terms["confidence"], terms["hit"], counts, n_bins)
         elif name == "ece_adaptive":
-            out[name] = equal_mass_ece(terms["confidence"], terms["hit"], counts, n_bins)
+            out[name] = equal_mass_ece(terms["confidence"], terms["hit"], counts, n_bins, presorted)
         elif name == "smece":
-            out[name] = smooth_ece(terms["confidence"], terms["hit"], counts)
+            out[name] = smooth_ece(terms["confidence"], terms["hit"], counts, presorted)
         else:
             raise ValueError(f"unknown estimator {name!r}; known: {', '.join(ESTIMATORS)}")
     return out
@@ -120,9 +134,18 @@ def resampled_scores(
     n_bins: int = N_BINS,
     estimators: tuple[str, ...] = ESTIMATORS,
 ) -> dict[str, torch.Tensor]:
-    """The estimators on each resample row of ``index`` (B, N): dict of (B,) float64 tensors."""
+    """The estimators on each resample row of ``index`` (B, N): dict of (B,) float64 tensors.
+
+    The sample is sorted once by (confidence, hit) and the resample rows renumbered to match,
+    so no chunk re-sorts or gathers its counts."""
+    order = sort_order(*top_label(probs, targets))
+    rank = torch.empty_like(order)
+    rank[order] = torch.arange(len(order))
+    probs, targets = probs[order], targets[order]
     parts = [
-        weighted_scores(probs, targets, counts_of(rows, len(targets)), n_bins, estimators)
+        weighted_scores(
+            probs, targets, counts_of(rank[rows], len(targets)), n_bins, estimators, True
+        )
         for rows in index.split(CHUNK)
     ]
     return {name: torch.cat([p[name] for p in parts]) for name in estimators}

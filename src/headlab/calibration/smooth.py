@@ -91,11 +91,15 @@ class SortedWeights:
     """Cumulative sums of count weights over the predictions sorted by confidence, from which
     a row's splat onto any grid is a few gathers (relplot.kernels.smooth_round_to_grid)."""
 
-    def __init__(self, f: torch.Tensor, residual: torch.Tensor, weights: torch.Tensor) -> None:
-        order = torch.argsort(f)
-        self.f = f[order]
-        r = residual[order]
-        w = weights[:, order]  # (R, N): cumulative sums run along contiguous memory
+    def __init__(
+        self, f: torch.Tensor, residual: torch.Tensor, weights: torch.Tensor, presorted: bool
+    ) -> None:
+        if presorted:
+            self.f, r, w = f, residual, weights
+        else:
+            order = torch.argsort(f)
+            self.f, r, w = f[order], residual[order], weights[:, order]
+        # w: (R, N), so the cumulative sums run along contiguous memory
         self.abs_residual = w @ r.abs()  # (R,)
         self.weights, self.f_unsorted, self.residual = weights, f, residual
         zero = torch.zeros(w.shape[0], 1, dtype=torch.float64)
@@ -103,17 +107,18 @@ class SortedWeights:
         wr = w * r
         self.cums["r"] = tuple(torch.cat([zero, v.cumsum(dim=1)], dim=1) for v in (wr, wr * self.f))
 
-    def mass(self, bw: Bandwidth, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """sum_t density(t) and sum_t smoothed residual(t) for ``rows``: both linear in the
-        weights, each prediction adding the kernel mass its grid cells spread over the mesh."""
-        pos = self.f_unsorted * (bw.grid - 1)
-        cell = pos.long().clamp(0, bw.grid - 2)
-        frac = pos - cell
-        per_point = bw.column_sums[cell] * (1 - frac) + bw.column_sums[cell + 1] * frac
-        both = self.weights.index_select(0, rows) @ torch.stack(
-            [per_point, per_point * self.residual], dim=1
-        )
-        return both[:, 0], both[:, 1]
+    def mass(self, bandwidths: list[Bandwidth]) -> torch.Tensor:
+        """sum_t density(t) and sum_t smoothed residual(t) at each bandwidth, for every row:
+        (R, 2 * len(bandwidths)). Both are linear in the weights, each prediction adding the
+        kernel mass its grid cells spread over the mesh: one matrix product for all."""
+        columns = []
+        for bw in bandwidths:
+            pos = self.f_unsorted * (bw.grid - 1)
+            cell = pos.long().clamp(0, bw.grid - 2)
+            frac = pos - cell
+            per_point = bw.column_sums[cell] * (1 - frac) + bw.column_sums[cell + 1] * frac
+            columns += [per_point, per_point * self.residual]
+        return self.weights @ torch.stack(columns, dim=1)
 
     def splat(self, name: str, grid: int, rows: torch.Tensor) -> torch.Tensor:
         """``rows`` of sum_i w_i v_i spread linearly onto ``grid`` points, as columns."""
@@ -132,20 +137,27 @@ class SortedWeights:
         return out
 
 
-def smooth_ece(f: torch.Tensor, hit: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-    """relplot.smECE(f, hit) (bandwidth by its bisection) per row of count ``weights`` (R, N)."""
+def smooth_ece(
+    f: torch.Tensor, hit: torch.Tensor, weights: torch.Tensor, presorted: bool = False
+) -> torch.Tensor:
+    """relplot.smECE(f, hit) (bandwidth by its bisection) per row of count ``weights`` (R, N);
+    ``presorted``: ``f`` is already in ascending order."""
     f, hit, weights = f.double(), hit.double(), weights.double()
     rows = weights.shape[0]
-    sums = SortedWeights(f, f - hit, weights)
+    sums = SortedWeights(f, f - hit, weights, presorted)
 
-    def bounds(s: float, pick: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """Density sum and the lower/upper bounds of smECE at ``s`` for rows ``pick``."""
-        bw = bandwidth(s)
-        density, residual_mass = sums.mass(bw, pick)
-        density = density + bw.n_mesh * DENSITY_EPS
-        upper = bw.column_sums.max() * sums.abs_residual[pick] / density
-        lower = residual_mass.abs() / density
-        return density, lower, upper
+    def bounds(sigmas: list[float]) -> dict[float, tuple[torch.Tensor, ...]]:
+        """Per bandwidth: density sum and the lower/upper bounds of smECE, for every row."""
+        if not sigmas:
+            return {}
+        masses = sums.mass([bandwidth(s) for s in sigmas])
+        out = {}
+        for i, s in enumerate(sigmas):
+            bw = bandwidth(s)
+            density = masses[:, 2 * i] + bw.n_mesh * DENSITY_EPS
+            upper = bw.column_sums.max() * sums.abs_residual / density
+            out[s] = (density, masses[:, 2 * i + 1].abs() / density, upper)
+        return out
 
     def exact(s: float, pick: torch.Tensor, density: torch.Tensor) -> torch.Tensor:
         bw = bandwidth(s)
@@ -156,16 +168,16 @@ def smooth_ece(f: torch.Tensor, hit: torch.Tensor, weights: torch.Tensor) -> tor
         computed (NaN where the bounds settled the predicate)."""
         holds = sigma < SIGMA_FLOOR
         value = torch.full((rows,), float("nan"), dtype=torch.float64)
-        for s in sigma[~holds].unique().tolist():
-            pick = (sigma == s).nonzero().squeeze(1)
-            density, lower, upper = bounds(s, pick)
-            below, above = s < lower * (1 - 1e-9), s >= upper * (1 + 1e-9)
-            holds[pick[below]] = True
-            open_rows = ~(below | above)
-            if open_rows.any():
-                rows_open = pick[open_rows]
-                value[rows_open] = exact(s, rows_open, density[open_rows])
-                holds[rows_open] = s < value[rows_open]
+        sigmas = sigma[~holds].unique().tolist()
+        for s, (density, lower, upper) in bounds(sigmas).items():
+            pick = sigma == s
+            below = pick & (s < lower * (1 - 1e-9))
+            above = pick & (s >= upper * (1 + 1e-9))
+            holds |= below
+            open_rows = (pick & ~(below | above)).nonzero().squeeze(1)
+            if len(open_rows):
+                value[open_rows] = exact(s, open_rows, density[open_rows])
+                holds[open_rows] = s < value[open_rows]
         return holds, value
 
     start = torch.ones(rows, dtype=torch.float64)
@@ -179,7 +191,9 @@ def smooth_ece(f: torch.Tensor, hit: torch.Tensor, weights: torch.Tensor) -> tor
         end = torch.where(searching & holds_mid, mid, end)
         start = torch.where(moved, mid, start)
         value_at_start = torch.where(moved, value_mid, value_at_start)
-    for s in start[value_at_start.isnan()].unique().tolist():
-        pick = ((start == s) & value_at_start.isnan()).nonzero().squeeze(1)
-        value_at_start[pick] = exact(s, pick, bounds(s, pick)[0])
+    missing = value_at_start.isnan()
+    sigmas = start[missing].unique().tolist()
+    for s, (density, _, _) in bounds(sigmas).items():
+        pick = ((start == s) & missing).nonzero().squeeze(1)
+        value_at_start[pick] = exact(s, pick, density[pick])
     return value_at_start
