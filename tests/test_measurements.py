@@ -121,9 +121,7 @@ def test_hparams_tab_is_curated_and_has_no_duplicate_charts(sigmoid_run):
     session = plugin_data_pb2.HParamsPluginData.FromString(
         content[hp_metadata.SESSION_START_INFO_TAG]
     ).session_start_info
-    values = {
-        k: v.string_value or v.number_value for k, v in session.hparams.items()
-    }
+    values = {k: v.string_value or v.number_value for k, v in session.hparams.items()}
     assert values == {
         "head": "sigmoid",
         "model": "mlp",

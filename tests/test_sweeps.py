@@ -183,7 +183,7 @@ def test_submitit_local_runs_a_sweep_with_the_slurm_settings(tiny_mnist, tmp_pat
     """The SLURM path without a cluster: the same launcher plugin, settings and job pickling,
     with submitit's local executor in place of sbatch."""
     settings = slurm_settings_as_overrides()
-    assert "hydra.launcher.tasks_per_node=\"${trainer.devices}\"" in settings
+    assert 'hydra.launcher.tasks_per_node="${trainer.devices}"' in settings
     result = run_cli(
         "-m",
         "hydra/launcher=submitit_local",

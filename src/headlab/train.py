@@ -57,9 +57,7 @@ def hparams_of(cfg: DictConfig) -> dict[str, Any]:
         params = OmegaConf.to_container(head, resolve=True)
         hparams.update({f"head.{k}": v for k, v in params.items() if not k.startswith("_")})
     # TensorBoard takes numbers, strings and booleans only
-    return {
-        k: v if isinstance(v, (bool, int, float, str)) else str(v) for k, v in hparams.items()
-    }
+    return {k: v if isinstance(v, (bool, int, float, str)) else str(v) for k, v in hparams.items()}
 
 
 def layout_metrics(target_kind: str) -> tuple[str, ...]:
