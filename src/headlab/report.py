@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from headlab.calibration.estimators import ESTIMATORS
 from headlab.study import BadSweep, Job, Study, load_study
 from headlab.study_table import MULTILABEL_COLUMNS as STUDY_COLUMNS
 
@@ -34,9 +35,8 @@ BASELINE = "softmax"
 #: report within ~15 s on 2 CPU cores (percentile bounds from 200 draws move by ~0.1 std)
 N_RESAMPLES = 200
 BOOTSTRAP_SEED = 0
-#: resampled for the paired differences; smECE (seconds per run) and the adaptive ECE
-#: (as costly as the other four together) keep their per-run values and intervals only
-PAIRED_ESTIMATORS = ("acc", "ece", "brier", "nll")
+#: every estimator gets a paired difference to the baseline
+PAIRED_ESTIMATORS = ESTIMATORS
 #: metrics.json only: maximum calibration error, area under the risk-coverage curve
 EXTRA_COLUMNS = ("mce", "aurc")
 DEFAULT_METHODS = ("temperature", "vector", "matrix", "isotonic")
