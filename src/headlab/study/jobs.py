@@ -1,6 +1,6 @@
 """A finished sweep as data: its jobs, what each ran (head, data, seed) and what it left behind.
 
-The comparison report (``headlab.report``) reads only this; a folder that is no sweep, an
+The comparison report (``headlab.study.report``) reads only this; a folder that is no sweep, an
 empty sweep or one whose jobs all failed is refused here with one line (``BadSweep``)
 before anything is written.
 """
