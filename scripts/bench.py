@@ -2,7 +2,7 @@
 
 Prints one JSON line per model (plain_s, headlab_s, ratio, samples/s, peak RSS, time to the
 first training step); `--time-to-accuracy` adds the CNN's time to 99% test accuracy;
-`--readme` rewrites the results table in README.md.
+`--markdown` also prints the results as a Markdown table for docs/performance.md.
 """
 
 from __future__ import annotations
@@ -11,9 +11,11 @@ import os
 import sys
 from pathlib import Path
 
-os.environ.setdefault("HEADLAB_ROOT", str(Path(__file__).resolve().parents[1]))
+ROOT = Path(__file__).resolve().parents[1]
+os.environ.setdefault("HEADLAB_ROOT", str(ROOT))
+sys.path.insert(0, str(ROOT))  # benchmarks/ is not part of the installed package
 
-from headlab.bench import main
+from benchmarks.timing import main  # noqa: E402
 
 if __name__ == "__main__":
     sys.exit(main())

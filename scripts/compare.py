@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from headlab.study.report import report_or_error
+from headlab.sweeps.study.report import report_or_error
 
 
 def main() -> int:

@@ -1,7 +1,7 @@
 """Evaluate a checkpoint on the test set.
 
 `python scripts/eval.py ckpt_path=<run>/checkpoints/x.ckpt`; the run's own data/model/head
-overrides are applied first (see headlab.run_config).
+overrides are applied first (see headlab.run.overrides).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
-from headlab import run_dirs  # registers ${unique_dir:} before Hydra composes
+from headlab.run import dirs as run_dirs  # registers ${unique_dir:} before Hydra composes
 
 os.environ.setdefault("HEADLAB_ROOT", str(Path(__file__).resolve().parents[1]))
 
@@ -21,8 +21,8 @@ os.environ.setdefault("HEADLAB_ROOT", str(Path(__file__).resolve().parents[1]))
 @hydra.main(version_base="1.3", config_path="../configs", config_name="eval.yaml")
 def main(cfg: DictConfig) -> float | None:
     run_dirs.register()
-    from headlab.evaluate import evaluate
-    from headlab.extras import apply_extras
+    from headlab.run.evaluate import evaluate
+    from headlab.run.extras import apply_extras
 
     apply_extras(cfg)
     metrics = evaluate(cfg)
@@ -31,7 +31,7 @@ def main(cfg: DictConfig) -> float | None:
 
 
 if __name__ == "__main__":
-    from headlab.run_config import missing_ckpt_message, with_run_overrides
+    from headlab.run.overrides import missing_ckpt_message, with_run_overrides
 
     if message := missing_ckpt_message(sys.argv[1:], "scripts/eval.py"):
         sys.exit(message)  # one line on stderr, exit 1

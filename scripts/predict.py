@@ -1,7 +1,7 @@
 """Run a checkpoint on new images: `python scripts/predict.py ckpt_path=<ckpt> input=<folder>`.
 
 `input=` is a folder of PNG/JPEG images, a .npy array or `test`; predictions.csv goes into
-the run folder. The checkpoint's run overrides are applied first (see headlab.run_config).
+the run folder. The checkpoint's run overrides are applied first (see headlab.run.overrides).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
-from headlab import run_dirs  # registers ${unique_dir:} before Hydra composes
+from headlab.run import dirs as run_dirs  # registers ${unique_dir:} before Hydra composes
 
 os.environ.setdefault("HEADLAB_ROOT", str(Path(__file__).resolve().parents[1]))
 
@@ -21,16 +21,16 @@ os.environ.setdefault("HEADLAB_ROOT", str(Path(__file__).resolve().parents[1]))
 @hydra.main(version_base="1.3", config_path="../configs", config_name="predict.yaml")
 def main(cfg: DictConfig) -> None:
     run_dirs.register()
-    from headlab.extras import apply_extras
-    from headlab.outcome import run_task
-    from headlab.predict import predict
+    from headlab.run.extras import apply_extras
+    from headlab.run.outcome import run_task
+    from headlab.run.predict import predict
 
     apply_extras(cfg)
     run_task(predict, cfg)  # a bad input: one line, exit 1
 
 
 if __name__ == "__main__":
-    from headlab.run_config import missing_ckpt_message, with_run_overrides
+    from headlab.run.overrides import missing_ckpt_message, with_run_overrides
 
     if message := missing_ckpt_message(sys.argv[1:], "scripts/predict.py"):
         sys.exit(message)  # one line on stderr, exit 1

@@ -7,7 +7,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from headlab.study.table import MULTILABEL_COLUMNS, study_table
+from headlab.sweeps.study.table import MULTILABEL_COLUMNS, study_table
 
 
 def main() -> int:

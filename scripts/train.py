@@ -9,7 +9,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
-from headlab import run_dirs  # registers ${unique_dir:} before Hydra composes
+from headlab.run import dirs as run_dirs  # registers ${unique_dir:} before Hydra composes
 
 os.environ.setdefault("HEADLAB_ROOT", str(Path(__file__).resolve().parents[1]))
 
@@ -18,9 +18,9 @@ os.environ.setdefault("HEADLAB_ROOT", str(Path(__file__).resolve().parents[1]))
 def main(cfg: DictConfig) -> float | None:
     run_dirs.register()  # a no-op here; makes parallel launchers' workers import it too
     # after Hydra parsed args: `--help` stays instant
-    from headlab.extras import apply_extras
-    from headlab.outcome import run_task
-    from headlab.train import train
+    from headlab.run.extras import apply_extras
+    from headlab.run.outcome import run_task
+    from headlab.run.train import train
 
     apply_extras(cfg)
     metrics = run_task(train, cfg)  # None: this sweep job failed, the sweep goes on
@@ -31,11 +31,11 @@ def main(cfg: DictConfig) -> float | None:
 
 
 if __name__ == "__main__":
-    from headlab.run_config import with_run_overrides
+    from headlab.run.overrides import with_run_overrides
 
     # resuming <run>/checkpoints/last.ckpt: that run's data/model/head first, yours after
     sys.argv[1:] = with_run_overrides(sys.argv[1:])
     main()
-    from headlab.outcome import FailedJobs
+    from headlab.run.outcome import FailedJobs
 
     sys.exit(1 if FailedJobs.failed else 0)

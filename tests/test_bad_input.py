@@ -13,9 +13,9 @@ from hydra.errors import MissingConfigException
 from headlab.data.integrity import MNISTFileCorrupt, check_idx_file
 from headlab.data.mnist import MNIST_FILES, MNISTDataModule
 from headlab.errors import CheckpointError, ConfigValueError
-from headlab.run_dirs import unique_dir
-from headlab.train import build, train
-from headlab.validation import check_checkpoint
+from headlab.run.checks import check_checkpoint
+from headlab.run.dirs import unique_dir
+from headlab.run.train import build, train
 from tests.conftest import REAL_MNIST, compose_train, mnist_available
 from tests.idx import write_tiny_mnist
 

@@ -1,4 +1,4 @@
-"""The benchmark script keeps its promises: the JSON it prints, the README table it writes."""
+"""The benchmark script keeps its promises: the JSON it prints, the Markdown table it prints."""
 
 from __future__ import annotations
 
@@ -6,11 +6,12 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
-from headlab.bench import results_table, update_readme
+from benchmarks.timing import results_table
 
 ROOT = Path(__file__).resolve().parents[1]
 ROW_KEYS = {
@@ -31,14 +32,6 @@ ROW_KEYS = {
 }
 
 
-def test_readme_without_markers_is_refused_and_left_alone(tmp_path: Path):
-    readme = tmp_path / "README.md"
-    readme.write_text("# no table here\n")
-    with pytest.raises(ValueError, match="bench:start"):
-        update_readme(readme, "| table |")
-    assert readme.read_text() == "# no table here\n"
-
-
 def test_a_missed_accuracy_target_is_said_in_the_table():
     tta = {"target": 0.99, "reached": False, "test_acc": 0.985, "epochs": 10, "device": "cpu"}
     table = results_table([], {**tta, "train_seconds": 70.0})
@@ -46,9 +39,8 @@ def test_a_missed_accuracy_target_is_said_in_the_table():
 
 
 @pytest.mark.slow
-def test_bench_prints_its_json_and_rewrites_only_the_readme_table(tiny_mnist: Path, tmp_path):
-    readme = tmp_path / "README.md"
-    readme.write_text("intro\n<!-- bench:start -->\nold\n<!-- bench:end -->\noutro\n")
+def test_bench_prints_its_json_and_its_table(tiny_mnist: Path, tmp_path):
+    started = time.monotonic()
     result = subprocess.run(
         [
             sys.executable,
@@ -59,8 +51,7 @@ def test_bench_prints_its_json_and_rewrites_only_the_readme_table(tiny_mnist: Pa
             "2",
             "--breakdown",
             "--time-to-accuracy",
-            "--readme",
-            str(readme),
+            "--markdown",
             f"data.data_dir={tiny_mnist}",
             "data.val_size=100",
             "data.batch_size=50",
@@ -72,6 +63,7 @@ def test_bench_prints_its_json_and_rewrites_only_the_readme_table(tiny_mnist: Pa
         timeout=600,
         env={**os.environ, "PYTHONPATH": str(ROOT / "src")},  # this checkout, not an install
     )
+    wall = time.monotonic() - started
     assert result.returncode == 0, result.stderr[-3000:]
     lines = [json.loads(s) for s in result.stdout.splitlines() if s.startswith("{")]
     row, tta = lines
@@ -80,11 +72,11 @@ def test_bench_prints_its_json_and_rewrites_only_the_readme_table(tiny_mnist: Pa
     # ratio is taken before rounding; tiny-data epochs of ~0.03 s round by up to ~2%
     assert row["ratio"] == pytest.approx(row["headlab_s"] / row["plain_s"], rel=0.03)
     assert row["headlab_samples_per_s"] == pytest.approx(500 / row["headlab_s"], rel=0.03)
-    assert 0 < row["first_step_s"] < 120 and 100 < row["peak_rss_mib"] < 4096
-    # the post-test calibration analysis of the real run, read from its metrics.json
-    assert 0 < row["posthoc_s"] < 120
+    # each is a part of the whole command, which the test timed from outside
+    assert 0 < row["first_step_s"] < wall and 100 < row["peak_rss_mib"] < 4096
+    # the post-test calibration analysis of the real run, read from its calibration.json
+    assert 0 < row["posthoc_s"] < wall
     assert tta["model"] == "cnn" and tta["reached"] == (tta["test_acc"] >= 0.99)
     assert 1 <= tta["epochs"] <= 10 and (tta["reached"] or tta["epochs"] == 10)
-    text = readme.read_text()
-    assert text.startswith("intro\n<!-- bench:start -->\n") and text.endswith("outro\n")
-    assert "old" not in text and f"| mlp | cpu | {row['plain_s']} | {row['headlab_s']} |" in text
+    assert f"| mlp | cpu | {row['plain_s']} | {row['headlab_s']} |" in result.stdout
+    assert not any(tmp_path.iterdir())  # timing writes no file: the table goes to stdout

@@ -23,7 +23,7 @@ from headlab.calibration.posthoc import Analysis, Settings, val_nll
 from headlab.calibration.selective import aurc, risk_coverage
 from headlab.errors import ConfigValueError
 from headlab.heads import SigmoidBCE, SoftmaxCE
-from headlab.train import train
+from headlab.run.train import train
 
 
 def overconfident(n: int = 4000, k: int = 10, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:

@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from headlab.checkpoints import IDENTITY_KEY, identity
+from headlab.checkpoints.identity import IDENTITY_KEY, identity
 from headlab.heads import SoftmaxCE
 from headlab.models import MLP, Classifier
 from headlab.models.classifier import compiled_keys
-from headlab.train import train
+from headlab.run.train import train
 
 
 def model(compiled: bool) -> Classifier:

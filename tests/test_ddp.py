@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from headlab.train import build
+from headlab.run.train import build
 from tests.conftest import compose_train
 from tests.test_sweeps import read_csv, sweep_dir
 from tests.test_train import run_cli

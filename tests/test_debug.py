@@ -10,7 +10,7 @@ from hydra import compose, initialize_config_dir
 
 from headlab.heads import HEADS
 from headlab.models import CNN
-from headlab.train import build, train
+from headlab.run.train import build, train
 from tests.conftest import CONFIGS
 
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from headlab.evaluate import checkpoint_path
-from headlab.run_config import with_run_overrides
+from headlab.run.evaluate import checkpoint_path
+from headlab.run.overrides import with_run_overrides
 from tests.conftest import ROOT
 
 

@@ -18,8 +18,9 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from headlab.faults import AtomicCheckpointIO, NonFiniteLoss, StopOnNonFiniteLoss
-from headlab.train import train
+from headlab.callbacks import NonFiniteLoss, StopOnNonFiniteLoss
+from headlab.checkpoints.io import AtomicCheckpointIO
+from headlab.run.train import train
 from tests.conftest import ROOT
 
 POISON = "tests.fault_injection.PoisonWeightsAt"

@@ -6,8 +6,8 @@ import pytest
 import torch
 from hydra.utils import instantiate
 
-from headlab.grad_rows import grad_rows
 from headlab.heads import HEADS
+from headlab.models.grad_rows import grad_rows
 from tests.conftest import compose_train
 
 

@@ -23,7 +23,7 @@ from headlab.heads import (
     SoftmaxCE,
 )
 from headlab.models import MLP, Classifier
-from headlab.train import build, train
+from headlab.run.train import build, train
 from tests.conftest import compose_train
 from tests.test_heads import LOGITS, log_softmax, loss_of, sigmoid
 

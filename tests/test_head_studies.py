@@ -31,7 +31,7 @@ def test_compare_heads_includes_focal_and_poly():
 def test_study_table_gives_mean_and_sample_std_per_head_over_completed_jobs(tmp_path):
     import numpy as np
 
-    from headlab.study.table import study_table
+    from headlab.sweeps.study.table import study_table
 
     summary = tmp_path / "summary.csv"
     summary.write_text(

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from headlab.loggers import MissingExtra, TrackingStoreError, require
-from headlab.train import train
+from headlab.run.train import train
+from headlab.tracking.trackers import MissingExtra, TrackingStoreError, require
 
 
 def mlflow_overrides(tmp_path: Path) -> list[str]:

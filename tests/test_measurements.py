@@ -16,7 +16,7 @@ import pytest
 import relplot
 
 from headlab.calibration.estimators import ESTIMATORS
-from headlab.train import train
+from headlab.run.train import train
 from tests.test_calibration import numpy_calibration
 
 CALIBRATION_KEYS = ("ece", "mce", "cw_ece", "brier", "nll")
@@ -218,7 +218,7 @@ def test_tensorboard_server_serves_the_tags_to_a_browser(sigmoid_run):
 def test_report_reads_grad_rows_as_tensorboard_does(sigmoid_run):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    from headlab.study.jobs import read_scalar
+    from headlab.sweeps.study.jobs import read_scalar
 
     events = EventAccumulator(str(sigmoid_run / "tensorboard"))
     events.Reload()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from headlab.train import train
+from headlab.run.train import train
 from tests.conftest import REAL_MNIST, compose_train, mnist_available
 
 

@@ -12,7 +12,7 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 from PIL import Image
 
-from headlab.predict import PredictInputError, read_inputs
+from headlab.run.predict import PredictInputError, read_inputs
 from tests.test_eval import only_run, run_script
 
 TRAIN = (

@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 import yaml
 
-from headlab.study.jobs import BadSweep
-from headlab.study.report import write_report
+from headlab.sweeps.study.jobs import BadSweep
+from headlab.sweeps.study.report import write_report
 from tests.conftest import ROOT
 
 N_TEST = 2000

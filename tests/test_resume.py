@@ -8,9 +8,9 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from headlab.checkpoints import IDENTITY_KEY, CheckpointMismatch
+from headlab.checkpoints.identity import IDENTITY_KEY, CheckpointMismatch
 from headlab.data import MNISTDataModule
-from headlab.train import train
+from headlab.run.train import train
 from tests.test_train import run_cli
 
 # a scheduler too, so its restored state is part of what must match

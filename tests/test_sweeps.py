@@ -10,8 +10,8 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, OmegaConf
 
-from headlab.run_dirs import job_dir, job_number
-from headlab.sweep_summary import job_dirs, summary_rows, write_summary
+from headlab.run.dirs import job_dir, job_number
+from headlab.sweeps.summary import job_dirs, summary_rows, write_summary
 from tests.conftest import CONFIGS
 from tests.test_train import run_cli
 

@@ -13,7 +13,7 @@ from sklearn.metrics import f1_score
 
 from headlab.metrics.thresholds import TunedThresholdF1
 from headlab.models.classifier import THRESHOLD_KEY
-from headlab.train import build, train
+from headlab.run.train import build, train
 
 N_BINS = 100
 

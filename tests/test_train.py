@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from headlab.heads import HEADS, HeadDataMismatch
-from headlab.train import build, train
+from headlab.run.train import build, train
 from tests.conftest import ROOT
 
 

@@ -8,7 +8,7 @@ import lightning as L
 import pytest
 from omegaconf import OmegaConf
 
-from headlab.train import build
+from headlab.run.train import build
 from tests.conftest import CONFIGS
 
 KNOBS = (

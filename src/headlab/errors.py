@@ -17,3 +17,25 @@ class ConfigValueError(RunError, ValueError):
 
 class CheckpointError(RunError, FileNotFoundError):
     """``ckpt_path`` names no file, or a file that is not a Lightning checkpoint."""
+
+
+class Terminated(SystemExit):
+    """SIGTERM outside Lightning's loops (which handle it themselves, at a batch boundary)."""
+
+
+def interruption_signal(exception: BaseException) -> str | None:
+    """``"SIGINT"``/``"SIGTERM"`` when ``exception`` is how an interruption surfaced, else None.
+
+    The one place that decides "interrupted, not failed": the run's outcome and the
+    checkpoint callback (which refreshes ``last.ckpt`` only then) both ask here.
+    """
+    from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+    if isinstance(exception, (Terminated, SIGTERMException)):
+        return "SIGTERM"
+    if isinstance(exception, KeyboardInterrupt):
+        return "SIGINT"
+    # Lightning turns Ctrl-C inside fit/test into sys.exit(1), raised while handling it
+    if isinstance(exception, SystemExit) and isinstance(exception.__context__, KeyboardInterrupt):
+        return "SIGINT"
+    return None

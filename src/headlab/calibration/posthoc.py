@@ -32,8 +32,8 @@ from headlab.calibration.calibrators import (
 )
 from headlab.calibration.calibrators import likelihood_nll as head_nll
 from headlab.calibration.estimators import ESTIMATORS, resampled_scores, scores
+from headlab.files import atomic_write
 from headlab.heads import Head
-from headlab.run_files import atomic_write
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ import lightning as L
 import torch
 from torch import nn
 
-from headlab.checkpoints import IDENTITY_KEY, check_identity, identity
+from headlab.checkpoints.identity import IDENTITY_KEY, check_identity, identity
 from headlab.heads import TARGET_KINDS, Head, SoftmaxCE
 from headlab.metrics.stage import EpochSnapshot, StageMetrics
 from headlab.metrics.thresholds import TUNED_KEYS, TunedThresholdF1

@@ -17,11 +17,11 @@ log = logging.getLogger(__name__)
 
 
 class CompareReport(Callback):
-    """``on_multirun_end``: ``headlab.study.report.write_report(<sweep dir>)``; a report that cannot
+    """``on_multirun_end``: ``sweeps.study.report.write_report(<sweep dir>)``; a report that cannot
     be written is logged, never fails the sweep whose runs are already on disk."""
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        from headlab.study.report import report_or_error
+        from headlab.sweeps.study.report import report_or_error
 
         try:
             code, line = report_or_error(Path(config.hydra.sweep.dir))

@@ -131,9 +131,9 @@ def predict(cfg: DictConfig) -> Path:
     from hydra.utils import instantiate
 
     from headlab.data.batches import InMemoryImages, batch_loader
-    from headlab.instantiate import instantiate_each
-    from headlab.train import route_lightning_logs_to_root
-    from headlab.validation import check_checkpoint, check_numbers
+    from headlab.run.checks import check_checkpoint, check_numbers
+    from headlab.run.instantiate import instantiate_each
+    from headlab.run.train import route_lightning_logs_to_root
 
     route_lightning_logs_to_root()
     check_numbers(cfg)

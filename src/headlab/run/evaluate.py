@@ -1,8 +1,8 @@
 """Evaluate a checkpoint on the test set through the training code path (``train=false``).
 
 scripts/eval.py first puts the checkpoint's run overrides before the command line's
-(headlab.run_config). A checkpoint whose head or data then differs from the config fails
-to load (headlab.checkpoints).
+(headlab.run.overrides). A checkpoint whose head or data then differs from the config fails
+to load (headlab.checkpoints.identity).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ def checkpoint_path(cfg: DictConfig) -> Path:
 
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
     """Test ``cfg.ckpt_path`` with the training code's metrics; writes ``metrics.json``."""
-    from headlab.train import train  # torch and Lightning: only once a run starts
+    from headlab.run.train import train  # torch and Lightning: only once a run starts
 
     if cfg.get("train"):
         raise ValueError("scripts/eval.py never trains: resume with scripts/train.py ckpt_path=...")

@@ -12,14 +12,14 @@ from hydra.utils import instantiate
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 
-from headlab.board import publish_final, write_layout
-from headlab.distributed import check_launch
-from headlab.instantiate import instantiate_each
-from headlab.loggers import finish_trackers
-from headlab.outcome import record_outcome
-from headlab.provenance import git_commit
-from headlab.run_files import plain_number, write_metrics
-from headlab.validation import validate
+from headlab.files import plain_number, write_metrics
+from headlab.run.checks import validate
+from headlab.run.distributed import check_launch
+from headlab.run.instantiate import instantiate_each
+from headlab.run.outcome import record_outcome
+from headlab.run.provenance import git_commit
+from headlab.tracking.tensorboard import publish_final, write_layout
+from headlab.tracking.trackers import finish_trackers
 
 log = logging.getLogger(__name__)
 

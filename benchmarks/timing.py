@@ -28,9 +28,9 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from headlab.train import build
+from headlab.run.train import build
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 T0_ENV = "HEADLAB_BENCH_T0"
 C = TypeVar("C", bound=L.Callback)
 #: a Trainer with nothing of headlab's: no callbacks, logger, checkpoints or progress bar
@@ -186,13 +186,14 @@ def default_run(extra: list[str]) -> dict[str, float]:
     analysis), timed from process start to its first training step, with the run's peak RSS
     and the seconds the post-test analysis took (``posthoc_seconds`` in its calibration.json)."""
     with tempfile.TemporaryDirectory() as out:
-        env = {**os.environ, T0_ENV: repr(time.time())}
+        path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+        env = {**os.environ, T0_ENV: repr(time.time()), "PYTHONPATH": path}
         result = subprocess.run(
             [
                 sys.executable,
                 str(ROOT / "scripts" / "train.py"),
                 *extra,
-                "+callbacks.first_step._target_=headlab.bench.FirstStepClock",
+                "+callbacks.first_step._target_=benchmarks.timing.FirstStepClock",
                 "trainer.max_epochs=1",
                 f"hydra.run.dir={out}",
             ],
@@ -304,11 +305,9 @@ def main(argv: list[str] | None = None) -> int:
         help="also train the cnn to 99%% test accuracy and report the time",
     )
     parser.add_argument(
-        "--readme",
-        nargs="?",
-        const=str(ROOT / "README.md"),
-        metavar="PATH",
-        help="rewrite the results table in README.md (or PATH) with these numbers",
+        "--markdown",
+        action="store_true",
+        help="also print the results as a Markdown table (for docs/performance.md)",
     )
     parser.add_argument("overrides", nargs="*", help="extra Hydra overrides, e.g. data.data_dir=…")
     args = parser.parse_args(argv)
@@ -328,8 +327,8 @@ def main(argv: list[str] | None = None) -> int:
         )
         tta = {"mode": "time_to_accuracy", "model": "cnn", "device": args.device, **result}
         print(json.dumps(tta), flush=True)
-    if args.readme:
-        update_readme(Path(args.readme), results_table(rows, tta))
+    if args.markdown:
+        print(results_table(rows, tta), flush=True)
     return 0
 
 
@@ -362,13 +361,3 @@ def results_table(rows: list[dict[str, Any]], tta: dict[str, Any] | None) -> str
             f"{tta['train_seconds']} s of training.",
         ]
     return "\n".join(lines)
-
-
-def update_readme(path: Path, table: str) -> None:
-    start, end = "<!-- bench:start -->", "<!-- bench:end -->"
-    text = path.read_text()
-    if start not in text or end not in text:
-        raise ValueError(f"{path} has no {start} ... {end} section to fill")
-    head, rest = text.split(start, 1)
-    _, tail = rest.split(end, 1)
-    path.write_text(f"{head}{start}\n{table}\n{end}{tail}")

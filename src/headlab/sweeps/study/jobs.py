@@ -1,6 +1,6 @@
 """A finished sweep as data: its jobs, what each ran (head, data, seed) and what it left behind.
 
-The comparison report (``headlab.study.report``) reads only this; a folder that is no sweep, an
+The comparison report (``sweeps.study.report``) reads only this; a folder that is no sweep, an
 empty sweep or one whose jobs all failed is refused here with one line (``BadSweep``)
 before anything is written.
 """
@@ -20,7 +20,7 @@ import numpy as np
 import yaml
 
 from headlab.calibration import PREDICTIONS_FILE  # every run that tests writes it
-from headlab.sweep_summary import job_dirs, job_overrides
+from headlab.sweeps.summary import job_dirs, job_overrides
 
 GRAD_SHARE_TAG = "grad_rows/other_share"
 

@@ -24,8 +24,8 @@ import numpy as np
 import torch
 
 from headlab.calibration.estimators import ESTIMATORS
-from headlab.study.jobs import BadSweep, Job, Study, load_study
-from headlab.study.table import MULTILABEL_COLUMNS as STUDY_COLUMNS
+from headlab.sweeps.study.jobs import BadSweep, Job, Study, load_study
+from headlab.sweeps.study.table import MULTILABEL_COLUMNS as STUDY_COLUMNS
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +40,7 @@ PAIRED_ESTIMATORS = ESTIMATORS
 #: metrics.json only: maximum calibration error, area under the risk-coverage curve
 EXTRA_COLUMNS = ("mce", "aurc")
 DEFAULT_METHODS = ("temperature", "vector", "matrix", "isotonic")
-#: multi-label columns: the multi-label study's own (headlab.study.table), plus acc and Brier
+#: multi-label columns: the multi-label study's own (headlab.sweeps.study.table), plus acc and Brier
 MULTILABEL_COLUMNS = (*STUDY_COLUMNS, "test/acc", "test/hamming_acc", "test/brier")
 SOFT_COLUMNS = ("test/kl", "test/acc", "test/loss")
 
@@ -149,7 +149,7 @@ def setting_section(study: Study) -> list[str]:
 
 
 def prob_mass_section(groups: dict[str, list[Job]], out: Path) -> list[str]:
-    from headlab.study.figures import prob_sum_figure
+    from headlab.sweeps.study.figures import prob_sum_figure
 
     sums = {
         head: [job.predictions[0].sum(axis=1) for job in jobs if has_predictions(job)]
@@ -183,7 +183,7 @@ def prob_mass_section(groups: dict[str, list[Job]], out: Path) -> list[str]:
 
 
 def gradient_section(groups: dict[str, list[Job]], out: Path) -> list[str]:
-    from headlab.study.figures import grad_share_figure
+    from headlab.sweeps.study.figures import grad_share_figure
 
     curves = {h: [j.grad_share for j in jobs if j.grad_share] for h, jobs in groups.items()}
     curves = {h: c for h, c in curves.items() if c}
@@ -221,8 +221,8 @@ def methods_of(jobs: Sequence[Job]) -> list[str]:
 
 def calibration_section(groups: dict[str, list[Job]], scores: Scores, out: Path) -> list[str]:
     from headlab.calibration.estimators import ESTIMATORS
-    from headlab.study.figures import pooled_bins, reliability_figure
-    from headlab.study.paired import paired_difference
+    from headlab.sweeps.study.figures import pooled_bins, reliability_figure
+    from headlab.sweeps.study.paired import paired_difference
 
     with_preds = {h: [j for j in js if has_predictions(j)] for h, js in groups.items()}
     with_preds = {h: js for h, js in with_preds.items() if js}

@@ -22,7 +22,7 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from headlab.run_dirs import job_number
+from headlab.run.dirs import job_number
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +101,7 @@ def to_csv(rows: Iterable[dict[str, Any]]) -> str:
 
 def write_summary(sweep_dir: str | Path, filename: str = "summary.csv") -> Path:
     """Write ``<sweep_dir>/<filename>`` atomically; callable on its own for a finished sweep."""
-    from headlab.run_files import atomic_write_text  # imports torch: only when writing
+    from headlab.files import atomic_write_text  # imports torch: only when writing
 
     sweep_dir = Path(sweep_dir)
     path = sweep_dir / filename

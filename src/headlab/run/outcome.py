@@ -21,30 +21,12 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from headlab.errors import RunError
-from headlab.run_files import write_metrics
+from headlab.errors import RunError, Terminated, interruption_signal
+from headlab.files import write_metrics
 
 log = logging.getLogger(__name__)
 
 EXIT_FAILED, EXIT_SIGINT, EXIT_SIGTERM = 1, 128 + signal.SIGINT, 128 + signal.SIGTERM
-
-
-class Terminated(SystemExit):
-    """SIGTERM outside Lightning's loops (which handle it themselves, at a batch boundary)."""
-
-
-def interruption_signal(exception: BaseException) -> str | None:
-    """``"SIGINT"``/``"SIGTERM"`` when ``exception`` is how an interruption surfaced."""
-    from lightning.pytorch.utilities.exceptions import SIGTERMException
-
-    if isinstance(exception, (Terminated, SIGTERMException)):
-        return "SIGTERM"
-    if isinstance(exception, KeyboardInterrupt):
-        return "SIGINT"
-    # Lightning turns Ctrl-C inside fit/test into sys.exit(1), raised while handling it
-    if isinstance(exception, SystemExit) and isinstance(exception.__context__, KeyboardInterrupt):
-        return "SIGINT"
-    return None
 
 
 def user_errors() -> tuple[type[BaseException], ...]:
@@ -165,7 +147,7 @@ def run_task(train: Callable[[DictConfig], dict[str, Any]], cfg: DictConfig) -> 
 
 def unfinished_jobs(sweep_dir: str | Path) -> dict[str, str]:
     """Job folder -> status or error, for every job of a sweep that did not complete."""
-    from headlab.run_files import read_metrics
+    from headlab.files import read_metrics
 
     unfinished = {}
     for hydra_dir in sorted(Path(sweep_dir).rglob(".hydra")):

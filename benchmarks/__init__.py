@@ -1,0 +1,1 @@
+"""Timing headlab against a plain PyTorch loop; outside the installed package on purpose."""

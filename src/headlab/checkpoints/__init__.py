@@ -1,0 +1,6 @@
+"""Checkpoints, one owner: what a checkpoint was trained with (``identity``), how it is
+written (``io``: atomic files, ``last.ckpt`` kept on interruption only), the RNG state it
+carries so a resume continues exactly (``rng``), and where it lies (``paths``).
+
+May import: ``errors``, ``files``, Lightning. Never ``models``, ``run`` or ``sweeps``.
+"""
