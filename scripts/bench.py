@@ -18,4 +18,10 @@ sys.path.insert(0, str(ROOT))  # benchmarks/ is not part of the installed packag
 from benchmarks.timing import main  # noqa: E402
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from headlab.run.outcome import EXIT_FAILED, user_errors
+
+    try:
+        sys.exit(main())
+    except user_errors() as error:  # a bad override or data folder: one line, as train.py
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(EXIT_FAILED)

@@ -13,14 +13,14 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
-from headlab.run import dirs as run_dirs  # registers ${unique_dir:} before Hydra composes
+from headlab.run.dirs import register
 
 os.environ.setdefault("HEADLAB_ROOT", str(Path(__file__).resolve().parents[1]))
 
 
 @hydra.main(version_base="1.3", config_path="../configs", config_name="predict.yaml")
 def main(cfg: DictConfig) -> None:
-    run_dirs.register()
+    register()  # in a parallel launcher's worker too
     from headlab.run.extras import apply_extras
     from headlab.run.outcome import run_task
     from headlab.run.predict import predict
@@ -30,6 +30,7 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    register()  # ${unique_dir:} and ${job_dir:}, before Hydra composes
     from headlab.run.overrides import missing_ckpt_message, with_run_overrides
 
     if message := missing_ckpt_message(sys.argv[1:], "scripts/predict.py"):

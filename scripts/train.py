@@ -9,14 +9,14 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
-from headlab.run import dirs as run_dirs  # registers ${unique_dir:} before Hydra composes
+from headlab.run.dirs import register
 
 os.environ.setdefault("HEADLAB_ROOT", str(Path(__file__).resolve().parents[1]))
 
 
 @hydra.main(version_base="1.3", config_path="../configs", config_name="train.yaml")
 def main(cfg: DictConfig) -> float | None:
-    run_dirs.register()  # a no-op here; makes parallel launchers' workers import it too
+    register()  # in a parallel launcher's worker too
     # after Hydra parsed args: `--help` stays instant
     from headlab.run.extras import apply_extras
     from headlab.run.outcome import run_task
@@ -31,11 +31,12 @@ def main(cfg: DictConfig) -> float | None:
 
 
 if __name__ == "__main__":
+    register()  # ${unique_dir:} and ${job_dir:}, before Hydra composes
     from headlab.run.overrides import with_run_overrides
 
     # resuming <run>/checkpoints/last.ckpt: that run's data/model/head first, yours after
     sys.argv[1:] = with_run_overrides(sys.argv[1:])
     main()
-    from headlab.run.outcome import FailedJobs
+    from headlab.sweeps.failed import FailedJobs
 
     sys.exit(1 if FailedJobs.failed else 0)

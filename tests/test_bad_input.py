@@ -10,10 +10,10 @@ import pytest
 import torch
 from hydra.errors import MissingConfigException
 
+from headlab.checkpoints.files import check_checkpoint
 from headlab.data.integrity import MNISTFileCorrupt, check_idx_file
 from headlab.data.mnist import MNIST_FILES, MNISTDataModule
 from headlab.errors import CheckpointError, ConfigValueError
-from headlab.run.checks import check_checkpoint
 from headlab.run.dirs import unique_dir
 from headlab.run.train import build, train
 from tests.conftest import REAL_MNIST, compose_train, mnist_available
@@ -124,10 +124,18 @@ def test_full_size_file_with_wrong_md5_is_named(tmp_path):
         check_idx_file(path)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not mnist_available(), reason="MNIST files are not in data/MNIST/raw")
-def test_real_mnist_files_pass_the_checks():
+def test_real_mnist_files_pass_the_checks_and_a_changed_byte_does_not(tmp_path):
     for name in MNIST_FILES:
-        check_idx_file(REAL_MNIST / "MNIST" / "raw" / name)
+        real = REAL_MNIST / "MNIST" / "raw" / name
+        check_idx_file(real)  # the official MD5 (and for labels: every byte a digit)
+        changed = tmp_path / name  # same size, one pixel or label byte different
+        data = bytearray(real.read_bytes())
+        data[-1] = (data[-1] + 1) % 10
+        changed.write_bytes(bytes(data))
+        with pytest.raises(MNISTFileCorrupt, match="MD5 is"):
+            check_idx_file(changed)
 
 
 def test_unique_dir_gives_every_caller_its_own_folder(tmp_path):

@@ -141,7 +141,8 @@ def test_analysis_writes_every_key_file_and_interval(tmp_path: Path, exclusive: 
         assert metrics[f"test/nll_{method}"] < metrics["test/nll"], method
         assert metrics[f"test/ece_{method}"] < metrics["test/ece"], method
     params = json.loads((tmp_path / "calibration.json").read_text())
-    assert set(params) == set(METHODS)
+    assert set(params) == {*METHODS, "posthoc_seconds"}  # written once, with its own cost
+    assert 0 < params["posthoc_seconds"] < 600
     assert len(params["matrix"]["params"]["weight"]) == 10
     assert params["temperature"]["val_nll_after"] < params["temperature"]["val_nll_before"]
     for name in ("calibration_test", "risk_coverage_test"):

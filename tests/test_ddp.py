@@ -48,6 +48,7 @@ def test_ddp_cpu_epoch_metrics_equal_one_process_on_the_same_data(tiny_mnist, ti
     assert validated["val/loss"] == pytest.approx(metrics["val/loss"], rel=1e-6)
 
 
+@pytest.mark.slow
 def test_ddp_that_re_runs_the_script_is_refused_in_a_multirun(tiny_mnist, tmp_path):
     result = run_cli("-m", f"data.data_dir={tiny_mnist}", *TINY_DDP, "head=softmax", cwd=tmp_path)
     assert result.returncode != 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 import torch
 from hydra import compose, initialize_config_dir
 
@@ -14,6 +15,7 @@ from headlab.run.train import build, train
 from tests.conftest import CONFIGS
 
 
+@pytest.mark.slow
 def test_debug_fdr_runs_one_batch_per_stage_and_saves_nothing(tiny_cfg, tmp_path: Path):
     cfg = tiny_cfg("debug=fdr")
     assert cfg.task_name == "debug" and list(cfg.tags) == ["debug"]
@@ -24,17 +26,20 @@ def test_debug_fdr_runs_one_batch_per_stage_and_saves_nothing(tiny_cfg, tmp_path
     assert build(cfg)[2].fast_dev_run == 1
 
 
+@pytest.mark.slow
 def test_debug_overfit_learns_its_few_batches(tiny_cfg):
     metrics = train(tiny_cfg("debug=overfit", "trainer.max_epochs=15"))
     assert metrics["train/acc"] > 0.95, metrics  # 3 batches of 50 memorised
 
 
+@pytest.mark.slow
 def test_debug_limit_runs_few_batches_per_epoch(tiny_cfg, tmp_path: Path):
     train(tiny_cfg("debug=limit"))
     last = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)
     assert (last["epoch"], last["global_step"]) == (1, 2 * 3)  # 2 epochs of 3 train batches
 
 
+@pytest.mark.slow
 def test_debug_profiler_writes_the_simple_profile(tiny_cfg, tmp_path: Path):
     train(tiny_cfg("debug=profiler", "logger=none"))
     report = (tmp_path / "fit-profile.txt").read_text()
@@ -42,6 +47,7 @@ def test_debug_profiler_writes_the_simple_profile(tiny_cfg, tmp_path: Path):
     assert (tmp_path / "test-profile.txt").is_file()
 
 
+@pytest.mark.slow
 def test_experiment_mnist_cnn_pins_a_cnn_with_a_cosine_schedule(tiny_cfg, tmp_path: Path):
     cfg = tiny_cfg("experiment=mnist_cnn", "trainer.max_epochs=1", "logger=none")
     assert cfg.model.scheduler.T_max == 1 and "cnn" in cfg.tags

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from headlab.run.evaluate import checkpoint_path
+from headlab.checkpoints.files import checkpoint_path
 from headlab.run.overrides import with_run_overrides
 from tests.conftest import ROOT
 
@@ -33,6 +33,7 @@ def only_run(parent: Path) -> Path:
     return run
 
 
+@pytest.mark.slow
 def test_eval_reproduces_the_test_metrics_of_the_trained_checkpoint(tiny_mnist, tmp_path):
     trained = run_script(
         "train.py",

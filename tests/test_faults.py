@@ -108,6 +108,7 @@ def test_nan_loss_stops_at_that_step_keeps_the_good_checkpoint_and_exits_1(tiny_
     assert all(torch.isfinite(w).all() for w in last["state_dict"].values())
 
 
+@pytest.mark.slow
 @pytest.mark.filterwarnings("ignore:Encountered `nan` values")
 def test_nan_loss_in_process_raises_naming_the_step(tiny_cfg, tmp_path):
     cfg = tiny_cfg(

@@ -78,6 +78,7 @@ FITS = {
 VALID = [(head, data) for data, heads in FITS.items() for head in heads]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("head,data", VALID, ids=[f"{h}-{d}" for h, d in VALID])
 def test_each_valid_cell_trains_end_to_end(tiny_cfg, tmp_path: Path, head: str, data: str):
     metrics = train(tiny_cfg(f"head={head}", *DATA[data], *TINY))

@@ -18,6 +18,7 @@ def mlflow_overrides(tmp_path: Path) -> list[str]:
     ]
 
 
+@pytest.mark.slow
 def test_mlflow_run_holds_params_epoch_metrics_and_artifacts(tiny_cfg, tmp_path: Path):
     from mlflow.tracking import MlflowClient
 
@@ -36,6 +37,7 @@ def test_mlflow_run_holds_params_epoch_metrics_and_artifacts(tiny_cfg, tmp_path:
     assert {"reliability_test.png", "metrics.json"} <= artifacts
 
 
+@pytest.mark.slow
 def test_many_logs_to_tensorboard_csv_and_mlflow(tiny_cfg, tmp_path: Path):
     train(tiny_cfg("logger=many", "trainer.max_epochs=1", *mlflow_overrides(tmp_path)))
     assert list((tmp_path / "tensorboard").glob("events.out.tfevents.*"))
@@ -55,6 +57,7 @@ def test_unwritable_tracking_uri_fails_before_training(tiny_cfg, tmp_path: Path)
     assert not (tmp_path / "checkpoints").exists()  # nothing was trained
 
 
+@pytest.mark.slow
 def test_wandb_offline_run_directory_is_written(tiny_cfg, tmp_path: Path, monkeypatch):
     monkeypatch.setenv("WANDB_SILENT", "true")
     metrics = train(tiny_cfg("logger=wandb", "trainer.max_epochs=1"))

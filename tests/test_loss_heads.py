@@ -220,7 +220,7 @@ def test_constructors_reject_parameters_outside_their_range(make, message):
 def test_bad_head_parameter_fails_in_one_line_before_anything_is_built(
     tiny_cfg, tmp_path, monkeypatch, overrides, key, rule
 ):
-    monkeypatch.setattr("headlab.run.train.instantiate", lambda *a, **k: pytest.fail("built"))
+    monkeypatch.setattr("headlab.run.instantiate.instantiate", lambda *a, **k: pytest.fail("built"))
     with pytest.raises(ConfigValueError) as err:
         train(tiny_cfg(*overrides.split()))
     message = str(err.value)

@@ -12,6 +12,7 @@ from tests.conftest import ROOT
 UNFORMATTED = "import os\nx = {'a':1}\n"
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(shutil.which("git") is None, reason="pre-commit works on a git repository")
 def test_hooks_fix_lint_and_format_of_a_staged_file(tmp_path):
     for name in (".pre-commit-config.yaml", "pyproject.toml"):

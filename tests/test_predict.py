@@ -13,6 +13,7 @@ from omegaconf import OmegaConf
 from PIL import Image
 
 from headlab.run.predict import PredictInputError, read_inputs
+from headlab.run.train import build_model
 from tests.test_eval import only_run, run_script
 
 TRAIN = (
@@ -42,7 +43,7 @@ def model_probs(run: Path, ckpt: str, images: torch.Tensor) -> torch.Tensor:
     """The checkpoint's model, built from its run's config, on normalised image tensors."""
     cfg = OmegaConf.load(run / ".hydra" / "config.yaml")
     cfg.paths.output_dir = str(run)
-    model = instantiate(cfg.model)
+    model = build_model(cfg, instantiate(cfg.data))
     state = torch.load(ckpt, map_location="cpu", weights_only=True)["state_dict"]
     model.load_state_dict(state)
     model.eval()
@@ -159,6 +160,7 @@ def test_each_bad_input_is_named(tmp_path, case):
         read_inputs(str(path), 28)
 
 
+@pytest.mark.slow
 def test_bad_input_on_the_command_line_is_one_line_and_exit_1(tmp_path):
     ckpt = tmp_path / "model.ckpt"
     torch.save({"state_dict": {}}, ckpt)  # passes the cheap checkpoint check; never loaded
@@ -173,6 +175,7 @@ def test_bad_input_on_the_command_line_is_one_line_and_exit_1(tmp_path):
     assert "Traceback" not in output
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("script", ["eval.py", "predict.py"])
 def test_without_ckpt_path_one_line_says_what_to_pass(tmp_path, script):
     result = run_script(script, cwd=tmp_path)

@@ -158,6 +158,7 @@ def failed_sweep(tmp_path: Path) -> Path:
     return sweep
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("make", "says"),
     [

@@ -39,6 +39,7 @@ def assert_same_tensors(a: dict, b: dict) -> None:
         assert torch.equal(a[key], b[key]), key
 
 
+@pytest.mark.slow
 def test_resume_after_epoch_1_ends_with_the_weights_of_an_uninterrupted_run(tiny_cfg, tmp_path):
     first = run(tiny_cfg, tmp_path / "first", "trainer.max_epochs=1")
     assert first["epoch"] == 0
@@ -69,6 +70,7 @@ def test_resume_after_epoch_1_ends_with_the_weights_of_an_uninterrupted_run(tiny
     )
 
 
+@pytest.mark.slow
 def test_a_checkpoint_with_another_head_or_data_fails_and_says_which(
     tiny_cfg, tmp_path, monkeypatch
 ):
@@ -94,6 +96,7 @@ def test_a_checkpoint_with_another_head_or_data_fails_and_says_which(
     assert "head=" not in str(err.value)
 
 
+@pytest.mark.slow
 def test_cli_resume_takes_the_run_overrides_and_continues(tiny_mnist, tmp_path):
     common = (f"data.data_dir={tiny_mnist}", "data.val_size=100", "logger=none")
     first = run_cli(*common, "head=sigmoid", "trainer.max_epochs=1", cwd=tmp_path)

@@ -10,7 +10,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, OmegaConf
 
-from headlab.run.dirs import job_dir, job_number
+from headlab.run.dirs import SWEPT_KEYS_ENV, job_dir, job_number, swept_keys
 from headlab.sweeps.summary import job_dirs, summary_rows, write_summary
 from tests.conftest import CONFIGS
 from tests.test_train import run_cli
@@ -28,6 +28,7 @@ def read_csv(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(handle))
 
 
+@pytest.mark.slow
 def test_2x2_multirun_writes_4_job_dirs_and_summary(tiny_mnist, tmp_path):
     result = run_cli(
         "-m",
@@ -51,16 +52,32 @@ def test_2x2_multirun_writes_4_job_dirs_and_summary(tiny_mnist, tmp_path):
     for row, job in zip(rows, jobs, strict=True):
         metrics = json.loads((job / "metrics.json").read_text())
         assert row["job"] == job.name
-        # named by its overrides, paths left out: 2_head=sigmoid,...,model.optimizer.lr=0.001,...
-        assert f"head={row['head']}," in job.name and "lr=" in job.name
-        assert "data_dir" not in job.name
+        # named by what the sweep varies only: 2_head=sigmoid,model.optimizer.lr=0.001
+        assert (
+            job.name.split("_", 1)[1]
+            == f"head={row['head']},model.optimizer.lr={row['model.optimizer.lr']}"
+        )
         assert row["status"] == "completed"
         assert float(row["test/acc"]) == metrics["test/acc"]
         assert f"head={row['head']}" in row["overrides"]
         assert "data.data_dir" not in row  # the same for every job: only in `overrides`
 
 
-def test_job_folder_names_are_safe_and_sort_by_job_number(tmp_path):
+def test_job_folders_are_named_by_the_swept_keys_only(monkeypatch):
+    keys = swept_keys(
+        ["head=softmax,sigmoid", "trainer.max_epochs=1", "+x=range(1,3)", "data.data_dir=/d"],
+        {"seed": "1,2,3", "model.optimizer.lr": "1e-3"},
+    )
+    assert keys == ["head", "x", "seed"]  # a single value is no sweep, wherever it is given
+    monkeypatch.setenv(SWEPT_KEYS_ENV, ",".join(keys))
+    given = "+x=2,data.data_dir=/d,head=sigmoid,model.backbone.hidden=[64,32],seed=1"
+    assert job_dir(4, given) == "4_+x=2,head=sigmoid,seed=1"
+    monkeypatch.setenv(SWEPT_KEYS_ENV, "model.backbone.hidden")  # a list value stays whole
+    assert job_dir(4, given) == "4_model.backbone.hidden=[64,32]"
+
+
+def test_job_folder_names_are_safe_and_sort_by_job_number(tmp_path, monkeypatch):
+    monkeypatch.delenv(SWEPT_KEYS_ENV, raising=False)  # outside a sweep: every override
     assert job_dir(3, "head=sigmoid,seed=1") == "3_head=sigmoid,seed=1"
     assert job_dir(0, "") == "0"
     assert job_dir(1, "optimized_metric=val/ece") == "1_optimized_metric=val_ece"  # no nesting
@@ -93,6 +110,7 @@ def test_summary_keeps_a_row_for_a_job_without_metrics(tmp_path):
     assert summary_rows(tmp_path / "0") == []  # a folder without jobs: no rows, no error
 
 
+@pytest.mark.slow
 def test_optuna_sweep_of_3_trials_writes_optimization_results(tiny_mnist, tmp_path):
     result = run_cli(
         "hparams_search=optuna",
@@ -143,6 +161,7 @@ def test_optuna_search_space_and_direction_are_configurable():
     assert (cfg.optimized_metric, cfg.hydra.sweeper.direction) == ("val/ece", "minimize")
 
 
+@pytest.mark.slow
 def test_joblib_launcher_runs_jobs_in_parallel_processes(tiny_mnist, tmp_path):
     result = run_cli(
         "-m",
@@ -207,6 +226,7 @@ def test_submitit_local_runs_a_sweep_with_the_slurm_settings(tiny_mnist, tmp_pat
     assert len(logs) == 2
 
 
+@pytest.mark.slow
 def test_a_failing_job_still_leaves_a_summary_of_every_job(tiny_mnist, tmp_path):
     result = run_cli(
         "-m",

@@ -135,6 +135,7 @@ def test_probabilities(model, datamodule) -> tuple[np.ndarray, np.ndarray]:
 test_probabilities.__test__ = False  # a helper, not a test
 
 
+@pytest.mark.slow
 def test_test_f1_uses_the_threshold_validation_chose_for_the_tested_checkpoint(
     tiny_cfg, tmp_path: Path
 ):
@@ -166,6 +167,7 @@ def test_test_f1_uses_the_threshold_validation_chose_for_the_tested_checkpoint(
     )
 
 
+@pytest.mark.slow
 def test_without_a_validation_threshold_test_reports_no_tuned_f1(tiny_cfg, tmp_path: Path):
     metrics = train(tiny_cfg("head=sigmoid", *TINY, "train=false"))
     assert "test/f1_micro" in metrics  # the fixed-threshold numbers are still there

@@ -16,6 +16,7 @@ from headlab.run.train import build, train
 from tests.conftest import ROOT
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("head", sorted(HEADS))
 def test_each_head_trains_and_writes_metrics(tiny_cfg, tmp_path: Path, head: str):
     metrics = train(tiny_cfg(f"head={head}", "trainer.max_epochs=3"))
@@ -31,6 +32,7 @@ def test_each_head_trains_and_writes_metrics(tiny_cfg, tmp_path: Path, head: str
     assert list((tmp_path / "tensorboard").glob("events.out.tfevents.*"))
 
 
+@pytest.mark.slow
 def test_training_lowers_the_loss(tiny_cfg):
     cfg = tiny_cfg("trainer.max_epochs=1", "logger=none")
     datamodule, model, trainer = build(cfg)
@@ -48,6 +50,7 @@ def test_training_lowers_the_loss(tiny_cfg):
     assert after < 0.5 * before
 
 
+@pytest.mark.slow
 def test_tensorboard_gets_epoch_scalars_and_hparams(tiny_cfg, tmp_path: Path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -84,6 +87,7 @@ def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.slow
 def test_cli_run_writes_its_own_folder_with_config_events_checkpoints(tiny_mnist, tmp_path):
     result = run_cli(
         f"data.data_dir={tiny_mnist}",
@@ -101,6 +105,7 @@ def test_cli_run_writes_its_own_folder_with_config_events_checkpoints(tiny_mnist
     assert (run_dir / "checkpoints" / "last.ckpt").is_file()
 
 
+@pytest.mark.slow
 def test_cli_unknown_head_prints_the_choices(tmp_path):
     result = run_cli("head=tanh", cwd=tmp_path)
     assert result.returncode != 0

@@ -10,10 +10,13 @@ exactly one thing in an experiment. Targets come in three kinds, named by the da
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
+
+from headlab.errors import ConfigValueError
 
 TargetKind = Literal["index", "multi_hot", "distribution"]
 TARGET_KINDS: tuple[TargetKind, ...] = ("index", "multi_hot", "distribution")
@@ -21,6 +24,30 @@ TARGET_KINDS: tuple[TargetKind, ...] = ("index", "multi_hot", "distribution")
 
 class HeadDataMismatch(ValueError):
     """A head was asked to train on a target kind it has no loss for."""
+
+
+#: the one table of head parameter rules: the heads' constructors and the start-up config
+#: check (``run.checks``, which names every bad ``head.<key>`` at once) both read it
+PARAMETER_RULES: dict[str, tuple[Callable[[float], bool], str]] = {
+    "threshold": (lambda v: 0.0 < v < 1.0, "must lie in (0, 1)"),
+    "smoothing": (lambda v: 0.0 <= v < 1.0, "must lie in [0, 1)"),
+    "gamma": (lambda v: v >= 0.0, "must be >= 0"),
+    "gamma_pos": (lambda v: v >= 0.0, "must be >= 0"),
+    "gamma_neg": (lambda v: v >= 0.0, "must be >= 0"),
+    "clip": (lambda v: 0.0 <= v < 1.0, "must lie in [0, 1)"),
+    "epsilon": (lambda v: v >= -1.0, "must be >= -1"),
+    "alpha": (lambda v: 0.0 <= v <= 1.0, "must be null or lie in [0, 1]"),
+}
+#: parameters that take one of a few names (null: none)
+PARAMETER_CHOICES: dict[str, tuple[str, ...]] = {"gamma_schedule": ("flsd53",)}
+
+
+def checked(name: str, value: float) -> float:
+    """``value`` as a float when it obeys ``PARAMETER_RULES[name]``, else one clear error."""
+    ok, rule = PARAMETER_RULES[name]
+    if not ok(value):
+        raise ConfigValueError(f"head.{name} {rule}, got {value}")
+    return float(value)
 
 
 class Head:
@@ -33,9 +60,7 @@ class Head:
 
     def __init__(self, threshold: float = 0.5) -> None:
         # multi-label prediction: a label is predicted where its probability > threshold
-        if not 0.0 < threshold < 1.0:
-            raise ValueError(f"head.threshold must lie in (0, 1), got {threshold}")
-        self.threshold = float(threshold)
+        self.threshold = checked("threshold", threshold)
 
     def probs(self, logits: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
@@ -88,9 +113,7 @@ class SoftLabelCE(SoftmaxCE):
 
     def __init__(self, smoothing: float = 0.1, threshold: float = 0.5) -> None:
         super().__init__(threshold)
-        if not 0.0 <= smoothing < 1.0:
-            raise ValueError(f"head.smoothing must lie in [0, 1), got {smoothing}")
-        self.smoothing = float(smoothing)
+        self.smoothing = checked("smoothing", smoothing)
 
     def loss(self, logits: torch.Tensor, target: torch.Tensor, kind: TargetKind) -> torch.Tensor:
         if kind == "index":
@@ -130,7 +153,6 @@ class SigmoidNLL(Head):
         return logits.sigmoid()
 
     def loss(self, logits: torch.Tensor, target: torch.Tensor, kind: TargetKind) -> torch.Tensor:
-        self.check_fits(kind)
         true_logit = logits.gather(1, target.unsqueeze(1)).squeeze(1)
         return -F.logsigmoid(true_logit).mean()
 
@@ -152,20 +174,18 @@ class FocalLoss(SoftmaxCE):
 
     name = "focal"
     accepts = frozenset({"index", "distribution"})
-    SCHEDULES: ClassVar[tuple[str, ...]] = ("flsd53",)
+    SCHEDULES: ClassVar[tuple[str, ...]] = PARAMETER_CHOICES["gamma_schedule"]
 
     def __init__(
         self, gamma: float = 2.0, gamma_schedule: str | None = None, threshold: float = 0.5
     ) -> None:
         super().__init__(threshold)
-        if not gamma >= 0.0:
-            raise ValueError(f"head.gamma must be >= 0, got {gamma}")
         if gamma_schedule is not None and gamma_schedule not in self.SCHEDULES:
-            raise ValueError(
+            raise ConfigValueError(
                 f"head.gamma_schedule must be null or one of {list(self.SCHEDULES)}, "
                 f"got {gamma_schedule!r}"
             )
-        self.gamma, self.gamma_schedule = float(gamma), gamma_schedule
+        self.gamma, self.gamma_schedule = checked("gamma", gamma), gamma_schedule
 
     def gamma_for(self, prob: torch.Tensor) -> float | torch.Tensor:
         """The focusing exponent for each probability (a constant without a schedule)."""
@@ -174,7 +194,6 @@ class FocalLoss(SoftmaxCE):
         return self.gamma
 
     def loss(self, logits: torch.Tensor, target: torch.Tensor, kind: TargetKind) -> torch.Tensor:
-        self.check_fits(kind)
         log_p = logits.log_softmax(dim=-1)
         if kind == "index":
             log_p = log_p.gather(1, target.unsqueeze(1)).squeeze(1)
@@ -202,12 +221,9 @@ class PolyLoss(SoftmaxCE):
 
     def __init__(self, epsilon: float = 1.0, threshold: float = 0.5) -> None:
         super().__init__(threshold)
-        if not epsilon >= -1.0:
-            raise ValueError(f"head.epsilon must be >= -1, got {epsilon}")
-        self.epsilon = float(epsilon)
+        self.epsilon = checked("epsilon", epsilon)
 
     def loss(self, logits: torch.Tensor, target: torch.Tensor, kind: TargetKind) -> torch.Tensor:
-        self.check_fits(kind)
         probs = logits.softmax(dim=-1)
         if kind == "index":
             p_t = probs.gather(1, target.unsqueeze(1)).squeeze(1)
@@ -235,14 +251,10 @@ class SigmoidFocal(SigmoidBCE):
         self, gamma: float = 2.0, alpha: float | None = None, threshold: float = 0.5
     ) -> None:
         super().__init__(threshold)
-        if not gamma >= 0.0:
-            raise ValueError(f"head.gamma must be >= 0, got {gamma}")
-        if alpha is not None and not 0.0 <= alpha <= 1.0:
-            raise ValueError(f"head.alpha must be null or lie in [0, 1], got {alpha}")
-        self.gamma, self.alpha = float(gamma), alpha
+        self.gamma = checked("gamma", gamma)
+        self.alpha = None if alpha is None else checked("alpha", alpha)
 
     def loss(self, logits: torch.Tensor, target: torch.Tensor, kind: TargetKind) -> torch.Tensor:
-        self.check_fits(kind)
         if kind == "index":
             target = F.one_hot(target, logits.shape[-1])
         target = target.to(logits.dtype)
@@ -280,16 +292,11 @@ class AsymmetricLoss(SigmoidBCE):
         threshold: float = 0.5,
     ) -> None:
         super().__init__(threshold)
-        if not gamma_pos >= 0.0:
-            raise ValueError(f"head.gamma_pos must be >= 0, got {gamma_pos}")
-        if not gamma_neg >= 0.0:
-            raise ValueError(f"head.gamma_neg must be >= 0, got {gamma_neg}")
-        if not 0.0 <= clip < 1.0:
-            raise ValueError(f"head.clip must lie in [0, 1), got {clip}")
-        self.gamma_pos, self.gamma_neg, self.clip = float(gamma_pos), float(gamma_neg), float(clip)
+        self.gamma_pos = checked("gamma_pos", gamma_pos)
+        self.gamma_neg = checked("gamma_neg", gamma_neg)
+        self.clip = checked("clip", clip)
 
     def loss(self, logits: torch.Tensor, target: torch.Tensor, kind: TargetKind) -> torch.Tensor:
-        self.check_fits(kind)
         if kind == "index":
             target = F.one_hot(target, logits.shape[-1])
         target = target.to(logits.dtype)

@@ -113,12 +113,20 @@ class Analysis:
     """Everything after testing, for one run; ``run`` returns the metrics.json entries."""
 
     def __init__(
-        self, head: Head, settings: Settings, output_dir: str | Path, boards=(), step: int = 0
+        self,
+        head: Head,
+        settings: Settings,
+        output_dir: str | Path,
+        boards=(),
+        step: int = 0,
+        started: float | None = None,
     ) -> None:
         self.head, self.settings = head, settings
         self.output_dir = Path(output_dir)
         self.boards, self.step = list(boards), step
         self.params: dict[str, Any] = {}
+        #: ``time.perf_counter()`` when the analysis began: calibration.json's posthoc_seconds
+        self.started = time.perf_counter() if started is None else started
 
     def run(
         self,
@@ -140,8 +148,8 @@ class Analysis:
             metrics = self.multilabel(val, test, probs)
         else:  # soft targets: predictions saved, calibration against a distribution not defined
             metrics = {}
-        payload = json.dumps(self.params, indent=2)
-        atomic_write(self.output_dir / PARAMS_FILE, lambda f: f.write(payload))
+        record = {**self.params, "posthoc_seconds": time.perf_counter() - self.started}
+        atomic_write(self.output_dir / PARAMS_FILE, lambda f: f.write(json.dumps(record, indent=2)))
         return metrics
 
     def fitted(self, val: tuple[torch.Tensor, torch.Tensor]) -> dict[str, Calibrator]:
@@ -305,31 +313,32 @@ def post_test_analysis(
     settings: Settings,
     boards=(),
     step: int = 0,
+    test: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> dict[str, Any]:
-    """Collect logits and run the analysis. What it all cost goes into ``calibration.json``
-    (``posthoc_seconds``), not metrics.json, whose numbers stay bit-identical between runs."""
+    """Run the analysis on ``test`` (the logits and targets ``trainer.test`` already made;
+    collected here when not given) and on val logits of the same weights. What it all cost
+    goes into ``calibration.json`` (``posthoc_seconds``), not metrics.json, whose numbers stay
+    bit-identical between runs."""
     start = time.perf_counter()
     threads = torch.get_num_threads()
     # small tensor ops: a second thread waiting on a busy core costs far more than it gives
     torch.set_num_threads(1)
     try:
-        metrics = _analyse(model, datamodule, output_dir, settings, boards, step)
+        analysis = Analysis(model.head, settings, output_dir, boards, step, started=start)
+        return analysis.run(*_logits(model, datamodule, test), model.eval_target_kind)
     finally:
         torch.set_num_threads(threads)
-    path = Path(output_dir) / PARAMS_FILE
-    record = {**json.loads(path.read_text()), "posthoc_seconds": time.perf_counter() - start}
-    atomic_write(path, lambda f: f.write(json.dumps(record, indent=2)))
-    return metrics
 
 
-def _analyse(model, datamodule, output_dir, settings, boards, step) -> dict[str, Any]:
-    # an evaluation-only run has not loaded validation, a spawned-DDP parent has loaded nothing
-    datamodule.setup("fit")
-    datamodule.setup("test")
+def _logits(model, datamodule, test) -> tuple[tuple[torch.Tensor, torch.Tensor], ...]:
+    """Val logits of the tested weights, and the test logits when ``trainer.test`` left none
+    (an evaluation-only run has not loaded validation, a spawned-DDP parent loaded nothing)."""
+    datamodule.setup("fit")  # the data modules build each split once: a no-op after fit
     val = collect_logits(model, datamodule, datamodule.val_dataloader())
-    test = collect_logits(model, datamodule, datamodule.test_dataloader())
-    analysis = Analysis(model.head, settings, output_dir, boards, step)
-    return analysis.run(val, test, model.eval_target_kind)
+    if test is None:
+        datamodule.setup("test")
+        test = collect_logits(model, datamodule, datamodule.test_dataloader())
+    return val, test
 
 
 __all__ = ["ESTIMATORS", "PREDICTIONS_FILE", "Settings", "post_test_analysis"]

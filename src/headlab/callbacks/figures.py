@@ -11,6 +11,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
 
 from headlab.files import atomic_write
+from headlab.models.classifier import Classifier
 
 
 class CalibrationFigures(L.Callback):
@@ -37,7 +38,7 @@ class CalibrationFigures(L.Callback):
     def _publish(self, trainer, pl_module, stage: str, save: bool) -> None:
         from headlab.calibration.figures import confidence_histogram, reliability_figure
 
-        snapshot = getattr(pl_module, "epoch_snapshots", {}).get(stage)
+        snapshot = pl_module.snapshot(stage) if isinstance(pl_module, Classifier) else None
         if snapshot is None or not snapshot.reliability:
             return
         boards = [lg.experiment for lg in trainer.loggers if isinstance(lg, TensorBoardLogger)]

@@ -77,17 +77,6 @@ def split_indices(n: int, val_size: int, seed: int) -> tuple[torch.Tensor, torch
     return order[val_size:], order[:val_size]
 
 
-def check_declared_kinds(datamodule: L.LightningDataModule, **declared: str | None) -> None:
-    """Fail when the data config's ``target_kind``/``eval_target_kind`` (which the model config
-    reads) differ from the targets this data module produces."""
-    for key, value in declared.items():
-        actual = getattr(datamodule, key, None) or datamodule.target_kind
-        if value is not None and value != actual:
-            raise ConfigValueError(
-                f"data.{key} must be '{actual}' for data={datamodule.name}, got {value!r}"
-            )
-
-
 class MNISTDataModule(L.LightningDataModule):
     """Plain MNIST: class-index targets, 55k/5k train/val split by default, 10k test."""
 
@@ -104,12 +93,8 @@ class MNISTDataModule(L.LightningDataModule):
         split_seed: int = 0,
         download: bool = True,
         pin_memory: bool = False,
-        target_kind: str | None = None,
-        eval_target_kind: str | None = None,
     ) -> None:
         super().__init__()
-        # the data config states its kinds so the model config can read them; both must agree
-        check_declared_kinds(self, target_kind=target_kind, eval_target_kind=eval_target_kind)
         if batch_size <= 0 or eval_batch_size <= 0:
             raise ConfigValueError(
                 "data.batch_size and data.eval_batch_size must be > 0, "

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -75,14 +74,12 @@ class SoftMNISTDataModule(GeneratedMNIST):
         lam_beta: float = 1.0,
         plain_fraction: float = 0.0,
         hard_targets: bool = False,
-        target_kind_if_hard_targets: Mapping[str, str] | None = None,
         **generated_args,
     ) -> None:
-        # before the base class compares the config's declared kinds with these
         if not isinstance(hard_targets, bool):
             raise ConfigValueError(f"data.hard_targets must be true or false, got {hard_targets!r}")
+        #: what training batches carry (the one declaration the model and head are built from)
         self.target_kind = "index" if hard_targets else "distribution"
-        # ``target_kind_if_hard_targets`` only serves the config's interpolation of target_kind
         super().__init__(**generated_args)
         if lam_alpha <= 0 or lam_beta <= 0:
             raise ValueError(

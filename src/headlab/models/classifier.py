@@ -78,10 +78,10 @@ def check_target(target: torch.Tensor, kind: str, num_classes: int) -> None:
 class Classifier(L.LightningModule):
     """``model(x)`` gives logits; the head turns them into probabilities and a loss.
 
-    ``target_kind`` says what a batch's targets are; the model config reads it from the data
-    config, so ``instantiate(cfg.model)`` trains right without a Trainer (a bare
-    ``Classifier(...)`` assumes class indices). When fitted with a data module it takes the
-    data module's kinds at ``setup``. Validation and test may have their own
+    ``target_kind`` says what a batch's targets are; the data module declares it and
+    ``headlab.run.train.build_model(cfg, datamodule)`` passes it in (a bare ``Classifier(...)``
+    assumes class indices). When fitted with another data module it takes that one's kinds
+    at ``setup``. Validation and test may have their own
     ``eval_target_kind`` (soft_mnist trained on hard labels is still measured against the
     distributions). A target whose dtype or shape contradicts the kind fails the step.
     """
@@ -137,8 +137,22 @@ class Classifier(L.LightningModule):
             setattr(self, f"{stage}_metrics", metrics)
         #: the multi-label threshold chosen on the last validation epoch (saved in checkpoints)
         self.tuned_threshold: float | None = getattr(self, "tuned_threshold", None)
-        #: the last computed epoch per stage, for figure callbacks (see callbacks.py)
+        #: the last computed epoch per stage (``snapshot``), for the figure callback
         self.epoch_snapshots: dict[str, EpochSnapshot] = {}
+        #: the last test epoch's logits and targets, for the post-test analysis (``test_outputs``)
+        self._test_outputs: list[tuple[torch.Tensor, torch.Tensor]] = []
+
+    def snapshot(self, stage: str) -> EpochSnapshot | None:
+        """The reliability sums and probability sums of ``stage``'s last computed epoch."""
+        return self.epoch_snapshots.get(stage)
+
+    def test_outputs(self) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """Logits (float32) and targets of the last test epoch on CPU, in loader order: the
+        post-test analysis reuses them instead of a second pass over the test set."""
+        if not self._test_outputs:
+            return None
+        logits, targets = zip(*self._test_outputs, strict=True)
+        return torch.cat(logits).float().cpu(), torch.cat(targets).cpu()
 
     def kind_for(self, stage: str) -> str:
         return self.target_kind if stage == "train" else self.eval_target_kind
@@ -163,6 +177,8 @@ class Classifier(L.LightningModule):
         logits = self(images)
         loss = self.head.loss(logits, target, kind)
         self.metrics_for(stage).update(loss, self.head.probs(logits.detach()), target)
+        if stage == "test":
+            self._test_outputs.append((logits.detach(), target))
         return loss
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
@@ -198,6 +214,7 @@ class Classifier(L.LightningModule):
         self._log_epoch("test")
 
     def on_test_epoch_start(self) -> None:
+        self._test_outputs = []
         if "tuned" in self.test_metrics.classification:
             self.test_metrics.classification["tuned"].threshold = self.tuned_threshold
 

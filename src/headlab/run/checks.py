@@ -7,16 +7,14 @@ multi-label data), so one table serves every data/model/head option.
 
 from __future__ import annotations
 
-import pickle
-import zipfile
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
-import torch
 from omegaconf import DictConfig, OmegaConf
 
-from headlab.errors import CheckpointError, ConfigValueError
+from headlab.checkpoints.files import check_checkpoint
+from headlab.errors import ConfigValueError
+from headlab.heads import PARAMETER_CHOICES, PARAMETER_RULES
 
 Check = tuple[str, Callable[[Any], bool], str]
 
@@ -27,13 +25,6 @@ CHECKS: tuple[Check, ...] = (
     ("data.max_digits", lambda v: 1 <= v <= 10, "must lie in 1..10"),
     ("model.optimizer.lr", lambda v: v > 0, "must be > 0"),
     ("model.optimizer.weight_decay", lambda v: v >= 0, "must be >= 0"),
-    ("head.smoothing", lambda v: 0 <= v < 1, "must lie in [0, 1)"),
-    ("head.gamma", lambda v: v >= 0, "must be >= 0"),
-    ("head.gamma_pos", lambda v: v >= 0, "must be >= 0"),
-    ("head.gamma_neg", lambda v: v >= 0, "must be >= 0"),
-    ("head.clip", lambda v: 0 <= v < 1, "must lie in [0, 1)"),
-    ("head.epsilon", lambda v: v >= -1, "must be >= -1"),
-    ("head.alpha", lambda v: 0 <= v <= 1, "must be null or lie in [0, 1]"),
     ("trainer.max_epochs", lambda v: v == -1 or v > 0, "must be > 0 (or -1: no limit)"),
     ("calibration.bootstrap", lambda v: v > 0 and v == int(v), "must be a whole number > 0"),
     ("calibration.min_bin_count", lambda v: v >= 1, "must be >= 1"),
@@ -41,8 +32,13 @@ CHECKS: tuple[Check, ...] = (
 )
 
 
+#: the heads' own rules, read from the one table in ``headlab.heads``
+CHECKS += tuple((f"head.{key}", ok, rule) for key, (ok, rule) in PARAMETER_RULES.items())
+
 #: config keys that take one of a few names (null skipped, like a missing key)
-CHOICES: tuple[tuple[str, tuple[str, ...]], ...] = (("head.gamma_schedule", ("flsd53",)),)
+CHOICES: tuple[tuple[str, tuple[str, ...]], ...] = tuple(
+    (f"head.{key}", names) for key, names in PARAMETER_CHOICES.items()
+)
 
 
 def check_choices(cfg: DictConfig, choices: tuple[tuple[str, tuple[str, ...]], ...] = CHOICES):
@@ -71,34 +67,27 @@ def check_numbers(cfg: DictConfig, checks: tuple[Check, ...] = CHECKS) -> None:
         raise ConfigValueError("Invalid config: " + "; ".join(problems))
 
 
-def check_checkpoint(path: str | Path) -> None:
-    """Fail early and by name for a ``ckpt_path`` that is missing or not a checkpoint.
+#: keys that must be true or false (a string such as ``maybe`` would be truthy and pass)
+BOOLEANS: tuple[str, ...] = (
+    "train",
+    "test",
+    "model.compile",
+    "data.hard_targets",
+    "calibration.enabled",
+    "calibration.method_intervals",
+)
 
-    Only the zip directory is read: ``torch.save`` writes a zip with a ``data.pkl`` record,
-    and a truncated file has no directory, so this is cheap and catches both.
-    """
-    path = Path(path)
-    if not path.exists():
-        raise CheckpointError(f"ckpt_path={path} does not exist.")
-    if not path.is_file():
-        raise CheckpointError(f"ckpt_path={path} is not a file (a checkpoint is one .ckpt file).")
-    if not zipfile.is_zipfile(path):
-        raise CheckpointError(
-            f"ckpt_path={path} is not a checkpoint (not written by torch.save, or truncated)."
-        )
-    with zipfile.ZipFile(path) as archive:
-        if not any(name.endswith("/data.pkl") for name in archive.namelist()):
-            raise CheckpointError(f"ckpt_path={path} is a zip file but not a torch checkpoint.")
-    try:  # memory-mapped: only the pickled dict is read, not the tensors
-        content = torch.load(path, map_location="cpu", mmap=True, weights_only=True)
-    except pickle.UnpicklingError:
-        return  # objects weights_only refuses: Lightning decides how to load those
-    except Exception as err:
-        raise CheckpointError(f"ckpt_path={path} cannot be read: {err}") from err
-    if not isinstance(content, dict) or "state_dict" not in content:
-        raise CheckpointError(
-            f"ckpt_path={path} is a torch file but not a Lightning checkpoint (no state_dict)."
-        )
+
+def check_booleans(cfg: DictConfig, keys: tuple[str, ...] = BOOLEANS) -> None:
+    """Raise ``ConfigValueError`` naming every key that is set but not true/false."""
+    problems = [
+        f"{key} must be true or false, got {value!r}"
+        for key in keys
+        if (value := OmegaConf.select(cfg, key, default=None)) is not None
+        and not isinstance(value, bool)
+    ]
+    if problems:
+        raise ConfigValueError("Invalid config: " + "; ".join(problems))
 
 
 def check_methods(cfg: DictConfig) -> None:
@@ -121,6 +110,7 @@ def check_methods(cfg: DictConfig) -> None:
 def validate(cfg: DictConfig) -> None:
     """Everything that can be checked from the config alone, before anything is built."""
     check_numbers(cfg)
+    check_booleans(cfg)
     check_choices(cfg)
     check_methods(cfg)
     if cfg.get("ckpt_path"):

@@ -8,22 +8,14 @@ to load (headlab.checkpoints.identity).
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, open_dict
 
+from headlab.checkpoints.files import checkpoint_path
+from headlab.errors import ConfigValueError
+
 log = logging.getLogger(__name__)
-
-
-def checkpoint_path(cfg: DictConfig) -> Path:
-    ckpt = cfg.get("ckpt_path")
-    if not ckpt:
-        raise ValueError("eval needs a checkpoint: ckpt_path=<run>/checkpoints/<name>.ckpt")
-    path = Path(ckpt).expanduser().resolve()
-    if not path.is_file():
-        raise FileNotFoundError(f"ckpt_path={ckpt}: no such file ({path})")
-    return path
 
 
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
@@ -31,7 +23,9 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     from headlab.run.train import train  # torch and Lightning: only once a run starts
 
     if cfg.get("train"):
-        raise ValueError("scripts/eval.py never trains: resume with scripts/train.py ckpt_path=...")
+        raise ConfigValueError(
+            "scripts/eval.py never trains: resume with scripts/train.py ckpt_path=..."
+        )
     with open_dict(cfg):
         cfg.ckpt_path = str(checkpoint_path(cfg))
         cfg.test = True

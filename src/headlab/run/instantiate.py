@@ -1,4 +1,5 @@
-"""Hydra instantiation of the list-like config groups (callbacks, loggers)."""
+"""Hydra instantiation of config groups, with one error path: a value the class refuses
+(``trainer.precision=13``) is one line naming the group, not Hydra's wrapped traceback."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from headlab.errors import RunError
+from headlab.errors import ConfigValueError, RunError
 
 
 def instantiate_each(group: DictConfig | None) -> list[Any]:
@@ -17,14 +18,23 @@ def instantiate_each(group: DictConfig | None) -> list[Any]:
         return []
     if not isinstance(group, DictConfig):
         raise TypeError(f"expected a mapping of configs, got {type(group).__name__}")
-    return [_instantiate(entry) for entry in group.values() if entry and "_target_" in entry]
+    return [
+        instantiate_group(entry, name)
+        for name, entry in group.items()
+        if entry and "_target_" in entry
+    ]
 
 
-def _instantiate(entry: DictConfig) -> Any:
-    """Hydra wraps every error in its own; a message meant for the user is passed on as is."""
+def instantiate_group(entry: DictConfig, name: str, **kwargs: Any) -> Any:
+    """``instantiate(entry)``; Hydra wraps every error in its own: a message meant for the user
+    is passed on as is, a value the class refuses (``ValueError``/``TypeError``, Lightning's
+    ``MisconfigurationException``) becomes one ``ConfigValueError`` naming the group."""
     try:
-        return instantiate(entry)
+        return instantiate(entry, **kwargs)
     except InstantiationException as err:
-        if isinstance(err.__cause__, RunError):
-            raise err.__cause__ from None
+        cause = err.__cause__
+        if isinstance(cause, RunError):
+            raise cause from None
+        if isinstance(cause, (ValueError, TypeError)):
+            raise ConfigValueError(f"Invalid config: {name}: {cause}") from None
         raise

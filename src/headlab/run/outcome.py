@@ -18,11 +18,12 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from hydra.experimental.callback import Callback
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
+from headlab.checkpoints.files import checkpoint_dir
 from headlab.errors import RunError, Terminated, interruption_signal
 from headlab.files import write_metrics
+from headlab.run.distributed import in_hydra_multirun
 
 log = logging.getLogger(__name__)
 
@@ -37,11 +38,6 @@ def user_errors() -> tuple[type[BaseException], ...]:
     from headlab.heads import HeadDataMismatch
 
     return (RunError, MNISTFilesMissing, HeadDataMismatch, ConfigCompositionException)
-
-
-def checkpoint_dir(cfg: DictConfig) -> Path | None:
-    found = OmegaConf.select(cfg, "callbacks.model_checkpoint.dirpath", default=None)
-    return Path(found) if found else None
 
 
 def outcome_of(cfg: DictConfig, exception: BaseException) -> dict[str, Any]:
@@ -109,13 +105,6 @@ def sigterm_raises() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def in_multirun() -> bool:
-    from hydra.core.hydra_config import HydraConfig
-    from hydra.types import RunMode
-
-    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
-
-
 def run_task(train: Callable[[DictConfig], dict[str, Any]], cfg: DictConfig) -> dict | None:
     """The task of ``scripts/train.py``: clear messages, exit codes, sweeps that go on.
 
@@ -136,43 +125,10 @@ def run_task(train: Callable[[DictConfig], dict[str, Any]], cfg: DictConfig) -> 
         raise SystemExit(EXIT_SIGTERM if name == "SIGTERM" else EXIT_SIGINT) from None
     except Exception as exception:
         clean = isinstance(exception, user_errors())
-        if in_multirun():
+        if in_hydra_multirun():
             log.error("Job failed, the sweep goes on: %s", exception, exc_info=not clean)
             return None
         if not clean:
             raise
         log.error("%s", exception)
         raise SystemExit(EXIT_FAILED) from None
-
-
-def unfinished_jobs(sweep_dir: str | Path) -> dict[str, str]:
-    """Job folder -> status or error, for every job of a sweep that did not complete."""
-    from headlab.files import read_metrics
-
-    unfinished = {}
-    for hydra_dir in sorted(Path(sweep_dir).rglob(".hydra")):
-        job = hydra_dir.parent
-        metrics_file = job / "metrics.json"
-        if not metrics_file.is_file():
-            unfinished[str(job)] = "no metrics.json"
-            continue
-        metrics = read_metrics(metrics_file)
-        if metrics.get("status") != "completed":
-            unfinished[str(job)] = metrics.get("error") or metrics.get("status", "unknown")
-    return unfinished
-
-
-class FailedJobs(Callback):
-    """At the end of a sweep, list the jobs that did not complete; the sweep then exits 1.
-
-    Hydra would stop calling ``on_multirun_end`` callbacks (so no summary) if a job raised;
-    ``run_task`` lets failed jobs return instead, and this puts the failure back in the
-    exit code once every callback has run (``scripts/train.py`` reads ``failed``).
-    """
-
-    failed: dict[str, str] = {}
-
-    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        FailedJobs.failed = unfinished_jobs(config.hydra.sweep.dir)
-        for job, reason in FailedJobs.failed.items():
-            log.error("Job %s did not complete: %s", job, reason)

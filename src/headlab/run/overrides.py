@@ -18,6 +18,8 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
+from headlab.checkpoints.files import run_dir_of
+
 log = logging.getLogger(__name__)
 
 #: what decides the weights' meaning; trainer, logger and paths stay the eval's own
@@ -25,20 +27,27 @@ RUN_KEYS = ("data", "model", "head", "experiment", "seed")
 _KEY = re.compile(r"^[+~]*([^=]+)")
 
 
+def split_override(override: str) -> tuple[str, str]:
+    """``+model.x=1`` -> ``("model.x", "1")``; ``~trainer.plugins`` -> ``("trainer.plugins", "")``.
+
+    The one parser of a command-line override: run overrides, sweep summaries and the study
+    all split them here.
+
+    >>> split_override("++trainer.max_epochs=2")
+    ('trainer.max_epochs', '2')
+    """
+    match = _KEY.match(override)
+    key = match.group(1).strip() if match else override
+    return key, override.partition("=")[2]
+
+
 def override_key(override: str) -> str:
     """``+model.x=1`` -> ``model.x``; ``head=sigmoid`` -> ``head``."""
-    match = _KEY.match(override)
-    return match.group(1).strip() if match else override
+    return split_override(override)[0]
 
 
 def _is_run_key(key: str) -> bool:
     return any(key == k or key.startswith((f"{k}.", f"{k}/", f"{k}@")) for k in RUN_KEYS)
-
-
-def run_dir_of(ckpt_path: str | Path) -> Path | None:
-    """``<run>`` for ``<run>/checkpoints/x.ckpt`` when Hydra left ``<run>/.hydra`` there."""
-    run = Path(ckpt_path).expanduser().resolve().parent.parent
-    return run if (run / ".hydra" / "overrides.yaml").is_file() else None
 
 
 def run_overrides(run_dir: Path) -> list[str]:

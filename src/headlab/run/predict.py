@@ -128,18 +128,18 @@ def write_rows(path: Path, rows: list[dict[str, Any]]) -> None:
 
 def predict(cfg: DictConfig) -> Path:
     """Run ``cfg.ckpt_path`` on ``cfg.input`` through ``Trainer.predict``; returns the CSV path."""
-    from hydra.utils import instantiate
-
+    from headlab.checkpoints.files import check_checkpoint
     from headlab.data.batches import InMemoryImages, batch_loader
-    from headlab.run.checks import check_checkpoint, check_numbers
-    from headlab.run.instantiate import instantiate_each
-    from headlab.run.train import route_lightning_logs_to_root
+    from headlab.run.checks import check_numbers
+    from headlab.run.instantiate import instantiate_each, instantiate_group
+    from headlab.run.train import build_model, route_lightning_logs_to_root
 
     route_lightning_logs_to_root()
     check_numbers(cfg)
     check_checkpoint(cfg.ckpt_path)  # cheap checks first: nothing is loaded for a bad input
     inputs = read_inputs(str(cfg.input), image_size_of(cfg))
-    datamodule = instantiate(cfg.data)  # its normalisation; the test split for input=test
+    # its normalisation; the test split for input=test
+    datamodule = instantiate_group(cfg.data, "data")
     if inputs is None:
         datamodule.prepare_data()
         datamodule.setup("test")
@@ -151,10 +151,9 @@ def predict(cfg: DictConfig) -> Path:
     loader = batch_loader(
         InMemoryImages(normalized, torch.arange(len(names))), datamodule.eval_batch_size, False
     )
-    model = instantiate(cfg.model)
-    trainer = instantiate(
-        cfg.trainer, callbacks=instantiate_each(cfg.get("callbacks")), logger=False
-    )
+    model = build_model(cfg, datamodule)
+    callbacks = instantiate_each(cfg.get("callbacks"))
+    trainer = instantiate_group(cfg.trainer, "trainer", callbacks=callbacks, logger=False)
     log.info("Predicting %d inputs with %s", len(names), cfg.ckpt_path)
     batches = trainer.predict(model, loader, ckpt_path=cfg.ckpt_path, weights_only=True)
     probs = torch.cat(batches)

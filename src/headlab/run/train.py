@@ -8,14 +8,13 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
-from hydra.utils import instantiate
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 
 from headlab.files import plain_number, write_metrics
 from headlab.run.checks import validate
 from headlab.run.distributed import check_launch
-from headlab.run.instantiate import instantiate_each
+from headlab.run.instantiate import instantiate_each, instantiate_group
 from headlab.run.outcome import record_outcome
 from headlab.run.provenance import git_commit
 from headlab.tracking.tensorboard import publish_final, write_layout
@@ -65,21 +64,31 @@ def layout_metrics(target_kind: str) -> tuple[str, ...]:
     return {"multi_hot": ("map", "f1_micro"), "distribution": ("kl",)}.get(target_kind, ())
 
 
+def build_model(cfg: DictConfig, datamodule: L.LightningDataModule) -> L.LightningModule:
+    """The model for ``datamodule``: the head built once, checked against the data's target
+    kinds (named in the error), and the kinds taken from the data module, their one source."""
+    head = instantiate_group(cfg.head, "head")
+    kinds = (datamodule.target_kind, datamodule.eval_target_kind)
+    for kind in dict.fromkeys(kinds):
+        head.check_fits(kind, f"data={datamodule.name}")
+    return instantiate_group(
+        cfg.model, "model", head=head, target_kind=kinds[0], eval_target_kind=kinds[1]
+    )
+
+
 def build(cfg: DictConfig) -> tuple[L.LightningDataModule, L.LightningModule, L.Trainer]:
     """Instantiate data, model and trainer; check that the head fits the data first."""
     validate(cfg)  # nonsense numbers, a missing checkpoint: fail before anything is built
-    datamodule = instantiate(cfg.data)
-    kind = datamodule.target_kind
-    head = instantiate(cfg.head)  # checked here to name the data; the model checks it again
-    for target_kind in dict.fromkeys((kind, getattr(datamodule, "eval_target_kind", kind))):
-        head.check_fits(target_kind, f"data={datamodule.name}")
-    model = instantiate(cfg.model)
+    datamodule = instantiate_group(cfg.data, "data")
+    model = build_model(cfg, datamodule)
     loggers = instantiate_each(cfg.get("logger"))
     callbacks = instantiate_each(cfg.get("callbacks"))
     if not loggers and any(isinstance(c, LearningRateMonitor) for c in callbacks):
         log.warning("logger=none: the learning-rate monitor has nothing to log to; left out.")
         callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
-    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    trainer = instantiate_group(
+        cfg.trainer, "trainer", callbacks=callbacks, logger=loggers or False
+    )
     check_launch(trainer)
     return datamodule, model, trainer
 
@@ -93,8 +102,10 @@ def analyse(cfg, model, datamodule, trainer, output_dir: Path) -> dict[str, Any]
     block = cfg.get("calibration")
     settings = Settings.from_config(OmegaConf.to_container(block, resolve=True) if block else {})
     boards = [lg.experiment for lg in trainer.loggers if isinstance(lg, TensorBoardLogger)]
+    # one process saw the whole test set: reuse its logits (under DDP each saw a shard)
+    test = model.test_outputs() if trainer.world_size == 1 else None
     return post_test_analysis(
-        model, datamodule, output_dir, settings, boards=boards, step=trainer.global_step
+        model, datamodule, output_dir, settings, boards=boards, step=trainer.global_step, test=test
     )
 
 

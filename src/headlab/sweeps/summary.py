@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import logging
 from collections.abc import Iterable
 from pathlib import Path
@@ -20,59 +19,18 @@ from typing import Any
 
 from hydra.experimental.callback import Callback
 from hydra.types import RunMode
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-from headlab.run.dirs import job_number
+from headlab.run.overrides import split_override
+from headlab.sweeps.reader import job_dirs, job_metrics, job_overrides
 
 log = logging.getLogger(__name__)
-
-MISSING_STATUS = "missing"  # no metrics.json: the job crashed, was killed or is still running
-
-
-def _job_sort_key(path: Path) -> tuple[int, int, str]:
-    """Job order: ``2_head=...`` before ``10_head=...``; other names after, by name."""
-    num = job_number(path.name)
-    return (0, num, path.name) if num is not None else (1, 0, path.name)
-
-
-def job_dirs(sweep_dir: Path) -> list[Path]:
-    """The sweep's job folders (those Hydra gave a ``.hydra/`` or that hold metrics), in order."""
-    found = [
-        p
-        for p in sweep_dir.iterdir()
-        if p.is_dir() and ((p / ".hydra").is_dir() or (p / "metrics.json").is_file())
-    ]
-    return sorted(found, key=_job_sort_key)
-
-
-def job_overrides(job_dir: Path) -> list[str]:
-    path = job_dir / ".hydra" / "overrides.yaml"
-    return [str(o) for o in OmegaConf.load(path)] if path.is_file() else []
-
-
-def job_metrics(job_dir: Path) -> dict[str, Any]:
-    """The job's metrics.json, or only a status when it is absent or unreadable."""
-    path = job_dir / "metrics.json"
-    if not path.is_file():
-        return {"status": MISSING_STATUS}
-    try:
-        metrics = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as err:
-        log.warning("Unreadable %s: %s", path, err)
-        return {"status": MISSING_STATUS}
-    metrics.setdefault("status", "unknown")
-    return metrics
-
-
-def _split_override(override: str) -> tuple[str, str]:
-    key, _, value = override.partition("=")
-    return key.lstrip("+~"), value
 
 
 def summary_rows(sweep_dir: Path) -> list[dict[str, Any]]:
     """One row per job: ``job``, ``status``, each override that varies, ``overrides``, metrics."""
     jobs = [(d, job_overrides(d), job_metrics(d)) for d in job_dirs(sweep_dir)]
-    given = [dict(map(_split_override, overrides)) for _, overrides, _ in jobs]
+    given = [dict(map(split_override, overrides)) for _, overrides, _ in jobs]
     keys = list(dict.fromkeys(key for values in given for key in values))
     # overrides every job shares (e.g. data.data_dir) stay in `overrides`, not in a column
     varying = [k for k in keys if len({values.get(k) for values in given}) > 1]

@@ -8,7 +8,6 @@ before anything is written.
 from __future__ import annotations
 
 import itertools
-import json
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -20,7 +19,8 @@ import numpy as np
 import yaml
 
 from headlab.calibration import PREDICTIONS_FILE  # every run that tests writes it
-from headlab.sweeps.summary import job_dirs, job_overrides
+from headlab.run.overrides import split_override
+from headlab.sweeps.reader import MISSING_STATUS, job_dirs, job_metrics, job_overrides
 
 GRAD_SHARE_TAG = "grad_rows/other_share"
 
@@ -48,7 +48,8 @@ class Job:
 
     @property
     def status(self) -> str:
-        return str(self.metrics.get("status", "no metrics.json"))
+        status = str(self.metrics.get("status", MISSING_STATUS))
+        return "no metrics.json" if status == MISSING_STATUS else status
 
     @cached_property
     def predictions(self) -> tuple[np.ndarray, np.ndarray] | None:
@@ -109,11 +110,7 @@ def read_job(job_dir: Path) -> Job:
     config_file = job_dir / ".hydra" / "config.yaml"
     choices = yaml.safe_load(hydra_file.read_text())["hydra"]["runtime"]["choices"]
     config = yaml.safe_load(config_file.read_text()) if config_file.is_file() else {}
-    metrics_file = job_dir / "metrics.json"
-    try:
-        metrics = json.loads(metrics_file.read_text()) if metrics_file.is_file() else {}
-    except json.JSONDecodeError:
-        metrics = {"status": "unreadable metrics.json"}
+    metrics = job_metrics(job_dir)
     return Job(
         path=job_dir,
         head=str(choices.get("head", "?")),
@@ -137,8 +134,8 @@ def expected_jobs(sweep_dir: Path) -> list[dict[str, str]]:
     for key, spec in (hydra_cfg.get("sweeper", {}).get("params") or {}).items():
         values[key] = [v.strip() for v in str(spec).split(",")]
     for override in hydra_cfg.get("overrides", {}).get("task", []):
-        key, _, spec = override.partition("=")
-        values[key.lstrip("+~")] = [v.strip() for v in spec.split(",")]
+        key, spec = split_override(override)
+        values[key] = [v.strip() for v in spec.split(",")]
     keys = [k for k in ("head", "seed") if k in values]
     combos = itertools.product(*(values[k] for k in keys))
     return [dict(zip(keys, combo, strict=True)) for combo in combos]
