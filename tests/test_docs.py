@@ -106,3 +106,11 @@ def test_changes_name_gone_old_and_existing_new():
                 assert resolves(span), f"{span}: the new name does not resolve"
             if PATH.fullmatch(span):
                 assert (ROOT / span).exists(), f"{span}: the new path does not exist"
+
+
+def test_performance_table_has_the_columns_bench_prints():
+    from benchmarks.timing import results_table
+
+    header = results_table([], None).splitlines()[2]  # after the machine line and a blank
+    assert header.startswith("| model |")
+    assert header in (ROOT / "docs" / "performance.md").read_text(encoding="utf-8").splitlines()
