@@ -43,7 +43,15 @@ PARAMETER_CHOICES: dict[str, tuple[str, ...]] = {"gamma_schedule": ("flsd53",)}
 
 
 def checked(name: str, value: float) -> float:
-    """``value`` as a float when it obeys ``PARAMETER_RULES[name]``, else one clear error."""
+    """``value`` as a float when it obeys ``PARAMETER_RULES[name]``, else one clear error.
+
+    >>> checked("gamma", 2)
+    2.0
+    >>> checked("smoothing", 1.0)
+    Traceback (most recent call last):
+    ...
+    headlab.errors.ConfigValueError: head.smoothing must lie in [0, 1), got 1.0
+    """
     ok, rule = PARAMETER_RULES[name]
     if not ok(value):
         raise ConfigValueError(f"head.{name} {rule}, got {value}")
@@ -69,7 +77,13 @@ class Head:
         raise NotImplementedError
 
     def check_fits(self, kind: str, data_name: str = "this data") -> None:
-        """Fail before any data is loaded when this head has no loss for ``kind`` targets."""
+        """Fail before any data is loaded when this head has no loss for ``kind`` targets.
+
+        >>> SigmoidNLL().check_fits("multi_hot", "data=multilabel_mnist")
+        Traceback (most recent call last):
+        ...
+        headlab.heads.HeadDataMismatch: head=sigmoid_nll cannot train on data=multilabel_mnist: ...
+        """
         if kind not in self.accepts:
             fitting = ", ".join(sorted(name for name, cls in HEADS.items() if kind in cls.accepts))
             raise HeadDataMismatch(
@@ -93,7 +107,15 @@ def _as_distribution(target: torch.Tensor, kind: TargetKind, num_classes: int) -
 
 
 class SoftmaxCE(Head):
-    """Softmax + cross-entropy: classes compete for one unit of probability."""
+    """Softmax + cross-entropy: classes compete for one unit of probability.
+
+    >>> head = SoftmaxCE()
+    >>> logits = torch.tensor([[2.0, 0.0, 0.0]])
+    >>> round(head.probs(logits).sum().item(), 6)
+    1.0
+    >>> round(head.loss(logits, torch.tensor([0]), "index").item(), 4)  # -log p_0
+    0.2395
+    """
 
     name = "softmax"
 
@@ -125,7 +147,14 @@ class SoftLabelCE(SoftmaxCE):
 
 
 class SigmoidBCE(Head):
-    """One independent sigmoid per class + binary cross-entropy against one-/multi-hot targets."""
+    """One independent sigmoid per class + binary cross-entropy against one-/multi-hot targets.
+
+    >>> head = SigmoidBCE()
+    >>> head.probs(torch.tensor([[0.0, 0.0, 0.0]])).tolist()  # need not sum to 1
+    [[0.5, 0.5, 0.5]]
+    >>> round(head.loss(torch.zeros(1, 3), torch.tensor([[1, 0, 1]]), "multi_hot").item(), 4)
+    0.6931
+    """
 
     name = "sigmoid"
     exclusive = False

@@ -21,7 +21,7 @@ from headlab.errors import RunError
 log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
-PREDICTIONS_FILE = "predictions.csv"
+PREDICTIONS_CSV = "predictions.csv"
 
 
 class PredictInputError(RunError, ValueError):
@@ -159,7 +159,7 @@ def predict(cfg: DictConfig) -> Path:
     probs = torch.cat(batches)
     multi_label = model.eval_target_kind == "multi_hot"
     rows = prediction_rows(names, probs, multi_label, model.head.threshold)
-    path = Path(cfg.paths.output_dir) / PREDICTIONS_FILE
+    path = Path(cfg.paths.output_dir) / PREDICTIONS_CSV
     write_rows(path, rows)
     log.info("Predictions: %s", path)
     return path
