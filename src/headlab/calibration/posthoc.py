@@ -32,6 +32,8 @@ from headlab.calibration.calibrators import (
 )
 from headlab.calibration.calibrators import likelihood_nll as head_nll
 from headlab.calibration.estimators import ESTIMATORS, resampled_scores, scores
+from headlab.calibration.scoring import bernoulli_nll, brier
+from headlab.calibration.scoring import likelihood_nll as likelihood_nll_of_probs
 from headlab.files import atomic_write
 from headlab.heads import Head
 
@@ -268,27 +270,21 @@ class Analysis:
             board.add_figure(tag, figure, global_step=self.step)
 
 
-def val_nll(exclusive: bool, probs: torch.Tensor, target: torch.Tensor) -> float:
-    """Mean NLL of probabilities under the head's likelihood (clamped away from 0 and 1)."""
-    if exclusive:
-        return float(-probs.gather(1, target.unsqueeze(1)).log().mean())
-    one_hot = target if target.dim() == 2 else torch.nn.functional.one_hot(target, probs.shape[1])
-    one_hot = one_hot.double()
-    return float(-(one_hot * probs.log() + (1 - one_hot) * (1 - probs).log()).sum(1).mean())
+#: mean NLL of probabilities under the head's likelihood (calibration.json's val_nll_*)
+val_nll = likelihood_nll_of_probs
 
 
 def multilabel_scores(
     probs: torch.Tensor, target: torch.Tensor, settings: Settings
 ) -> dict[str, float]:
-    """Mean per-label binary ECE (binned sums), Brier and Bernoulli NLL, over labels."""
+    """Mean per-label binary ECE (binned sums); Brier and Bernoulli NLL summed over labels,
+    averaged over samples (``scoring``'s convention)."""
     bins = ReliabilityBins(target.shape[1], settings.n_bins, sync_on_compute=False)
     bins.update(probs.double(), target)
-    probs = probs.double().clamp(1e-12, 1 - 1e-12)
-    target = target.double()
     return {
         "ece": float(bins.compute().ece()),
-        "brier": float(((probs - target) ** 2).mean()),
-        "nll": float(-(target * probs.log() + (1 - target) * (1 - probs).log()).mean()),
+        "brier": float(brier(probs, target).mean()),
+        "nll": float(bernoulli_nll(probs, target).mean()),
     }
 
 
