@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 import shutil
-import statistics
 import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -23,23 +22,22 @@ from typing import Any
 import numpy as np
 import torch
 
+from headlab.calibration import METHODS
 from headlab.calibration.estimators import ESTIMATORS
+from headlab.errors import ConfigValueError
 from headlab.sweeps.study.jobs import BadSweep, Job, Study, load_study
 from headlab.sweeps.study.table import MULTILABEL_COLUMNS as STUDY_COLUMNS
+from headlab.sweeps.study.table import mean_std
+from headlab.sweeps.study.verdicts import ComparisonSettings
 
 log = logging.getLogger(__name__)
 
 REPORT_DIR = "report"
 BASELINE = "softmax"
-#: resamples of the paired bootstrap; with 24 runs of 10k test samples each this keeps the
-#: report within ~15 s on 2 CPU cores (percentile bounds from 200 draws move by ~0.1 std)
-N_RESAMPLES = 200
-BOOTSTRAP_SEED = 0
 #: every estimator gets a paired difference to the baseline
 PAIRED_ESTIMATORS = ESTIMATORS
 #: metrics.json only: maximum calibration error, area under the risk-coverage curve
 EXTRA_COLUMNS = ("mce", "aurc")
-DEFAULT_METHODS = ("temperature", "vector", "matrix", "isotonic")
 #: multi-label columns: the multi-label study's own (headlab.sweeps.study.table), plus acc and Brier
 MULTILABEL_COLUMNS = (*STUDY_COLUMNS, "test/acc", "test/hamming_acc", "test/brier")
 SOFT_COLUMNS = ("test/kl", "test/acc", "test/loss")
@@ -47,14 +45,6 @@ SOFT_COLUMNS = ("test/kl", "test/acc", "test/loss")
 
 def fmt(value: float | None, digits: int = 4) -> str:
     return "—" if value is None else f"{value:.{digits}f}"
-
-
-def mean_std(values: Sequence[float], digits: int = 4) -> str:
-    values = [v for v in values if isinstance(v, (int, float)) and np.isfinite(v)]
-    if not values:
-        return "—"
-    std = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{statistics.fmean(values):.{digits}f} ± {std:.{digits}f}"
 
 
 def number(metrics: dict[str, Any], key: str) -> float | None:
@@ -74,8 +64,9 @@ class Scores:
     """Each run's estimators on its test predictions: full sample and on one shared
     bootstrap index (drawn once per test-set size), computed once per run."""
 
-    def __init__(self, n_resamples: int = N_RESAMPLES, seed: int = BOOTSTRAP_SEED) -> None:
-        self.n_resamples, self.seed = n_resamples, seed
+    def __init__(self, settings: ComparisonSettings | None = None) -> None:
+        self.settings = settings or ComparisonSettings()
+        self.n_resamples, self.seed = self.settings.n_resamples, self.settings.seed
         self.jobs: list[Job] = []
         self._index: dict[int, torch.Tensor] = {}
         self._point: dict[int, dict[str, float]] = {}
@@ -98,9 +89,10 @@ class Scores:
         return self._point[run]
 
     def value(self, job: Job, name: str) -> float | None:
-        """The run's own ``test/<name>`` from metrics.json, else recomputed when cheap."""
+        """The estimator recomputed from the run's predictions (so every run, old or new, is
+        scored on today's definition); other columns as metrics.json has them."""
         logged = number(job.metrics, f"test/{name}")
-        if logged is not None or name not in PAIRED_ESTIMATORS:
+        if name not in PAIRED_ESTIMATORS or not has_predictions(job):
             return logged
         return self.point(self.id_of(job))[name]
 
@@ -109,14 +101,34 @@ class Scores:
         from headlab.calibration.estimators import resampled_scores
 
         if run not in self._resampled:
+            saved = saved_bootstrap(self.jobs[run], self.settings)
+            if saved is not None:
+                self._resampled[run] = saved
+                return saved
             probs, targets = self.tensors(run)
             n = len(targets)
             if n not in self._index:
                 self._index[n] = resample_index(n, self.n_resamples, self.seed)
             self._resampled[run] = resampled_scores(
-                probs, targets, self._index[n], estimators=PAIRED_ESTIMATORS
+                probs, targets, self._index[n], estimators=self.settings.estimators
             )
         return self._resampled[run]
+
+
+def saved_bootstrap(job: Job, settings: ComparisonSettings) -> dict[str, torch.Tensor] | None:
+    """The run's own resampled estimators (``test_bootstrap.npz``, written after testing), when
+    drawn with the same seed and count as the report's: the same rows, so still paired."""
+    from headlab.calibration.posthoc import BOOTSTRAP_FILE
+
+    file = job.path / BOOTSTRAP_FILE
+    if not file.is_file():
+        return None
+    with np.load(file) as saved:
+        if int(saved["seed"]) != settings.seed or int(saved["n_resamples"]) != settings.n_resamples:
+            return None
+        if not all(name in saved for name in settings.estimators):
+            return None
+        return {name: torch.from_numpy(saved[name]) for name in settings.estimators}
 
 
 def has_predictions(job: Job) -> bool:
@@ -142,8 +154,7 @@ def setting_section(study: Study) -> list[str]:
         f"- runs: {len(done)} of {len(study.jobs) + len(study.never_ran)} completed "
         f"(sweep folder `{study.folder.name}`)",
         f"- test metrics on each head's own probabilities (top label; raw sigmoids for sigmoid "
-        f"heads); paired intervals: {N_RESAMPLES} bootstrap resamples of the test set, seed "
-        f"{BOOTSTRAP_SEED}, 95 % percentile",
+        f"heads); differences to {BASELINE}: see section 3 and docs/statistics.md",
         "",
     ]
 
@@ -216,13 +227,12 @@ def gradient_section(groups: dict[str, list[Job]], out: Path) -> list[str]:
 
 def methods_of(jobs: Sequence[Job]) -> list[str]:
     """Post-hoc methods with a metric in some run (``test/ece_<method>``)."""
-    return [m for m in DEFAULT_METHODS if any(f"test/ece_{m}" in j.metrics for j in jobs)]
+    return [m for m in METHODS if any(f"test/ece_{m}" in j.metrics for j in jobs)]
 
 
 def calibration_section(groups: dict[str, list[Job]], scores: Scores, out: Path) -> list[str]:
     from headlab.calibration.estimators import ESTIMATORS
     from headlab.sweeps.study.figures import pooled_bins, reliability_figure
-    from headlab.sweeps.study.paired import paired_difference
 
     with_preds = {h: [j for j in js if has_predictions(j)] for h, js in groups.items()}
     with_preds = {h: js for h, js in with_preds.items() if js}
@@ -258,7 +268,7 @@ def calibration_section(groups: dict[str, list[Job]], scores: Scores, out: Path)
         ),
     )
     lines += ["", *posthoc_tables(with_preds, ESTIMATORS)]
-    lines += differences(with_preds, scores, paired_difference)
+    lines += differences(with_preds, scores, scores.settings)
     pooled = {
         head: pooled_bins([j.predictions[0] for j in js], [j.predictions[1] for j in js])
         for head, js in with_preds.items()
@@ -295,37 +305,20 @@ def posthoc_tables(groups: dict[str, list[Job]], estimators: Sequence[str]) -> l
     return lines
 
 
-def differences(groups: dict[str, list[Job]], scores: Scores, paired_difference) -> list[str]:
-    if BASELINE not in groups:
-        return [f"No `{BASELINE}` runs: no paired differences.", ""]
-    base = {str(j.seed): j for j in groups[BASELINE]}
-    lines = [
-        f"Difference to `{BASELINE}` (head - {BASELINE}), seed-averaged, with a paired "
-        f"bootstrap interval: the same resampled test samples for both heads, pairs of runs "
-        f"with the same seed. *not distinguishable*: the interval contains 0.",
-        "",
-    ]
-    rows = []
-    for head, js in groups.items():
-        if head == BASELINE:
-            continue
-        pairs = [
+def differences(groups: dict[str, list[Job]], scores: Scores, settings) -> list[str]:
+    from headlab.sweeps.study.conclusions import comparison_section
+
+    base = {str(j.seed): j for j in groups.get(BASELINE, [])}
+
+    def pairs_of(head: str) -> list[tuple[int, int]]:
+        return [
             (scores.id_of(j), scores.id_of(base[str(j.seed)]))
-            for j in js
+            for j in groups[head]
             if str(j.seed) in base
             and len(j.predictions[1]) == len(base[str(j.seed)].predictions[1])
         ]
-        if not pairs:
-            rows.append([head, "0", *(["no run of the same seed"] * len(PAIRED_ESTIMATORS))])
-            continue
-        diffs = paired_difference(pairs, scores.point, scores.resampled, PAIRED_ESTIMATORS)
-        cells = [
-            f"{d.point:+.4f} [{d.low:+.4f}, {d.high:+.4f}]"
-            + ("" if d.distinguishable else " not distinguishable")
-            for d in diffs.values()
-        ]
-        rows.append([head, str(len(pairs)), *cells])
-    return [*lines, *table(["head", "seeds", *PAIRED_ESTIMATORS], rows), ""]
+
+    return comparison_section(BASELINE, groups, pairs_of, scores.point, scores.resampled, settings)
 
 
 def other_data_section(study: Study) -> list[str]:
@@ -380,11 +373,11 @@ def save(figure, path: Path) -> None:
     figure.savefig(path, format="png", metadata={"Software": None})
 
 
-def build_report(study: Study, out: Path) -> str:
+def build_report(study: Study, out: Path, settings: ComparisonSettings | None = None) -> str:
     """The Markdown text; figures go into ``out``."""
     main_data = "mnist" if study.completed_on("mnist") else study.completed[0].data
     groups = study.completed_on(main_data)
-    scores = Scores()
+    scores = Scores(settings)
     lines = [f"# Head comparison: {study.folder.name}", "", *setting_section(study)]
     lines += prob_mass_section(groups, out)
     lines += gradient_section(groups, out)
@@ -394,7 +387,9 @@ def build_report(study: Study, out: Path) -> str:
     return "\n".join(lines)
 
 
-def write_report(folder: str | Path, *more: str | Path) -> Path:
+def write_report(
+    folder: str | Path, *more: str | Path, settings: ComparisonSettings | None = None
+) -> Path:
     """Write ``<folder>/report/report.md`` and its PNGs; returns the Markdown path.
 
     Raises ``BadSweep`` (nothing written) when the folder is no sweep, an empty sweep, or
@@ -404,7 +399,7 @@ def write_report(folder: str | Path, *more: str | Path) -> Path:
     final = study.folder / REPORT_DIR
     staging = Path(tempfile.mkdtemp(prefix=".report-", dir=study.folder))
     try:
-        text = build_report(study, staging)
+        text = build_report(study, staging, settings)
         (staging / "report.md").write_text(text)
         old = study.folder / ".report-old"
         if final.exists():
@@ -418,11 +413,13 @@ def write_report(folder: str | Path, *more: str | Path) -> Path:
     return final / "report.md"
 
 
-def report_or_error(folder: str | Path, *more: str | Path) -> tuple[int, str]:
+def report_or_error(
+    folder: str | Path, *more: str | Path, settings: ComparisonSettings | None = None
+) -> tuple[int, str]:
     """(exit code, one line) for scripts and the Hydra callback."""
     try:
-        path = write_report(folder, *more)
-    except BadSweep as err:
+        path = write_report(folder, *more, settings=settings)
+    except (BadSweep, ConfigValueError) as err:
         return 2, f"error: {err}"
     return 0, f"written: {path}"
 
