@@ -243,3 +243,23 @@ def test_mean_std_is_one_format():
     assert mean_std([0.95, 0.97]) == "0.9600 ± 0.0141"
     assert mean_std([0.95]) == "0.9500"
     assert mean_std([float("nan")]) == "—" and mean_std([]) == "—"
+
+
+def test_augrc_is_the_mean_generalized_risk_and_averages_tie_orders():
+    from headlab.calibration.selective import augrc
+
+    rng = np.random.default_rng(3)
+    conf = rng.random(50)
+    error = (rng.random(50) < 0.3).astype(float)
+    order = np.argsort(-conf)
+    textbook = (np.cumsum(error[order]) / 50).mean()  # no ties: errors among top k, / N
+    assert augrc(torch.tensor(conf), torch.tensor(error)) == pytest.approx(textbook)
+    tied = np.array([0.9, 0.9, 0.9, 0.5, 0.5])
+    miss = np.array([1.0, 0.0, 0.0, 1.0, 0.0])
+    orders = [
+        np.concatenate([np.array(a), 3 + np.array(b)])
+        for a in itertools.permutations(range(3))
+        for b in itertools.permutations(range(2))
+    ]
+    brute = np.mean([(np.cumsum(miss[o]) / 5).mean() for o in orders])
+    assert augrc(torch.tensor(tied), torch.tensor(miss)) == pytest.approx(brute)

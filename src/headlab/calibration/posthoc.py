@@ -259,7 +259,7 @@ class Analysis:
         self.publish(
             "risk_coverage_test", risk_coverage_figure(coverage.numpy(), risk.numpy(), area, "test")
         )
-        return {"test/aurc": area}
+        return {"test/aurc": area, "test/augrc": float((coverage * risk).mean())}
 
     def figures(self, confidence: np.ndarray, hit: np.ndarray, metrics: dict[str, Any]) -> None:
         from headlab.calibration.figures import calibration_panels

@@ -26,6 +26,7 @@ from headlab.calibration import METHODS
 from headlab.calibration.estimators import ESTIMATORS
 from headlab.errors import ConfigValueError
 from headlab.sweeps.study.jobs import BadSweep, Job, Study, load_study
+from headlab.sweeps.study.legend import caveats, degenerate, heads_table
 from headlab.sweeps.study.table import MULTILABEL_COLUMNS as STUDY_COLUMNS
 from headlab.sweeps.study.table import mean_std
 from headlab.sweeps.study.verdicts import ComparisonSettings
@@ -36,8 +37,9 @@ REPORT_DIR = "report"
 BASELINE = "softmax"
 #: every estimator gets a paired difference to the baseline
 PAIRED_ESTIMATORS = ESTIMATORS
-#: metrics.json only: maximum calibration error, area under the risk-coverage curve
-EXTRA_COLUMNS = ("mce", "aurc")
+#: metrics.json only: maximum calibration error, areas under the (generalized) risk-coverage
+#: curve
+EXTRA_COLUMNS = ("mce", "aurc", "augrc")
 #: multi-label columns: the multi-label study's own (headlab.sweeps.study.table), plus acc and Brier
 MULTILABEL_COLUMNS = (*STUDY_COLUMNS, "test/acc", "test/hamming_acc", "test/brier")
 SOFT_COLUMNS = ("test/kl", "test/acc", "test/loss")
@@ -240,7 +242,11 @@ def calibration_section(groups: dict[str, list[Job]], scores: Scores, out: Path)
     if not with_preds:
         return [*lines, "No run saved single-label test predictions.", ""]
     shown = (*ESTIMATORS, *EXTRA_COLUMNS)
-    lines += ["Test set, mean ± std over seeds (`mce`, `aurc` as the runs logged them):", ""]
+    lines += [
+        "Test set, mean ± std over seeds (estimators recomputed from the saved predictions; "
+        "`mce`, `aurc`, `augrc` as the runs logged them):",
+        "",
+    ]
     lines += table(
         ["head", "runs", *shown],
         (
@@ -251,17 +257,34 @@ def calibration_section(groups: dict[str, list[Job]], scores: Scores, out: Path)
     )
     lines += [
         "",
-        "Per run, the 95 % bootstrap interval the run wrote (`test/<m>_ci_low/high`):",
+        "Per run, as the run wrote them: the 95 % bootstrap interval (`test/<m>_ci_low/high`; "
+        "basic, floored at 0, for ECE-type estimators, percentile for the others), the "
+        'bias-corrected estimate (`test/<m>_bc`) and the p-value of "this run is calibrated" '
+        "by consistency resampling (`test/<m>_p_calibrated`; small: miscalibrated). "
+        "Runs from before these keys show —.",
         "",
     ]
+    per_run = ("acc", "ece", "ece_adaptive", "smece")
     lines += table(
-        ["head", "seed", *ESTIMATORS],
+        [
+            "head",
+            "seed",
+            *(f"{m} [95 %]" for m in per_run),
+            "ece_bc",
+            "smece_bc",
+            "p_calibrated (ece / adaptive)",
+        ],
         (
             [head, str(j.seed)]
             + [
                 f"[{fmt(number(j.metrics, f'test/{m}_ci_low'))}, "
                 f"{fmt(number(j.metrics, f'test/{m}_ci_high'))}]"
-                for m in ESTIMATORS
+                for m in per_run
+            ]
+            + [fmt(number(j.metrics, f"test/{m}_bc")) for m in ("ece", "smece")]
+            + [
+                f"{fmt(number(j.metrics, 'test/ece_p_calibrated'), 3)} / "
+                f"{fmt(number(j.metrics, 'test/ece_adaptive_p_calibrated'), 3)}"
             ]
             for head, js in with_preds.items()
             for j in js
@@ -285,8 +308,9 @@ def posthoc_tables(groups: dict[str, list[Job]], estimators: Sequence[str]) -> l
         return ["No post-hoc calibration results in metrics.json.", ""]
     lines = [
         "Before and after post-hoc calibration (fitted on validation, scored on test; "
-        "mean ± std over seeds; `failed`: the method failed in that many runs, see "
-        "metrics.json):",
+        "mean ± std over seeds; a fit that failed or degenerated (temperature outside "
+        "[0.01, 100]: every probability ~uniform or ~0/1) is marked and left out of the mean, "
+        "not tabled as a result; reasons in metrics.json):",
         "",
     ]
     for m in estimators:
@@ -296,29 +320,43 @@ def posthoc_tables(groups: dict[str, list[Job]], estimators: Sequence[str]) -> l
         for head, js in groups.items():
             cells = [mean_std([v for j in js if (v := number(j.metrics, f"test/{m}")) is not None])]
             for method in methods:
-                values = [number(j.metrics, f"test/{m}_{method}") for j in js]
+                usable = [j for j in js if degenerate(j.metrics, method) is None]
+                values = [number(j.metrics, f"test/{m}_{method}") for j in usable]
                 cell = mean_std([v for v in values if v is not None])
-                failed = sum(v is None for v in values)
-                cells.append(cell + (f" ({failed} failed)" if failed else ""))
+                failed = len(js) - len(usable) + sum(v is None for v in values)
+                if failed == len(js):
+                    reasons = {degenerate(j.metrics, method) or "no value" for j in js}
+                    cell = "failed (" + "; ".join(sorted(reasons))[:60] + ")"
+                elif failed:
+                    cell += f" ({failed} failed or degenerate, left out)"
+                cells.append(cell)
             rows.append([head, *cells])
         lines += [f"**{m}**", "", *table(["head", "none", *methods], rows), ""]
     return lines
 
 
-def differences(groups: dict[str, list[Job]], scores: Scores, settings) -> list[str]:
-    from headlab.sweeps.study.conclusions import comparison_section
-
+def head_pairs(groups: dict[str, list[Job]], scores: Scores) -> dict[str, list[tuple[int, int]]]:
+    """Per head other than the baseline: (its run, the baseline's run) of each shared seed."""
     base = {str(j.seed): j for j in groups.get(BASELINE, [])}
-
-    def pairs_of(head: str) -> list[tuple[int, int]]:
-        return [
+    return {
+        head: [
             (scores.id_of(j), scores.id_of(base[str(j.seed)]))
-            for j in groups[head]
+            for j in js
             if str(j.seed) in base
             and len(j.predictions[1]) == len(base[str(j.seed)].predictions[1])
         ]
+        for head, js in groups.items()
+        if head != BASELINE
+    }
 
-    return comparison_section(BASELINE, groups, pairs_of, scores.point, scores.resampled, settings)
+
+def differences(groups: dict[str, list[Job]], scores: Scores, settings) -> list[str]:
+    from headlab.sweeps.study.conclusions import comparison_section
+
+    pairs = head_pairs(groups, scores)
+    return comparison_section(
+        BASELINE, groups, pairs.__getitem__, scores.point, scores.resampled, settings
+    )
 
 
 def other_data_section(study: Study) -> list[str]:
@@ -378,7 +416,11 @@ def build_report(study: Study, out: Path, settings: ComparisonSettings | None = 
     main_data = "mnist" if study.completed_on("mnist") else study.completed[0].data
     groups = study.completed_on(main_data)
     scores = Scores(settings)
+    done = study.completed
+    epochs = ", ".join(sorted({str(j.max_epochs) for j in done}))
+    models = ", ".join(sorted({str(j.model) for j in done}))
     lines = [f"# Head comparison: {study.folder.name}", "", *setting_section(study)]
+    lines += heads_table(list(groups)) + caveats(epochs, models)
     lines += prob_mass_section(groups, out)
     lines += gradient_section(groups, out)
     lines += calibration_section(groups, scores, out)
