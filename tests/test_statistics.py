@@ -263,3 +263,71 @@ def test_augrc_is_the_mean_generalized_risk_and_averages_tie_orders():
     ]
     brute = np.mean([(np.cumsum(miss[o]) / 5).mean() for o in orders])
     assert augrc(torch.tensor(tied), torch.tensor(miss)) == pytest.approx(brute)
+
+
+def load_script(name: str):
+    import importlib.util
+
+    from tests.conftest import ROOT
+
+    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_coverage_script_prints_one_json_line_per_estimator_interval_and_method(capsys):
+    import json
+
+    coverage = load_script("coverage")
+    argv = ["--reps", "1", "--n", "300", "--resamples", "50", "--population", "20000"]
+    assert coverage.main(argv) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    intervals = [r for r in lines if "interval" in r]
+    comparisons = [r for r in lines if "comparison" in r]
+    assert len(intervals) == 4 * 6 * 2 and len(comparisons) == 4 * 3
+    assert {"estimator", "interval", "n", "reps", "coverage", "mean_width"} <= set(intervals[0])
+    assert all(0 <= r["coverage"] <= 1 and r["mean_width"] >= 0 for r in intervals)
+    # the population of a calibrated generator is 0 for every ECE-type estimator
+    assert all(
+        r["population"] == 0
+        for r in intervals
+        if r["generator"].endswith("_calibrated") and r["estimator"] in ("ece", "smece")
+    )
+    assert {r["comparison"] for r in comparisons} == {
+        "headlab",
+        "t",
+        "two_level",
+        "test_samples_only",
+    }
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["--margin", "ece=0"], "margin for ece must be > 0"),
+        (["--margin", "ece"], "--margin takes NAME=VALUE"),
+        (["--method", "bayes"], "unknown comparison method 'bayes'"),
+    ],
+)
+def test_compare_script_refuses_bad_settings_in_one_line(tmp_path, capsys, monkeypatch, args, says):
+    compare = load_script("compare")
+    monkeypatch.setattr("sys.argv", ["compare.py", str(tmp_path), *args])
+    assert compare.main() == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and says in err and err.startswith("error: ")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_report_with_two_shared_seeds_says_why_it_gives_no_verdict(tmp_path):
+    from headlab.sweeps.study.report import write_report
+    from tests.test_report import predictions, write_job
+
+    sweep = tmp_path / "sweep"
+    for num, (head, seed) in enumerate(itertools.product(("softmax", "soft"), (1, 2))):
+        probs, targets = predictions(seed, 0.99 if head == "softmax" else 0.9, 0.9)
+        write_job(sweep, num, head, seed, probs, targets)
+    report = write_report(sweep, settings=ComparisonSettings.build(estimators=("acc", "ece")))
+    text = report.read_text()
+    assert "| soft | 2 | no verdict: 2 shared seed(s) < 3 |" in text
+    assert "a verdict needs at least 3 shared seeds" in text

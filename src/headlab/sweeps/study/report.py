@@ -296,8 +296,18 @@ def calibration_section(groups: dict[str, list[Job]], scores: Scores, out: Path)
         head: pooled_bins([j.predictions[0] for j in js], [j.predictions[1] for j in js])
         for head, js in with_preds.items()
     }
-    save(reliability_figure(pooled), out / "reliability.png")
-    lines += ["![reliability diagrams, all seeds pooled](reliability.png)", ""]
+    save(
+        reliability_figure(pooled, {h: len(js) for h, js in with_preds.items()}),
+        out / "reliability.png",
+    )
+    lines += [
+        "Reliability diagrams: every seed's test predictions pooled per head, 15 equal-width "
+        "bins, accuracy with its 95 % Wilson interval, bin counts above. The ECE in each title "
+        "is of the pool; the tables above average the runs' own ECEs, which differ from it.",
+        "",
+        "![reliability diagrams, all seeds pooled](reliability.png)",
+        "",
+    ]
     return lines
 
 
