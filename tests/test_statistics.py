@@ -307,7 +307,7 @@ def test_coverage_script_prints_one_json_line_per_estimator_interval_and_method(
     [
         (["--margin", "ece=0"], "margin for ece must be > 0"),
         (["--margin", "ece"], "--margin takes NAME=VALUE"),
-        (["--method", "bayes"], "unknown comparison method 'bayes'"),
+        (["--method", "bayes"], "unknown comparison method(s) 'bayes'"),
     ],
 )
 def test_compare_script_refuses_bad_settings_in_one_line(tmp_path, capsys, monkeypatch, args, says):

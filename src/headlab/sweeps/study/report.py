@@ -39,7 +39,8 @@ BASELINE = "softmax"
 PAIRED_ESTIMATORS = ESTIMATORS
 #: metrics.json only: maximum calibration error, areas under the (generalized) risk-coverage
 #: curve
-EXTRA_COLUMNS = ("mce", "aurc", "augrc")
+#: and, for sigmoid heads, the top-label ECE of the normalised p / sum p (``test/ece_norm``)
+EXTRA_COLUMNS = ("mce", "aurc", "augrc", "ece_norm")
 #: multi-label columns: the multi-label study's own (headlab.sweeps.study.table), plus acc and Brier
 MULTILABEL_COLUMNS = (*STUDY_COLUMNS, "test/acc", "test/hamming_acc", "test/brier")
 SOFT_COLUMNS = ("test/kl", "test/acc", "test/loss")
@@ -244,7 +245,8 @@ def calibration_section(groups: dict[str, list[Job]], scores: Scores, out: Path)
     shown = (*ESTIMATORS, *EXTRA_COLUMNS)
     lines += [
         "Test set, mean ± std over seeds (estimators recomputed from the saved predictions; "
-        "`mce`, `aurc`, `augrc` as the runs logged them):",
+        "`mce`, `aurc`, `augrc` as the runs logged them; `ece_norm`: sigmoid heads' top-label "
+        "ECE of p/Σp, beside `ece` of the raw sigmoids):",
         "",
     ]
     lines += table(
