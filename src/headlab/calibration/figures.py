@@ -148,7 +148,7 @@ def binned_panel(ax: Axes, left, right, count, confidence, hits, title: str) -> 
     _binned_panel(ax, left, right, count, confidence, hits, title)
     for x, n in zip((left + right) / 2, count, strict=True):
         if n > 0:
-            ax.text(x, 1.01, f"{int(n)}", ha="center", va="bottom", fontsize=5, rotation=90)
+            ax.text(x, 0.99, f"{int(n)}", ha="center", va="top", fontsize=5, rotation=90)
 
 
 def _smooth_panel(ax: Axes, confidence: np.ndarray, hit: np.ndarray) -> None:

@@ -129,6 +129,8 @@ def sentences(
         lines.append(f"- `{head}`: no verdict, {why}.")
     if not lines:
         return []
+    if not found:
+        return ["**Conclusion**: none possible.", "", *lines, ""]
     return [
         f"**Conclusion** (Holm-corrected over the {len(found)} cells of this table, "
         f"family-wise {level} confidence):",
