@@ -211,7 +211,8 @@ def test_multilabel_analysis_calibrates_each_label_and_saves_predictions(tmp_pat
         assert metrics[f"test/ece_{method}"] < metrics["test/ece"], method
     p = test[0].sigmoid().double().clamp(1e-12, 1 - 1e-12)  # the head's float32 output
     y = test[1].double()
-    bernoulli = -(y * p.log() + (1 - y) * (1 - p).log()).mean()
+    # summed over the labels, averaged over samples (calibration.scoring's convention)
+    bernoulli = -(y * p.log() + (1 - y) * (1 - p).log()).sum(dim=1).mean()
     assert metrics["test/nll"] == pytest.approx(bernoulli.item())
     saved = np.load(tmp_path / "test_predictions.npz")
     assert saved["targets"].shape == saved["probs"].shape == (2000, 10)

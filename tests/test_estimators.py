@@ -20,16 +20,29 @@ def numpy_scores(probs: np.ndarray, labels: np.ndarray, n_bins: int = 15) -> dic
     ece = (
         sum(abs(hit[width_bin == b].sum() - conf[width_bin == b].sum()) for b in range(n_bins)) / n
     )
-    order = np.lexsort((hit, conf))  # by confidence, ties by hit
-    ece_adaptive = sum(abs(hit[c].sum() - conf[c].sum()) for c in np.array_split(order, n_bins))
+    order = np.argsort(conf, kind="stable")
+    # a tie of confidences cut by a bin edge: every copy carries the tie's mean hit
+    _, tie_of, tie_size = np.unique(conf[order], return_inverse=True, return_counts=True)
+    tie_hit = np.bincount(tie_of, hit[order]) / tie_size
+    hit_sorted = tie_hit[tie_of]
+    ece_adaptive = sum(
+        abs(hit_sorted[c].sum() - conf[order][c].sum())
+        for c in np.array_split(np.arange(n), n_bins)
+    )
     one_hot = np.eye(k)[labels]
+    normal = probs / probs.sum(axis=1, keepdims=True)
+    clipped = np.clip(probs, 1e-12, 1 - 1e-12)
     return {
         "acc": hit.mean(),
         "ece": ece,
         "ece_adaptive": ece_adaptive / n,
         "smece": relplot.smECE(conf, hit),
-        "brier": ((probs - one_hot) ** 2).sum(axis=1).mean(),
-        "nll": -np.log(np.maximum(probs[np.arange(n), labels], 1e-12)).mean(),
+        "brier": ((normal - one_hot) ** 2).sum(axis=1).mean(),
+        "nll": -np.log(np.maximum(normal[np.arange(n), labels], 1e-12)).mean(),
+        "brier_ovr": ((probs - one_hot) ** 2).sum(axis=1).mean(),
+        "nll_ovr": -(one_hot * np.log(clipped) + (1 - one_hot) * np.log(1 - clipped))
+        .sum(axis=1)
+        .mean(),
     }
 
 

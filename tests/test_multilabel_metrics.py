@@ -48,7 +48,7 @@ def expected_multilabel(threshold: float) -> dict[str, float]:
         "f1_macro": f1(tp, fp, fn).mean(),
         "map": np.mean([average_precision(PROBS[:, k], TARGET[:, k]) for k in range(K)]),
         "ece": np.mean([binary_ece(PROBS[:, k], TARGET[:, k]) for k in range(K)]),
-        "brier": ((PROBS - TARGET) ** 2).mean(),
+        "brier": ((PROBS - TARGET) ** 2).sum(axis=1).mean(),  # summed over labels
     }
 
 

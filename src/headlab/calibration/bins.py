@@ -12,8 +12,9 @@ from dataclasses import dataclass
 import torch
 from torchmetrics import MeanMetric, Metric
 
+from headlab.calibration.scoring import brier, categorical_nll, normalised
+
 N_BINS = 15
-EPS = 1e-12
 #: MCE counts only bins holding at least this many predictions: the gap of a bin with a
 #: handful of samples is noise (one sample in a bin makes its gap 0 or its confidence)
 MIN_BIN_COUNT = 30
@@ -33,8 +34,7 @@ class Reliability:
 
     def ece(self) -> torch.Tensor:
         """Expected calibration error, averaged over labels."""
-        per_label = (self.hits - self.confidence).abs().sum(-1) / self.count.sum(-1).clamp_min(1)
-        return per_label.mean()
+        return ece_of_sums(self.count, self.confidence, self.hits).mean()
 
     def mce(self, min_count: int = MIN_BIN_COUNT) -> torch.Tensor:
         """Largest gap over bins (and labels) holding at least ``min_count`` predictions;
@@ -46,6 +46,26 @@ class Reliability:
 def bin_index(confidence: torch.Tensor, n_bins: int) -> torch.Tensor:
     """Equal-width bins [i/n, (i+1)/n); a confidence of exactly 1.0 goes into the last one."""
     return (confidence * n_bins).long().clamp_(0, n_bins - 1)
+
+
+def bin_sums(
+    confidence: torch.Tensor, hit: torch.Tensor, counts: torch.Tensor | None, n_bins: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The one equal-width binning: per row of count weights ``counts`` (R, N) (None: one row
+    of ones), each bin's (count, confidence sum, hit sum), each (R, n_bins) float64."""
+    confidence, hit = torch.as_tensor(confidence).double(), torch.as_tensor(hit).double()
+    if counts is None:
+        counts = torch.ones(1, len(confidence), dtype=torch.float64)
+    member = torch.nn.functional.one_hot(bin_index(confidence, n_bins), n_bins).double()
+    sums = counts.double() @ torch.cat(
+        [member, member * confidence[:, None], member * hit[:, None]], dim=1
+    )
+    return sums[:, :n_bins], sums[:, n_bins : 2 * n_bins], sums[:, 2 * n_bins :]
+
+
+def ece_of_sums(count: torch.Tensor, confidence: torch.Tensor, hits: torch.Tensor) -> torch.Tensor:
+    """ECE from per-bin sums (last axis = bins): sum |hits - confidence| / count."""
+    return (hits - confidence).abs().sum(-1) / count.sum(-1).clamp_min(1)
 
 
 class ReliabilityBins(Metric):
@@ -106,8 +126,9 @@ class ProbabilitySum(Metric):
 class CalibrationMetrics(torch.nn.Module):
     """Top-label ECE/MCE, classwise ECE, Brier and NLL of probabilities against class indices.
 
-    The probabilities are used as given: for a sigmoid head the raw per-class sigmoids
-    (top-label confidence = the largest sigmoid), which need not sum to one.
+    ECE/MCE use the probabilities as given: for a sigmoid head the raw per-class sigmoids
+    (top-label confidence = the largest sigmoid), which need not sum to one. NLL and Brier
+    are ``scoring``'s, of the normalised distribution p / sum p, Brier summed over classes.
     """
 
     def __init__(
@@ -132,9 +153,8 @@ class CalibrationMetrics(torch.nn.Module):
         self.top_label.update(confidence, predicted == target)
         one_hot = torch.nn.functional.one_hot(target, probs.shape[1]).to(probs.dtype)
         self.classwise.update(probs, one_hot)
-        self.brier.update(((probs - one_hot) ** 2).sum(dim=1))
-        true_prob = probs.gather(1, target.unsqueeze(1)).squeeze(1)
-        self.nll.update(-true_prob.clamp_min(EPS).log())
+        self.brier.update(brier(normalised(probs), target))
+        self.nll.update(categorical_nll(probs, target))
 
     def compute(self) -> tuple[dict[str, torch.Tensor], Reliability]:
         top = self.top_label.compute()

@@ -21,10 +21,10 @@ from typing import Any, ClassVar
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from sklearn.isotonic import IsotonicRegression
 
 from headlab.calibration import METHODS
+from headlab.calibration.scoring import logits_nll
 
 #: ODIR strengths (Kull et al. 2019): lambda / (K(K-1)) * sum of squared off-diagonal weights
 #: plus mu / K * sum of squared biases, added to the mean NLL
@@ -36,17 +36,8 @@ class CalibrationFailed(RuntimeError):
     """A calibrator could not be fitted; the message is recorded in metrics.json."""
 
 
-def likelihood_nll(exclusive: bool, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Mean NLL under the head's probability model: categorical (softmax family) or one
-    Bernoulli per class summed over classes (sigmoid family). ``target``: class indices or a
-    0/1 multi-hot matrix (sigmoid family only)."""
-    if exclusive:
-        return F.cross_entropy(logits, target)
-    if target.dim() == 1:
-        target = F.one_hot(target, logits.shape[1])
-    return F.binary_cross_entropy_with_logits(
-        logits, target.to(logits.dtype), reduction="sum"
-    ) / len(target)
+#: the calibrators' objective: the head's own likelihood, defined once in ``scoring``
+likelihood_nll = logits_nll
 
 
 def to_probs(exclusive: bool, logits: torch.Tensor) -> torch.Tensor:

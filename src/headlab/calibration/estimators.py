@@ -3,19 +3,28 @@
 Every estimator is written for *count weights*: a bootstrap resample is a row of how often
 each prediction was drawn, so B resamples are one (B, N) matrix and each estimator is a few
 matrix products over it instead of B Python calls. ``scores`` is the same code with one row
-of ones. The view is top-label on the head's own probabilities (raw sigmoids for sigmoid
-heads): confidence = the largest probability, hit = its class is the target.
+of ones. The ECE-type view is top-label on the head's own probabilities (raw sigmoids for
+sigmoid heads): confidence = the largest probability, hit = its class is the target. NLL and
+Brier follow ``scoring`` (docs/statistics.md).
 """
 
 from __future__ import annotations
 
 import torch
 
-from headlab.calibration.bins import EPS, N_BINS, bin_index
+from headlab.calibration.bins import N_BINS, bin_sums, ece_of_sums
 from headlab.calibration.bootstrap import counts_of
+from headlab.calibration.scoring import bernoulli_nll, brier, categorical_nll, normalised
 from headlab.calibration.smooth import smooth_ece
 
-ESTIMATORS = ("acc", "ece", "ece_adaptive", "smece", "brier", "nll")
+#: ECE-type columns are top-label on the head's own probabilities; ``nll`` and ``brier`` are
+#: of the normalised distribution p / sum p (one quantity for every head); ``*_ovr`` treat the
+#: K outputs as one-vs-rest Bernoullis (raw sigmoids for sigmoid heads). See ``scoring``.
+ESTIMATORS = ("acc", "ece", "ece_adaptive", "smece", "brier", "nll", "brier_ovr", "nll_ovr")
+#: the estimators whose plug-in value is biased upward (a gap's absolute value)
+ECE_TYPE = ("ece", "ece_adaptive", "smece")
+#: estimators that are a mean of per-sample terms
+MEANS = ("acc", "brier", "nll", "brier_ovr", "nll_ovr")
 #: resample rows per chunk: bounds the (rows, N) float64 temporaries to ~16 MB at N = 10k
 CHUNK = 200
 
@@ -27,16 +36,16 @@ def top_label(probs: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor,
 
 
 def per_sample(probs: torch.Tensor, targets: torch.Tensor) -> dict[str, torch.Tensor]:
-    """The per-sample terms whose (weighted) means are acc, Brier and NLL."""
-    probs = probs.double()
-    one_hot = torch.nn.functional.one_hot(targets, probs.shape[1]).double()
-    true_prob = probs.gather(1, targets.unsqueeze(1)).squeeze(1)
+    """The per-sample terms whose (weighted) means are the ``MEANS`` estimators."""
     confidence, hit = top_label(probs, targets)
     return {
         "confidence": confidence,
         "hit": hit,
-        "brier": ((probs - one_hot) ** 2).sum(dim=1),
-        "nll": -true_prob.clamp_min(EPS).log(),
+        "acc": hit,
+        "brier": brier(normalised(probs), targets),
+        "nll": categorical_nll(probs, targets),
+        "brier_ovr": brier(probs, targets),
+        "nll_ovr": bernoulli_nll(probs, targets),
     }
 
 
@@ -44,10 +53,7 @@ def equal_width_ece(
     confidence: torch.Tensor, hit: torch.Tensor, counts: torch.Tensor, n_bins: int
 ) -> torch.Tensor:
     """ECE over ``n_bins`` equal-width bins (1.0 in the last bin), one value per row."""
-    member = torch.nn.functional.one_hot(bin_index(confidence, n_bins), n_bins).double()
-    sums = counts @ torch.cat([member * confidence[:, None], member * hit[:, None]], dim=1)
-    gaps = (sums[:, n_bins:] - sums[:, :n_bins]).abs().sum(dim=1)
-    return gaps / counts.sum(dim=1)
+    return ece_of_sums(*bin_sums(confidence, hit, counts, n_bins))
 
 
 def equal_mass_bounds(n: int, n_bins: int) -> torch.Tensor:
@@ -67,30 +73,37 @@ def equal_mass_ece(
 ) -> torch.Tensor:
     """Adaptive ECE: ``n_bins`` bins holding equal numbers of predictions, one value per row.
 
-    Predictions are sorted by (confidence, hit), so ties (many confidences are exactly 1.0)
-    are cut the same way however a resample is ordered. A row's sorted sample repeats each
-    prediction ``count`` times; a bin's sums come from cumulative sums at its edges.
-    ``presorted``: the predictions already come in that order.
+    Predictions of equal confidence (many are exactly 1.0) have no order among themselves:
+    a tie cut by a bin edge gives each side its share of the tie's count and, per copy, the
+    tie's mean hit, which is each bin's expected sums over all orders of the tie (as the AURC
+    code does for the risk). Bins' sums come from cumulative sums at their edges over the
+    sample sorted by confidence, each prediction repeated ``count`` times.
+    ``presorted``: the predictions already come in ascending confidence.
     """
     if presorted:
         conf_sorted, hit_sorted, weights = confidence, hit, counts
     else:
         order = sort_order(confidence, hit)
         conf_sorted, hit_sorted, weights = confidence[order], hit[order], counts[:, order]
-    cum_n = weights.cumsum(dim=1)
+    _, tie_sizes = torch.unique_consecutive(conf_sorted, return_counts=True)
+    tie_last = tie_sizes.cumsum(0) - 1
+    # cumulative count, confidence and hits at the end of each tie: (R, ties)
+    cum_n = weights.cumsum(dim=1)[:, tie_last]
+    cum_conf = (weights * conf_sorted).cumsum(dim=1)[:, tie_last]
+    cum_hit = (weights * hit_sorted).cumsum(dim=1)[:, tie_last]
+    tie_n = cum_n.diff(dim=1, prepend=torch.zeros_like(cum_n[:, :1]))
+    tie_hit = cum_hit.diff(dim=1, prepend=torch.zeros_like(cum_hit[:, :1]))
     total = cum_n[:, -1:]
     edges = equal_mass_bounds(int(total[0].item()), n_bins).expand(len(counts), -1).contiguous()
-    # the sorted prediction holding position p: the first whose cumulative count exceeds p
-    holder = torch.searchsorted(cum_n, edges, right=True).clamp_(max=len(confidence) - 1)
-    before_edge = cum_n.gather(1, holder) - edges  # copies of the holder at or after p
-
-    def cumulative_at_edges(values: torch.Tensor) -> torch.Tensor:
-        cum = (weights * values).cumsum(dim=1)
-        return cum.gather(1, holder) - before_edge * values[holder]
-
-    conf_in_bin = cumulative_at_edges(conf_sorted).diff(dim=1)
-    hits_in_bin = cumulative_at_edges(hit_sorted).diff(dim=1)
-    return (hits_in_bin - conf_in_bin).abs().sum(dim=1) / total.squeeze(1)
+    # the tie holding position p: the first whose cumulative count exceeds p
+    holder = torch.searchsorted(cum_n, edges, right=True).clamp_(max=len(tie_sizes) - 1)
+    after_edge = cum_n.gather(1, holder) - edges  # copies of the holding tie at or after p
+    conf_per_copy = conf_sorted[tie_last][holder]
+    hit_per_copy = tie_hit.gather(1, holder) / tie_n.gather(1, holder).clamp_min(1e-300)
+    conf_at = cum_conf.gather(1, holder) - after_edge * conf_per_copy
+    hit_at = cum_hit.gather(1, holder) - after_edge * hit_per_copy
+    gaps = (hit_at.diff(dim=1) - conf_at.diff(dim=1)).abs().sum(dim=1)
+    return gaps / total.squeeze(1)
 
 
 def sort_order(confidence: torch.Tensor, hit: torch.Tensor) -> torch.Tensor:
@@ -114,8 +127,8 @@ def weighted_scores(
     total = counts.sum(dim=1)
     out: dict[str, torch.Tensor] = {}
     for name in estimators:
-        if name in ("acc", "brier", "nll"):
-            out[name] = counts @ terms["hit" if name == "acc" else name] / total
+        if name in MEANS:
+            out[name] = counts @ terms[name] / total
         elif name == "ece":
             out[name] = equal_width_ece(terms["confidence"], terms["hit"], counts, n_bins)
         elif name == "ece_adaptive":

@@ -10,7 +10,7 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from headlab.calibration.bins import Reliability
+from headlab.calibration.bins import Reliability, bin_sums
 
 
 def _bins(reliability: Reliability) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -143,6 +143,14 @@ def _binned_panel(ax: Axes, left, right, count, confidence, hits, title: str) ->
     ax.legend(loc="upper left", fontsize=7)
 
 
+def binned_panel(ax: Axes, left, right, count, confidence, hits, title: str) -> None:
+    """``_binned_panel`` with each bin's number of predictions written above it."""
+    _binned_panel(ax, left, right, count, confidence, hits, title)
+    for x, n in zip((left + right) / 2, count, strict=True):
+        if n > 0:
+            ax.text(x, 0.99, f"{int(n)}", ha="center", va="top", fontsize=5, rotation=90)
+
+
 def _smooth_panel(ax: Axes, confidence: np.ndarray, hit: np.ndarray) -> None:
     """relplot's kernel regression of hit on confidence at the smooth ECE's own bandwidth."""
     import relplot
@@ -178,16 +186,15 @@ def calibration_panels(
     smooth reliability curve, side by side: which gaps are more than noise."""
     fig = Figure(figsize=(15, 5), dpi=100)
     axes = fig.subplots(1, 3)
-    width_bin = np.minimum((confidence * n_bins).astype(int), n_bins - 1)
-    count = np.bincount(width_bin, minlength=n_bins).astype(float)
+    count, conf_sum, hit_sum = (v[0].numpy() for v in bin_sums(confidence, hit, None, n_bins))
     edges = np.linspace(0, 1, n_bins + 1)
     _binned_panel(
         axes[0],
         edges[:-1],
         edges[1:],
         count,
-        np.bincount(width_bin, confidence, n_bins),
-        np.bincount(width_bin, hit, n_bins),
+        conf_sum,
+        hit_sum,
         f"{title}: {n_bins} equal-width bins  ECE={ece:.4f}",
     )
     order = np.lexsort((hit, confidence))

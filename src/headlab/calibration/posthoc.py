@@ -21,7 +21,7 @@ import torch
 
 from headlab.calibration import PREDICTIONS_FILE
 from headlab.calibration.bins import MIN_BIN_COUNT, N_BINS, ReliabilityBins
-from headlab.calibration.bootstrap import percentile_interval, resample_index
+from headlab.calibration.bootstrap import resample_index
 from headlab.calibration.calibrators import (
     METHODS,
     CalibrationFailed,
@@ -31,13 +31,22 @@ from headlab.calibration.calibrators import (
     params_as_json,
 )
 from headlab.calibration.calibrators import likelihood_nll as head_nll
-from headlab.calibration.estimators import ESTIMATORS, resampled_scores, scores
+from headlab.calibration.consistency import TESTED as CONSISTENCY_TESTED
+from headlab.calibration.consistency import p_calibrated
+from headlab.calibration.estimators import ECE_TYPE, ESTIMATORS, resampled_scores, scores
+from headlab.calibration.intervals import bias_corrected
+from headlab.calibration.intervals import reported as reported_interval
+from headlab.calibration.scoring import bernoulli_nll, brier
+from headlab.calibration.scoring import likelihood_nll as likelihood_nll_of_probs
 from headlab.files import atomic_write
 from headlab.heads import Head
 
 log = logging.getLogger(__name__)
 
 PARAMS_FILE = "calibration.json"
+#: the resampled estimators (seed, n_resamples, one (B,) array per estimator): the study
+#: report pairs runs on them instead of resampling again
+BOOTSTRAP_FILE = "test_bootstrap.npz"
 #: pre-0.2 names of the temperature-scaled test metrics, kept as aliases
 TS_ALIASES = {"ece": "test/ece_ts", "nll": "test/nll_ts", "brier": "test/brier_ts"}
 
@@ -92,14 +101,17 @@ def fit_temperature(head: Head, logits: torch.Tensor, target: torch.Tensor) -> f
 def with_intervals(
     prefix: str, suffix: str, point: dict[str, float], resampled: dict[str, torch.Tensor], level
 ) -> dict[str, float]:
-    """``test/<m><suffix>`` and its ``_ci_low`` / ``_ci_high`` for every estimator."""
+    """``test/<m><suffix>`` and its ``_ci_low`` / ``_ci_high`` for every estimator (the
+    interval ``intervals.reported`` picks), plus ``_bc`` for the ECE-type estimators."""
     out = {}
     for name, value in point.items():
         out[f"{prefix}{name}{suffix}"] = value
         if name in resampled:
-            low, high = percentile_interval(resampled[name], level)
+            low, high = reported_interval(name, value, resampled[name], level)
             out[f"{prefix}{name}{suffix}_ci_low"] = low
             out[f"{prefix}{name}{suffix}_ci_high"] = high
+            if name in ECE_TYPE:
+                out[f"{prefix}{name}{suffix}_bc"] = bias_corrected(value, resampled[name])
     return out
 
 
@@ -177,16 +189,20 @@ class Analysis:
         s = self.settings
         test_logits, target = test
         index = resample_index(len(target), s.bootstrap, s.seed)
-        metrics = with_intervals(
-            "test/",
-            "",
-            scores(probs, target, s.n_bins),
-            resampled_scores(probs, target, index, s.n_bins),
-            s.level,
+        resampled = resampled_scores(probs, target, index, s.n_bins)
+        np.savez(
+            self.output_dir / BOOTSTRAP_FILE,
+            seed=s.seed,
+            n_resamples=s.bootstrap,
+            **{k: v.numpy() for k, v in resampled.items()},
         )
+        metrics = with_intervals("test/", "", scores(probs, target, s.n_bins), resampled, s.level)
         confidence, predicted = probs.double().max(dim=1)
         hit = (predicted == target).double()
         metrics["test/mce"] = mce(confidence, hit, s)
+        observed = {m: metrics[f"test/{m}"] for m in CONSISTENCY_TESTED}
+        p_values = p_calibrated(confidence, observed, s.bootstrap, s.seed, s.n_bins)
+        metrics.update({f"test/{m}_p_calibrated": p for m, p in p_values.items()})
         for method, calibrator in self.fitted(val).items():
             calibrated = calibrator.probs(test_logits)
             point = scores(calibrated, target, s.n_bins)
@@ -251,7 +267,7 @@ class Analysis:
         self.publish(
             "risk_coverage_test", risk_coverage_figure(coverage.numpy(), risk.numpy(), area, "test")
         )
-        return {"test/aurc": area}
+        return {"test/aurc": area, "test/augrc": float((coverage * risk).mean())}
 
     def figures(self, confidence: np.ndarray, hit: np.ndarray, metrics: dict[str, Any]) -> None:
         from headlab.calibration.figures import calibration_panels
@@ -276,27 +292,21 @@ class Analysis:
             board.add_figure(tag, figure, global_step=self.step)
 
 
-def val_nll(exclusive: bool, probs: torch.Tensor, target: torch.Tensor) -> float:
-    """Mean NLL of probabilities under the head's likelihood (clamped away from 0 and 1)."""
-    if exclusive:
-        return float(-probs.gather(1, target.unsqueeze(1)).log().mean())
-    one_hot = target if target.dim() == 2 else torch.nn.functional.one_hot(target, probs.shape[1])
-    one_hot = one_hot.double()
-    return float(-(one_hot * probs.log() + (1 - one_hot) * (1 - probs).log()).sum(1).mean())
+#: mean NLL of probabilities under the head's likelihood (calibration.json's val_nll_*)
+val_nll = likelihood_nll_of_probs
 
 
 def multilabel_scores(
     probs: torch.Tensor, target: torch.Tensor, settings: Settings
 ) -> dict[str, float]:
-    """Mean per-label binary ECE (binned sums), Brier and Bernoulli NLL, over labels."""
+    """Mean per-label binary ECE (binned sums); Brier and Bernoulli NLL summed over labels,
+    averaged over samples (``scoring``'s convention)."""
     bins = ReliabilityBins(target.shape[1], settings.n_bins, sync_on_compute=False)
     bins.update(probs.double(), target)
-    probs = probs.double().clamp(1e-12, 1 - 1e-12)
-    target = target.double()
     return {
         "ece": float(bins.compute().ece()),
-        "brier": float(((probs - target) ** 2).mean()),
-        "nll": float(-(target * probs.log() + (1 - target) * (1 - probs).log()).mean()),
+        "brier": float(brier(probs, target).mean()),
+        "nll": float(bernoulli_nll(probs, target).mean()),
     }
 
 

@@ -1,4 +1,4 @@
-"""Selective prediction: the risk-coverage curve and its area (AURC).
+"""Selective prediction: the risk-coverage curve and its areas (AURC, AUGRC).
 
 Keep the k most confident test predictions, for every k: the risk is the error rate among
 them. Predictions with equal confidence (many are exactly 1.0) have no order among
@@ -35,3 +35,11 @@ def risk_coverage(
 def aurc(confidence: torch.Tensor, error: torch.Tensor) -> float:
     """Area under the risk-coverage curve: the mean risk over all coverages k/N."""
     return float(risk_coverage(confidence, error)[1].mean())
+
+
+def augrc(confidence: torch.Tensor, error: torch.Tensor) -> float:
+    """Area under the *generalized* risk-coverage curve (Traub et al. 2024): the mean over
+    k of errors among the k most confident / N, the rate of silent failures at coverage k/N.
+    Unlike AURC it does not weight the first few predictions' risk by 1/k."""
+    coverage, risk = risk_coverage(confidence, error)
+    return float((coverage * risk).mean())

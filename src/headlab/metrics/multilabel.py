@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import torch
-from torchmetrics import Metric, MetricCollection
+from torchmetrics import MeanMetric, Metric, MetricCollection
 from torchmetrics.classification import (
     MultilabelAccuracy,
     MultilabelAveragePrecision,
     MultilabelExactMatch,
     MultilabelF1Score,
 )
-from torchmetrics.regression import MeanSquaredError
 
 from headlab.calibration.bins import N_BINS, ReliabilityBins
+from headlab.calibration.scoring import brier
 
 
 class MeanBinaryCalibrationError(Metric):
@@ -40,11 +40,12 @@ class MeanBinaryCalibrationError(Metric):
         self.bins.reset()
 
 
-class MultilabelBrier(MeanSquaredError):
-    """Brier score: mean over samples and labels of (probability - 0/1 target)^2."""
+class MultilabelBrier(MeanMetric):
+    """Brier score: sum over labels of (probability - 0/1 target)^2, mean over samples
+    (``calibration.scoring``'s convention, the same as metrics.json's post-test value)."""
 
     def update(self, preds: torch.Tensor, target: torch.Tensor) -> None:
-        super().update(preds, target.to(preds.dtype))
+        super().update(brier(preds, target))
 
 
 def multilabel_metrics(

@@ -10,6 +10,7 @@ import math
 from collections.abc import Mapping, Sequence
 
 import numpy as np
+import torch
 from matplotlib.figure import Figure
 
 
@@ -37,12 +38,21 @@ def grad_share_figure(curves: Mapping[str, Sequence[Sequence[tuple[int, float]]]
     """``grad_rows/other_share`` over training per head: mean over seeds, band min to max."""
     fig = Figure(figsize=(7, 4.2), dpi=100)
     ax = fig.subplots()
-    for head, runs in curves.items():
+    # heads whose curves coincide by construction (softmax, focal, poly: exactly 0.5) stay
+    # visible: each its own dash pattern and width, the later ones drawn thinner on top
+    styles = ["-", "--", ":", "-."]
+    for number, (head, runs) in enumerate(curves.items()):
         steps = sorted(set.intersection(*(set(s for s, _ in run) for run in runs)))
         if not steps:
             continue
         values = np.array([[dict(run)[s] for s in steps] for run in runs])
-        (line,) = ax.plot(steps, values.mean(axis=0), label=head)
+        (line,) = ax.plot(
+            steps,
+            values.mean(axis=0),
+            label=head,
+            linestyle=styles[number % len(styles)],
+            linewidth=max(3.0 - 0.4 * number, 0.8),
+        )
         ax.fill_between(
             steps, values.min(axis=0), values.max(axis=0), alpha=0.2, color=line.get_color()
         )
@@ -57,31 +67,28 @@ def grad_share_figure(curves: Mapping[str, Sequence[Sequence[tuple[int, float]]]
     return fig
 
 
-def reliability_figure(pooled: Mapping[str, tuple[np.ndarray, np.ndarray, np.ndarray]]) -> Figure:
-    """Reliability diagram per head from pooled (count, confidence sum, hit sum) per bin."""
+def reliability_figure(
+    pooled: Mapping[str, tuple[np.ndarray, np.ndarray, np.ndarray]], runs: Mapping[str, int]
+) -> Figure:
+    """Reliability diagram per head from (count, confidence sum, hit sum) per bin pooled over
+    ``runs[head]`` runs: accuracy with its 95 % Wilson interval, bin counts above the bars.
+    The title's ECE is of the pooled predictions, not the mean of the runs' ECEs."""
+    from headlab.calibration.bins import ece_of_sums
+    from headlab.calibration.figures import binned_panel
+
     columns = min(4, len(pooled))
     rows = math.ceil(len(pooled) / columns)
-    fig = Figure(figsize=(3.6 * columns, 3.6 * rows), dpi=100)
+    fig = Figure(figsize=(3.8 * columns, 4.0 * rows), dpi=100)
     axes = fig.subplots(rows, columns, squeeze=False).ravel()
     for ax, (head, (count, conf, hits)) in zip(axes, pooled.items(), strict=False):
         edges = np.linspace(0, 1, len(count) + 1)
-        filled = count > 0
-        accuracy = np.divide(hits, count, out=np.zeros_like(hits), where=filled)
-        ax.bar(
-            edges[:-1][filled],
-            accuracy[filled],
-            width=edges[1],
-            align="edge",
-            edgecolor="black",
-            color="tab:blue",
-            label="accuracy",
-        )
-        ax.plot([0, 1], [0, 1], color="black", ls="--", lw=0.8)
-        ece = np.abs(hits - conf).sum() / count.sum()
-        ax.set(xlim=(0, 1), ylim=(0, 1), title=f"{head}  ECE={ece:.4f}", xlabel="confidence")
+        ece = float(ece_of_sums(*(torch.as_tensor(v) for v in (count, conf, hits))))
+        title = f"{head}: {runs[head]} runs pooled\nECE of the pool {ece:.4f}"
+        binned_panel(ax, edges[:-1], edges[1:], count, conf, hits, title)
+        ax.title.set_fontsize(9)
+        ax.legend().set_visible(False)
     for ax in axes[len(pooled) :]:
         ax.set_axis_off()
-    axes[0].set_ylabel("accuracy")
     fig.tight_layout()
     return fig
 
@@ -90,13 +97,14 @@ def pooled_bins(
     probs_list: Sequence[np.ndarray], targets_list: Sequence[np.ndarray], n_bins: int = 15
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per equal-width top-label bin: count, confidence sum, hit sum over all given runs
-    (a confidence of exactly 1.0 falls in the last bin, as in the logged metrics)."""
-    count, conf, hits = np.zeros(n_bins), np.zeros(n_bins), np.zeros(n_bins)
+    (``calibration.bins.bin_sums``, the binning of every logged ECE)."""
+    from headlab.calibration.bins import bin_sums
+
+    totals = [np.zeros(n_bins) for _ in range(3)]
     for probs, targets in zip(probs_list, targets_list, strict=True):
-        confidence = probs.max(axis=1)
-        hit = (probs.argmax(axis=1) == targets).astype(float)
-        index = np.minimum((confidence * n_bins).astype(int), n_bins - 1)
-        count += np.bincount(index, minlength=n_bins)
-        conf += np.bincount(index, weights=confidence, minlength=n_bins)
-        hits += np.bincount(index, weights=hit, minlength=n_bins)
+        confidence = torch.from_numpy(probs.max(axis=1))
+        hit = torch.from_numpy((probs.argmax(axis=1) == targets).astype(float))
+        for total, part in zip(totals, bin_sums(confidence, hit, None, n_bins), strict=True):
+            total += part[0].numpy()
+    count, conf, hits = totals
     return count, conf, hits

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 import shutil
-import statistics
 import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -23,23 +22,25 @@ from typing import Any
 import numpy as np
 import torch
 
+from headlab.calibration import METHODS
 from headlab.calibration.estimators import ESTIMATORS
+from headlab.errors import ConfigValueError
 from headlab.sweeps.study.jobs import BadSweep, Job, Study, load_study
+from headlab.sweeps.study.legend import caveats, degenerate, heads_table
 from headlab.sweeps.study.table import MULTILABEL_COLUMNS as STUDY_COLUMNS
+from headlab.sweeps.study.table import mean_std
+from headlab.sweeps.study.verdicts import ComparisonSettings
 
 log = logging.getLogger(__name__)
 
 REPORT_DIR = "report"
 BASELINE = "softmax"
-#: resamples of the paired bootstrap; with 24 runs of 10k test samples each this keeps the
-#: report within ~15 s on 2 CPU cores (percentile bounds from 200 draws move by ~0.1 std)
-N_RESAMPLES = 200
-BOOTSTRAP_SEED = 0
 #: every estimator gets a paired difference to the baseline
 PAIRED_ESTIMATORS = ESTIMATORS
-#: metrics.json only: maximum calibration error, area under the risk-coverage curve
-EXTRA_COLUMNS = ("mce", "aurc")
-DEFAULT_METHODS = ("temperature", "vector", "matrix", "isotonic")
+#: metrics.json only: maximum calibration error, areas under the (generalized) risk-coverage
+#: curve
+#: and, for sigmoid heads, the top-label ECE of the normalised p / sum p (``test/ece_norm``)
+EXTRA_COLUMNS = ("mce", "aurc", "augrc", "ece_norm")
 #: multi-label columns: the multi-label study's own (headlab.sweeps.study.table), plus acc and Brier
 MULTILABEL_COLUMNS = (*STUDY_COLUMNS, "test/acc", "test/hamming_acc", "test/brier")
 SOFT_COLUMNS = ("test/kl", "test/acc", "test/loss")
@@ -47,14 +48,6 @@ SOFT_COLUMNS = ("test/kl", "test/acc", "test/loss")
 
 def fmt(value: float | None, digits: int = 4) -> str:
     return "—" if value is None else f"{value:.{digits}f}"
-
-
-def mean_std(values: Sequence[float], digits: int = 4) -> str:
-    values = [v for v in values if isinstance(v, (int, float)) and np.isfinite(v)]
-    if not values:
-        return "—"
-    std = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{statistics.fmean(values):.{digits}f} ± {std:.{digits}f}"
 
 
 def number(metrics: dict[str, Any], key: str) -> float | None:
@@ -74,8 +67,9 @@ class Scores:
     """Each run's estimators on its test predictions: full sample and on one shared
     bootstrap index (drawn once per test-set size), computed once per run."""
 
-    def __init__(self, n_resamples: int = N_RESAMPLES, seed: int = BOOTSTRAP_SEED) -> None:
-        self.n_resamples, self.seed = n_resamples, seed
+    def __init__(self, settings: ComparisonSettings | None = None) -> None:
+        self.settings = settings or ComparisonSettings()
+        self.n_resamples, self.seed = self.settings.n_resamples, self.settings.seed
         self.jobs: list[Job] = []
         self._index: dict[int, torch.Tensor] = {}
         self._point: dict[int, dict[str, float]] = {}
@@ -98,9 +92,10 @@ class Scores:
         return self._point[run]
 
     def value(self, job: Job, name: str) -> float | None:
-        """The run's own ``test/<name>`` from metrics.json, else recomputed when cheap."""
+        """The estimator recomputed from the run's predictions (so every run, old or new, is
+        scored on today's definition); other columns as metrics.json has them."""
         logged = number(job.metrics, f"test/{name}")
-        if logged is not None or name not in PAIRED_ESTIMATORS:
+        if name not in PAIRED_ESTIMATORS or not has_predictions(job):
             return logged
         return self.point(self.id_of(job))[name]
 
@@ -109,14 +104,34 @@ class Scores:
         from headlab.calibration.estimators import resampled_scores
 
         if run not in self._resampled:
+            saved = saved_bootstrap(self.jobs[run], self.settings)
+            if saved is not None:
+                self._resampled[run] = saved
+                return saved
             probs, targets = self.tensors(run)
             n = len(targets)
             if n not in self._index:
                 self._index[n] = resample_index(n, self.n_resamples, self.seed)
             self._resampled[run] = resampled_scores(
-                probs, targets, self._index[n], estimators=PAIRED_ESTIMATORS
+                probs, targets, self._index[n], estimators=self.settings.estimators
             )
         return self._resampled[run]
+
+
+def saved_bootstrap(job: Job, settings: ComparisonSettings) -> dict[str, torch.Tensor] | None:
+    """The run's own resampled estimators (``test_bootstrap.npz``, written after testing), when
+    drawn with the same seed and count as the report's: the same rows, so still paired."""
+    from headlab.calibration.posthoc import BOOTSTRAP_FILE
+
+    file = job.path / BOOTSTRAP_FILE
+    if not file.is_file():
+        return None
+    with np.load(file) as saved:
+        if int(saved["seed"]) != settings.seed or int(saved["n_resamples"]) != settings.n_resamples:
+            return None
+        if not all(name in saved for name in settings.estimators):
+            return None
+        return {name: torch.from_numpy(saved[name]) for name in settings.estimators}
 
 
 def has_predictions(job: Job) -> bool:
@@ -142,8 +157,7 @@ def setting_section(study: Study) -> list[str]:
         f"- runs: {len(done)} of {len(study.jobs) + len(study.never_ran)} completed "
         f"(sweep folder `{study.folder.name}`)",
         f"- test metrics on each head's own probabilities (top label; raw sigmoids for sigmoid "
-        f"heads); paired intervals: {N_RESAMPLES} bootstrap resamples of the test set, seed "
-        f"{BOOTSTRAP_SEED}, 95 % percentile",
+        f"heads); differences to {BASELINE}: see section 3 and docs/statistics.md",
         "",
     ]
 
@@ -216,13 +230,12 @@ def gradient_section(groups: dict[str, list[Job]], out: Path) -> list[str]:
 
 def methods_of(jobs: Sequence[Job]) -> list[str]:
     """Post-hoc methods with a metric in some run (``test/ece_<method>``)."""
-    return [m for m in DEFAULT_METHODS if any(f"test/ece_{m}" in j.metrics for j in jobs)]
+    return [m for m in METHODS if any(f"test/ece_{m}" in j.metrics for j in jobs)]
 
 
 def calibration_section(groups: dict[str, list[Job]], scores: Scores, out: Path) -> list[str]:
     from headlab.calibration.estimators import ESTIMATORS
     from headlab.sweeps.study.figures import pooled_bins, reliability_figure
-    from headlab.sweeps.study.paired import paired_difference
 
     with_preds = {h: [j for j in js if has_predictions(j)] for h, js in groups.items()}
     with_preds = {h: js for h, js in with_preds.items() if js}
@@ -230,7 +243,12 @@ def calibration_section(groups: dict[str, list[Job]], scores: Scores, out: Path)
     if not with_preds:
         return [*lines, "No run saved single-label test predictions.", ""]
     shown = (*ESTIMATORS, *EXTRA_COLUMNS)
-    lines += ["Test set, mean ± std over seeds (`mce`, `aurc` as the runs logged them):", ""]
+    lines += [
+        "Test set, mean ± std over seeds (estimators recomputed from the saved predictions; "
+        "`mce`, `aurc`, `augrc` as the runs logged them; `ece_norm`: sigmoid heads' top-label "
+        "ECE of p/Σp, beside `ece` of the raw sigmoids):",
+        "",
+    ]
     lines += table(
         ["head", "runs", *shown],
         (
@@ -241,30 +259,57 @@ def calibration_section(groups: dict[str, list[Job]], scores: Scores, out: Path)
     )
     lines += [
         "",
-        "Per run, the 95 % bootstrap interval the run wrote (`test/<m>_ci_low/high`):",
+        "Per run, as the run wrote them: the 95 % bootstrap interval (`test/<m>_ci_low/high`; "
+        "basic, floored at 0, for ECE-type estimators, percentile for the others), the "
+        'bias-corrected estimate (`test/<m>_bc`) and the p-value of "this run is calibrated" '
+        "by consistency resampling (`test/<m>_p_calibrated`; small: miscalibrated). "
+        "Runs from before these keys show —.",
         "",
     ]
+    per_run = ("acc", "ece", "ece_adaptive", "smece")
     lines += table(
-        ["head", "seed", *ESTIMATORS],
+        [
+            "head",
+            "seed",
+            *(f"{m} [95 %]" for m in per_run),
+            "ece_bc",
+            "smece_bc",
+            "p_calibrated (ece / adaptive)",
+        ],
         (
             [head, str(j.seed)]
             + [
                 f"[{fmt(number(j.metrics, f'test/{m}_ci_low'))}, "
                 f"{fmt(number(j.metrics, f'test/{m}_ci_high'))}]"
-                for m in ESTIMATORS
+                for m in per_run
+            ]
+            + [fmt(number(j.metrics, f"test/{m}_bc")) for m in ("ece", "smece")]
+            + [
+                f"{fmt(number(j.metrics, 'test/ece_p_calibrated'), 3)} / "
+                f"{fmt(number(j.metrics, 'test/ece_adaptive_p_calibrated'), 3)}"
             ]
             for head, js in with_preds.items()
             for j in js
         ),
     )
     lines += ["", *posthoc_tables(with_preds, ESTIMATORS)]
-    lines += differences(with_preds, scores, paired_difference)
+    lines += differences(with_preds, scores, scores.settings)
     pooled = {
         head: pooled_bins([j.predictions[0] for j in js], [j.predictions[1] for j in js])
         for head, js in with_preds.items()
     }
-    save(reliability_figure(pooled), out / "reliability.png")
-    lines += ["![reliability diagrams, all seeds pooled](reliability.png)", ""]
+    save(
+        reliability_figure(pooled, {h: len(js) for h, js in with_preds.items()}),
+        out / "reliability.png",
+    )
+    lines += [
+        "Reliability diagrams: every seed's test predictions pooled per head, 15 equal-width "
+        "bins, accuracy with its 95 % Wilson interval, bin counts above. The ECE in each title "
+        "is of the pool; the tables above average the runs' own ECEs, which differ from it.",
+        "",
+        "![reliability diagrams, all seeds pooled](reliability.png)",
+        "",
+    ]
     return lines
 
 
@@ -275,8 +320,9 @@ def posthoc_tables(groups: dict[str, list[Job]], estimators: Sequence[str]) -> l
         return ["No post-hoc calibration results in metrics.json.", ""]
     lines = [
         "Before and after post-hoc calibration (fitted on validation, scored on test; "
-        "mean ± std over seeds; `failed`: the method failed in that many runs, see "
-        "metrics.json):",
+        "mean ± std over seeds; a fit that failed or degenerated (temperature outside "
+        "[0.01, 100]: every probability ~uniform or ~0/1) is marked and left out of the mean, "
+        "not tabled as a result; reasons in metrics.json):",
         "",
     ]
     for m in estimators:
@@ -286,46 +332,43 @@ def posthoc_tables(groups: dict[str, list[Job]], estimators: Sequence[str]) -> l
         for head, js in groups.items():
             cells = [mean_std([v for j in js if (v := number(j.metrics, f"test/{m}")) is not None])]
             for method in methods:
-                values = [number(j.metrics, f"test/{m}_{method}") for j in js]
+                usable = [j for j in js if degenerate(j.metrics, method) is None]
+                values = [number(j.metrics, f"test/{m}_{method}") for j in usable]
                 cell = mean_std([v for v in values if v is not None])
-                failed = sum(v is None for v in values)
-                cells.append(cell + (f" ({failed} failed)" if failed else ""))
+                failed = len(js) - len(usable) + sum(v is None for v in values)
+                if failed == len(js):
+                    reasons = {degenerate(j.metrics, method) or "no value" for j in js}
+                    cell = "failed (" + "; ".join(sorted(reasons))[:60] + ")"
+                elif failed:
+                    cell += f" ({failed} failed or degenerate, left out)"
+                cells.append(cell)
             rows.append([head, *cells])
         lines += [f"**{m}**", "", *table(["head", "none", *methods], rows), ""]
     return lines
 
 
-def differences(groups: dict[str, list[Job]], scores: Scores, paired_difference) -> list[str]:
-    if BASELINE not in groups:
-        return [f"No `{BASELINE}` runs: no paired differences.", ""]
-    base = {str(j.seed): j for j in groups[BASELINE]}
-    lines = [
-        f"Difference to `{BASELINE}` (head - {BASELINE}), seed-averaged, with a paired "
-        f"bootstrap interval: the same resampled test samples for both heads, pairs of runs "
-        f"with the same seed. *not distinguishable*: the interval contains 0.",
-        "",
-    ]
-    rows = []
-    for head, js in groups.items():
-        if head == BASELINE:
-            continue
-        pairs = [
+def head_pairs(groups: dict[str, list[Job]], scores: Scores) -> dict[str, list[tuple[int, int]]]:
+    """Per head other than the baseline: (its run, the baseline's run) of each shared seed."""
+    base = {str(j.seed): j for j in groups.get(BASELINE, [])}
+    return {
+        head: [
             (scores.id_of(j), scores.id_of(base[str(j.seed)]))
             for j in js
             if str(j.seed) in base
             and len(j.predictions[1]) == len(base[str(j.seed)].predictions[1])
         ]
-        if not pairs:
-            rows.append([head, "0", *(["no run of the same seed"] * len(PAIRED_ESTIMATORS))])
-            continue
-        diffs = paired_difference(pairs, scores.point, scores.resampled, PAIRED_ESTIMATORS)
-        cells = [
-            f"{d.point:+.4f} [{d.low:+.4f}, {d.high:+.4f}]"
-            + ("" if d.distinguishable else " not distinguishable")
-            for d in diffs.values()
-        ]
-        rows.append([head, str(len(pairs)), *cells])
-    return [*lines, *table(["head", "seeds", *PAIRED_ESTIMATORS], rows), ""]
+        for head, js in groups.items()
+        if head != BASELINE
+    }
+
+
+def differences(groups: dict[str, list[Job]], scores: Scores, settings) -> list[str]:
+    from headlab.sweeps.study.conclusions import comparison_section
+
+    pairs = head_pairs(groups, scores)
+    return comparison_section(
+        BASELINE, groups, pairs.__getitem__, scores.point, scores.resampled, settings
+    )
 
 
 def other_data_section(study: Study) -> list[str]:
@@ -380,12 +423,16 @@ def save(figure, path: Path) -> None:
     figure.savefig(path, format="png", metadata={"Software": None})
 
 
-def build_report(study: Study, out: Path) -> str:
+def build_report(study: Study, out: Path, settings: ComparisonSettings | None = None) -> str:
     """The Markdown text; figures go into ``out``."""
     main_data = "mnist" if study.completed_on("mnist") else study.completed[0].data
     groups = study.completed_on(main_data)
-    scores = Scores()
+    scores = Scores(settings)
+    done = study.completed
+    epochs = ", ".join(sorted({str(j.max_epochs) for j in done}))
+    models = ", ".join(sorted({str(j.model) for j in done}))
     lines = [f"# Head comparison: {study.folder.name}", "", *setting_section(study)]
+    lines += heads_table(list(groups)) + caveats(epochs, models)
     lines += prob_mass_section(groups, out)
     lines += gradient_section(groups, out)
     lines += calibration_section(groups, scores, out)
@@ -394,7 +441,9 @@ def build_report(study: Study, out: Path) -> str:
     return "\n".join(lines)
 
 
-def write_report(folder: str | Path, *more: str | Path) -> Path:
+def write_report(
+    folder: str | Path, *more: str | Path, settings: ComparisonSettings | None = None
+) -> Path:
     """Write ``<folder>/report/report.md`` and its PNGs; returns the Markdown path.
 
     Raises ``BadSweep`` (nothing written) when the folder is no sweep, an empty sweep, or
@@ -404,7 +453,7 @@ def write_report(folder: str | Path, *more: str | Path) -> Path:
     final = study.folder / REPORT_DIR
     staging = Path(tempfile.mkdtemp(prefix=".report-", dir=study.folder))
     try:
-        text = build_report(study, staging)
+        text = build_report(study, staging, settings)
         (staging / "report.md").write_text(text)
         old = study.folder / ".report-old"
         if final.exists():
@@ -418,11 +467,13 @@ def write_report(folder: str | Path, *more: str | Path) -> Path:
     return final / "report.md"
 
 
-def report_or_error(folder: str | Path, *more: str | Path) -> tuple[int, str]:
+def report_or_error(
+    folder: str | Path, *more: str | Path, settings: ComparisonSettings | None = None
+) -> tuple[int, str]:
     """(exit code, one line) for scripts and the Hydra callback."""
     try:
-        path = write_report(folder, *more)
-    except BadSweep as err:
+        path = write_report(folder, *more, settings=settings)
+    except (BadSweep, ConfigValueError) as err:
         return 2, f"error: {err}"
     return 0, f"written: {path}"
 

@@ -7,6 +7,7 @@ Kept to the standard library (``csv``, ``statistics``) so that it runs wherever 
 from __future__ import annotations
 
 import csv
+import math
 import statistics
 from pathlib import Path
 
@@ -33,9 +34,15 @@ def head_of(row: dict[str, str]) -> str:
 
 
 def mean_std(values: list[float], digits: int = 4) -> str:
-    """'m ± s' with the sample standard deviation; a lone value has no spread to show."""
+    """'m ± s' with the sample standard deviation over the finite values; a lone value has no
+    spread to show; none: '—'. The one format of every mean ± std table (study and report)."""
+    values = [
+        float(v)
+        for v in values
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+    ]
     if not values:
-        return "n/a"
+        return "—"
     if len(values) == 1:
         return f"{values[0]:.{digits}f}"
     return f"{statistics.mean(values):.{digits}f} ± {statistics.stdev(values):.{digits}f}"

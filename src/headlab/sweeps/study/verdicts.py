@@ -1,0 +1,126 @@
+"""Three verdicts per (head, estimator) difference to the baseline, corrected for multiplicity.
+
+* *different*: the difference excludes 0 (Holm-adjusted p < 1 - level), every shared seed's
+  difference has the same sign, and it is not shown to lie within the margin;
+* *equivalent within ±m*: TOST at the estimator's margin m (Holm-adjusted p < 1 - level):
+  the difference is shown to be smaller than anything that matters, zero or not;
+* *inconclusive*: neither; the data cannot tell.
+
+Holm's step-down correction runs over every cell of one report (heads x estimators), once
+for the "different" p-values and once for the "equivalent" ones, so the whole table keeps its
+family-wise error rate. Own ten lines: statsmodels (which has it) is not a dependency.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from headlab.calibration.estimators import ESTIMATORS
+from headlab.errors import ConfigValueError
+from headlab.sweeps.study.paired import COMPARISONS, Difference, check_methods
+
+DIFFERENT, EQUIVALENT, INCONCLUSIVE = "different", "equivalent", "inconclusive"
+#: how small a difference must be shown to be to count as none; one unit of the estimator
+#: (accuracy 0.2 points, ECE 0.2 points, Brier and NLL as summed over classes)
+DEFAULT_MARGINS = {
+    "acc": 0.002,
+    "ece": 0.002,
+    "ece_adaptive": 0.002,
+    "smece": 0.002,
+    "brier": 0.002,
+    "nll": 0.005,
+    "brier_ovr": 0.002,
+    "nll_ovr": 0.01,
+}
+
+
+class BadComparisonSetting(ConfigValueError):
+    """An unknown estimator, a margin that is not positive, a level outside (0, 1)."""
+
+
+@dataclass(frozen=True)
+class ComparisonSettings:
+    """How the report compares heads (``compare_report`` in configs/experiment/compare_heads
+    .yaml, or ``scripts/compare.py --margin/--method``)."""
+
+    estimators: tuple[str, ...] = ESTIMATORS
+    methods: tuple[str, ...] = COMPARISONS
+    margins: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_MARGINS))
+    level: float = 0.95
+    n_resamples: int = 1000
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        unknown = [e for e in (*self.estimators, *self.margins) if e not in ESTIMATORS]
+        if unknown:
+            raise BadComparisonSetting(
+                f"unknown estimator {unknown[0]!r}; known: {', '.join(ESTIMATORS)}"
+            )
+        check_methods(self.methods)
+        for name, margin in self.margins.items():
+            if not (isinstance(margin, (int, float)) and margin > 0):
+                raise BadComparisonSetting(
+                    f"margin for {name} must be > 0 (a difference shown to lie within ±margin "
+                    f"is 'equivalent'), got {margin!r}"
+                )
+        if not 0 < self.level < 1:
+            raise BadComparisonSetting(f"level must lie in (0, 1), got {self.level!r}")
+        if self.n_resamples < 1000:
+            raise BadComparisonSetting(
+                f"n_resamples must be at least 1000 (interval ends move with fewer), "
+                f"got {self.n_resamples}"
+            )
+
+    @classmethod
+    def build(cls, margins: Mapping[str, float] | None = None, **kwargs) -> ComparisonSettings:
+        """Defaults with ``margins`` overriding some estimators' margins."""
+        if "estimators" in kwargs:
+            kwargs["estimators"] = tuple(kwargs["estimators"])
+        if "methods" in kwargs:
+            kwargs["methods"] = tuple(kwargs["methods"])
+        return cls(margins={**DEFAULT_MARGINS, **dict(margins or {})}, **kwargs)
+
+
+def holm(p_values: Sequence[float]) -> np.ndarray:
+    """Holm-adjusted p-values: the i-th smallest times (m - i), made monotone, capped at 1."""
+    p = np.asarray(p_values, dtype=float)
+    order = np.argsort(p, kind="stable")
+    scaled = p[order] * (len(p) - np.arange(len(p)))
+    adjusted = np.empty_like(p)
+    adjusted[order] = np.minimum(np.maximum.accumulate(scaled), 1.0)
+    return adjusted
+
+
+@dataclass(frozen=True)
+class Verdict:
+    word: str
+    p_different: float  # Holm-adjusted
+    p_equivalent: float  # Holm-adjusted
+    reason: str = ""
+
+
+def verdicts(
+    differences: Mapping[tuple[str, str], Difference], level: float = 0.95
+) -> dict[tuple[str, str], Verdict]:
+    """A verdict per (head, estimator) cell, Holm-corrected over all cells given."""
+    keys = list(differences)
+    if not keys:
+        return {}
+    alpha = 1 - level
+    p_diff = holm([differences[k].p_different for k in keys])
+    p_equiv = holm([differences[k].p_equivalent for k in keys])
+    out = {}
+    for key, pd, pe in zip(keys, p_diff, p_equiv, strict=True):
+        d = differences[key]
+        if pe < alpha:
+            out[key] = Verdict(EQUIVALENT, pd, pe)
+        elif pd < alpha and d.sign_stable:
+            out[key] = Verdict(DIFFERENT, pd, pe)
+        elif pd < alpha:
+            out[key] = Verdict(INCONCLUSIVE, pd, pe, "per-seed differences change sign")
+        else:
+            out[key] = Verdict(INCONCLUSIVE, pd, pe)
+    return out

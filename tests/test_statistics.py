@@ -1,0 +1,333 @@
+"""The statistics behind the report's claims (docs/statistics.md), against independent
+calculations: a slow loop, scipy.stats, hand-computed numbers, brute force over tie orders,
+NumPy formulas."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+import pytest
+import torch
+from scipy import stats
+
+from headlab.calibration.bins import CalibrationMetrics
+from headlab.calibration.bootstrap import resample_index
+from headlab.calibration.consistency import p_calibrated
+from headlab.calibration.estimators import equal_mass_ece, resampled_scores, scores
+from headlab.calibration.intervals import bias_corrected, interval, reported
+from headlab.calibration.posthoc import Settings, multilabel_scores
+from headlab.calibration.scoring import bernoulli_nll, brier, categorical_nll, logits_nll
+from headlab.errors import ConfigValueError
+from headlab.sweeps.study.paired import (
+    TooFewSeeds,
+    UnknownComparison,
+    paired_difference,
+    t_interval,
+    two_level_draws,
+)
+from headlab.sweeps.study.table import mean_std
+from headlab.sweeps.study.verdicts import (
+    DIFFERENT,
+    EQUIVALENT,
+    INCONCLUSIVE,
+    BadComparisonSetting,
+    ComparisonSettings,
+    holm,
+    verdicts,
+)
+
+FAST = ("acc", "ece", "ece_adaptive", "nll")
+
+
+def runs(n: int, seeds: int, shift: float) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """One head's runs on the same n test samples: targets shared, logits per seed."""
+    g = torch.Generator().manual_seed(7)
+    targets = torch.randint(0, 10, (n,), generator=g)
+    out = []
+    for _ in range(seeds):
+        logits = torch.randn(n, 10, generator=g) * 2
+        logits[torch.arange(n), targets] += 3 + shift
+        out.append(((logits * (1 + shift)).softmax(dim=1), targets))
+    return out
+
+
+def test_two_level_bootstrap_equals_a_slow_reference_loop():
+    n, seeds, rows, draws = 300, 3, 40, 10
+    a, b = runs(n, seeds, 0.5), runs(n, seeds, 0.0)
+    index = resample_index(n, rows, seed=3)
+    per_seed = {
+        name: torch.stack(
+            [
+                resampled_scores(*a[s], index, estimators=FAST)[name]
+                - resampled_scores(*b[s], index, estimators=FAST)[name]
+                for s in range(seeds)
+            ]
+        )
+        for name in FAST
+    }
+    # the loop: draw S seeds with replacement, for each a resample row, score both heads
+    generator = torch.Generator().manual_seed(11)
+    seed_draws = torch.randint(0, seeds, (draws, seeds), generator=generator)
+    row_draws = torch.randint(0, rows, (draws, seeds), generator=generator)
+    for name in FAST:
+        fast = two_level_draws(per_seed[name], draws, seed=11)
+        for d in range(draws):
+            total = 0.0
+            for s, r in zip(seed_draws[d].tolist(), row_draws[d].tolist(), strict=True):
+                rows_of = index[r]
+                total += scores(a[s][0][rows_of], a[s][1][rows_of], estimators=(name,))[name]
+                total -= scores(b[s][0][rows_of], b[s][1][rows_of], estimators=(name,))[name]
+            assert fast[d].item() == pytest.approx(total / seeds, abs=1e-12), name
+
+
+def test_t_interval_equals_scipy_t_distribution():
+    d = np.array([0.0031, -0.0004, 0.0022, 0.0017, 0.0009])
+    got = t_interval(d, margin=0.002, level=0.95)
+    half = stats.t.ppf(0.975, df=4) * d.std(ddof=1) / math.sqrt(5)
+    assert (got.low, got.high) == pytest.approx((d.mean() - half, d.mean() + half), abs=1e-15)
+    t_value = d.mean() / (d.std(ddof=1) / math.sqrt(5))
+    assert got.p_different == pytest.approx(2 * stats.t.sf(abs(t_value), df=4), rel=1e-12)
+
+
+def test_tost_against_a_hand_computed_case():
+    # d = (1, 2, 3) x 1e-3, margin 4e-3: mean 2e-3, sd 1e-3, se 1e-3 / sqrt 3;
+    # t_lower = (2 + 4) sqrt 3 = 10.392, t_upper = (2 - 4) sqrt 3 = -3.464, df = 2;
+    # p = max(P(T >= 10.392), P(T <= -3.464)) = P(T_2 <= -3.464) = 0.03709 (t table:
+    # F(t) = 1/2 + t / (2 sqrt(2 + t^2)) for df = 2, so 1/2 - 3.464 / (2 * 3.742) = 0.0371)
+    got = t_interval(np.array([1e-3, 2e-3, 3e-3]), margin=4e-3)
+    assert got.p_equivalent == pytest.approx(0.5 - math.sqrt(12) / (2 * math.sqrt(14)), rel=1e-9)
+    assert got.p_equivalent == pytest.approx(0.03709, abs=1e-5)
+
+
+def test_holm_against_a_hand_computed_case():
+    # sorted 0.005, 0.01, 0.03, 0.04 -> x4, x3, x2, x1 = 0.02, 0.03, 0.06, 0.04 -> monotone
+    assert holm([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.03, 0.06, 0.06, 0.02])
+
+
+def difference(per_seed, name="ece", margin=0.002):
+    resampled = torch.tensor(per_seed)[:, None].repeat(1, 50)  # no test-sample noise
+    return paired_difference(name, np.array(per_seed), resampled, margin, ("t",))
+
+
+def test_three_verdicts_and_a_sign_change_is_never_different():
+    cells = {
+        ("clear", "ece"): difference([0.010, 0.012, 0.011, 0.013, 0.0115]),
+        ("tiny", "ece"): difference([0.0001, -0.0002, 0.0000, 0.0001, -0.0001]),
+        ("noisy", "ece"): difference([0.010, -0.008, 0.004, 0.001, -0.003]),
+        # t-test significant but one seed disagrees in sign: not called
+        ("flip", "ece"): difference([0.010, 0.011, 0.012, 0.0105, 0.0108, 0.0112, -0.0001]),
+    }
+    assert cells[("flip", "ece")].intervals[0].p_different < 0.05 / 4
+    found = verdicts(cells)
+    assert found[("clear", "ece")].word == DIFFERENT
+    assert found[("tiny", "ece")].word == EQUIVALENT
+    assert found[("noisy", "ece")].word == INCONCLUSIVE
+    assert found[("flip", "ece")].word == INCONCLUSIVE
+    assert "change sign" in found[("flip", "ece")].reason
+
+
+@pytest.mark.parametrize(
+    ("build", "says"),
+    [
+        (lambda: ComparisonSettings.build(estimators=("ece", "calibration")), "'calibration'"),
+        (lambda: ComparisonSettings.build(margins={"ecee": 0.1}), "unknown estimator 'ecee'"),
+        (lambda: ComparisonSettings.build(margins={"ece": 0}), "margin for ece must be > 0"),
+        (lambda: ComparisonSettings.build(margins={"acc": -0.01}), "margin for acc must be > 0"),
+        (lambda: ComparisonSettings.build(methods=["bayes"]), "unknown comparison method"),
+        (lambda: difference([0.01, 0.02]), "share 2 seed(s): a verdict needs at least 3"),
+    ],
+)
+def test_bad_comparison_input_is_one_clear_line(build, says: str):
+    with pytest.raises(ConfigValueError) as error:
+        build()
+    assert says in str(error.value) and "\n" not in str(error.value)
+    assert isinstance(error.value, (BadComparisonSetting, UnknownComparison, TooFewSeeds))
+
+
+def brute_force_equal_mass(conf: np.ndarray, hit: np.ndarray, n_bins: int) -> float:
+    """Average over every order of each tie of numpy's array_split equal-mass ECE."""
+    ties = [np.flatnonzero(conf == c) for c in np.unique(conf)]
+    values = []
+    for orders in itertools.product(*(itertools.permutations(t) for t in ties)):
+        order = np.concatenate(orders)
+        values.append(
+            sum(abs(hit[c].sum() - conf[c].sum()) for c in np.array_split(order, n_bins))
+            / len(conf)
+        )
+    return float(np.mean(values))
+
+
+def test_tied_confidences_are_split_as_the_average_over_their_orders():
+    # 12 predictions, 3 bins of 4: the ties at 0.7 (5) and 1.0 (4) straddle the edges; every
+    # bin's gap keeps its sign in every order, so the mean of |gap| is |mean gap|
+    conf = np.array([0.3, 0.4, 0.5, 0.7, 0.7, 0.7, 0.7, 0.7, 1.0, 1.0, 1.0, 1.0])
+    hit = np.array([1, 1, 1, 1, 1, 1, 0, 1, 0, 1, 1, 0], dtype=float)
+    expected = brute_force_equal_mass(conf, hit, 3)
+    ones = torch.ones(1, len(conf), dtype=torch.float64)
+    for shuffle in range(3):  # however the sample comes ordered
+        perm = np.random.default_rng(shuffle).permutation(len(conf))
+        got = equal_mass_ece(torch.tensor(conf[perm]), torch.tensor(hit[perm]), ones, 3)
+        assert got.item() == pytest.approx(expected, abs=1e-12)
+
+
+def test_nll_and_brier_conventions_equal_numpy_formulas():
+    rng = np.random.default_rng(0)
+    raw = rng.random((200, 10))  # a sigmoid head's outputs: need not sum to one
+    labels = rng.integers(0, 10, 200)
+    y = np.eye(10)[labels]
+    share = raw / raw.sum(axis=1, keepdims=True)
+    p, t = torch.tensor(raw), torch.tensor(labels)
+    np.testing.assert_allclose(categorical_nll(p, t), -np.log(share[np.arange(200), labels]))
+    np.testing.assert_allclose(
+        bernoulli_nll(p, t), -(y * np.log(raw) + (1 - y) * np.log(1 - raw)).sum(axis=1)
+    )
+    np.testing.assert_allclose(brier(p, t), ((raw - y) ** 2).sum(axis=1))
+    # the report's columns: nll/brier of p / sum p, *_ovr of the raw outputs
+    got = scores(p, t, estimators=("nll", "brier", "nll_ovr", "brier_ovr"))
+    assert got["nll"] == pytest.approx(-np.log(share[np.arange(200), labels]).mean())
+    assert got["brier"] == pytest.approx(((share - y) ** 2).sum(axis=1).mean())
+    assert got["brier_ovr"] == pytest.approx(((raw - y) ** 2).sum(axis=1).mean())
+    # the epoch metrics (TensorBoard, metrics.json during training): the same definitions
+    epoch = CalibrationMetrics(10, sync=False)
+    epoch.update(p.float(), t)
+    values, _ = epoch.compute()
+    assert float(values["nll"]) == pytest.approx(got["nll"], rel=1e-6)
+    assert float(values["brier"]) == pytest.approx(got["brier"], rel=1e-6)
+    # the calibrators' objective from logits equals the mean of the per-sample terms
+    logits = torch.tensor(rng.normal(size=(200, 10)))
+    assert float(logits_nll(False, logits, t)) == pytest.approx(
+        float(bernoulli_nll(logits.sigmoid(), t).mean()), rel=1e-9
+    )
+    assert float(logits_nll(True, logits, t)) == pytest.approx(
+        float(categorical_nll(logits.softmax(1), t).mean()), rel=1e-9
+    )
+    # multi-label: summed over labels, averaged over samples
+    multi = (rng.random((200, 10)) < 0.3).astype(float)
+    ml = multilabel_scores(p, torch.tensor(multi), Settings())
+    assert ml["brier"] == pytest.approx(((raw - multi) ** 2).sum(axis=1).mean())
+    nll = -(multi * np.log(raw) + (1 - multi) * np.log(1 - raw)).sum(axis=1).mean()
+    assert ml["nll"] == pytest.approx(nll)
+
+
+def test_basic_interval_and_bias_correction_equal_their_formulas():
+    values = torch.tensor(np.random.default_rng(1).normal(0.012, 0.002, 999))
+    q_low, q_high = np.percentile(values.numpy(), [2.5, 97.5])
+    low, high = interval("basic", 0.010, values)
+    assert (low, high) == pytest.approx((0.020 - q_high, 0.020 - q_low))
+    assert bias_corrected(0.010, values) == pytest.approx(0.020 - values.mean().item())
+    assert bias_corrected(0.001, values) == 0.0  # floored: an ECE is never negative
+    assert reported("ece", 0.001, values)[0] == 0.0  # basic, floored at 0
+    assert reported("acc", 0.010, values) == pytest.approx((q_low, q_high))
+
+
+def test_consistency_test_flags_miscalibration_and_passes_calibrated_predictions():
+    rng = np.random.default_rng(2)
+    conf = torch.tensor(rng.uniform(0.5, 1.0, 3000))
+    hits = torch.tensor((rng.random(3000) < conf.numpy()).astype(float))
+    for observed_hits, small in ((hits, False), (torch.ones(3000, dtype=torch.float64), True)):
+        ones = torch.ones(1, 3000, dtype=torch.float64)
+        from headlab.calibration.estimators import equal_width_ece
+
+        observed = {
+            "ece": float(equal_width_ece(conf, observed_hits, ones, 15)[0]),
+            "ece_adaptive": float(equal_mass_ece(conf, observed_hits, ones, 15)[0]),
+        }
+        p = p_calibrated(conf, observed, n_resamples=200, seed=0)
+        for name, value in p.items():
+            assert (value == pytest.approx(1 / 201)) if small else value > 0.05, name
+
+
+def test_mean_std_is_one_format():
+    assert mean_std([0.95, 0.97]) == "0.9600 ± 0.0141"
+    assert mean_std([0.95]) == "0.9500"
+    assert mean_std([float("nan")]) == "—" and mean_std([]) == "—"
+
+
+def test_augrc_is_the_mean_generalized_risk_and_averages_tie_orders():
+    from headlab.calibration.selective import augrc
+
+    rng = np.random.default_rng(3)
+    conf = rng.random(50)
+    error = (rng.random(50) < 0.3).astype(float)
+    order = np.argsort(-conf)
+    textbook = (np.cumsum(error[order]) / 50).mean()  # no ties: errors among top k, / N
+    assert augrc(torch.tensor(conf), torch.tensor(error)) == pytest.approx(textbook)
+    tied = np.array([0.9, 0.9, 0.9, 0.5, 0.5])
+    miss = np.array([1.0, 0.0, 0.0, 1.0, 0.0])
+    orders = [
+        np.concatenate([np.array(a), 3 + np.array(b)])
+        for a in itertools.permutations(range(3))
+        for b in itertools.permutations(range(2))
+    ]
+    brute = np.mean([(np.cumsum(miss[o]) / 5).mean() for o in orders])
+    assert augrc(torch.tensor(tied), torch.tensor(miss)) == pytest.approx(brute)
+
+
+def load_script(name: str):
+    import importlib.util
+
+    from tests.conftest import ROOT
+
+    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_coverage_script_prints_one_json_line_per_estimator_interval_and_method(capsys):
+    import json
+
+    coverage = load_script("coverage")
+    argv = ["--reps", "1", "--n", "300", "--resamples", "50", "--population", "20000"]
+    assert coverage.main(argv) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    intervals = [r for r in lines if "interval" in r]
+    comparisons = [r for r in lines if "comparison" in r]
+    assert len(intervals) == 4 * 6 * 2 and len(comparisons) == 4 * 3
+    assert {"estimator", "interval", "n", "reps", "coverage", "mean_width"} <= set(intervals[0])
+    assert all(0 <= r["coverage"] <= 1 and r["mean_width"] >= 0 for r in intervals)
+    # the population of a calibrated generator is 0 for every ECE-type estimator
+    assert all(
+        r["population"] == 0
+        for r in intervals
+        if r["generator"].endswith("_calibrated") and r["estimator"] in ("ece", "smece")
+    )
+    assert {r["comparison"] for r in comparisons} == {
+        "headlab",
+        "t",
+        "two_level",
+        "test_samples_only",
+    }
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["--margin", "ece=0"], "margin for ece must be > 0"),
+        (["--margin", "ece"], "--margin takes NAME=VALUE"),
+        (["--method", "bayes"], "unknown comparison method(s) 'bayes'"),
+    ],
+)
+def test_compare_script_refuses_bad_settings_in_one_line(tmp_path, capsys, monkeypatch, args, says):
+    compare = load_script("compare")
+    monkeypatch.setattr("sys.argv", ["compare.py", str(tmp_path), *args])
+    assert compare.main() == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and says in err and err.startswith("error: ")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_report_with_two_shared_seeds_says_why_it_gives_no_verdict(tmp_path):
+    from headlab.sweeps.study.report import write_report
+    from tests.test_report import predictions, write_job
+
+    sweep = tmp_path / "sweep"
+    for num, (head, seed) in enumerate(itertools.product(("softmax", "soft"), (1, 2))):
+        probs, targets = predictions(seed, 0.99 if head == "softmax" else 0.9, 0.9)
+        write_job(sweep, num, head, seed, probs, targets)
+    report = write_report(sweep, settings=ComparisonSettings.build(estimators=("acc", "ece")))
+    text = report.read_text()
+    assert "| soft | 2 | no verdict: 2 shared seed(s) < 3 |" in text
+    assert "a verdict needs at least 3 shared seeds" in text
