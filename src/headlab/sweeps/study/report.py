@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from headlab.calibration.estimators import ESTIMATORS
+from headlab.sweeps.study.board_runs import write_head_runs
 from headlab.sweeps.study.jobs import BadSweep, Job, Study, load_study
 from headlab.sweeps.study.table import MULTILABEL_COLUMNS as STUDY_COLUMNS
 
@@ -391,6 +392,7 @@ def build_report(study: Study, out: Path) -> str:
     lines += calibration_section(groups, scores, out)
     lines += other_data_section(study)
     lines += problems_section(study)
+    write_head_runs(groups, out / "tensorboard")  # one TensorBoard run per head, mean of seeds
     return "\n".join(lines)
 
 
