@@ -156,6 +156,6 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             trainer.global_step,
             model.eval_target_kind,
         )
-        finish_trackers(trainer.loggers, output_dir)
+        finish_trackers(trainer.loggers, output_dir, OmegaConf.to_container(cfg, resolve=True))
         log.info("Metrics: %s", {k: v for k, v in metrics.items() if "/" in k})
     return metrics

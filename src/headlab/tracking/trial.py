@@ -28,6 +28,12 @@ def _key(override: str) -> str:
     return override.partition("=")[0].lstrip("+~")
 
 
+def sweep_dir(hydra) -> Path:
+    """The sweep folder of a multirun job (its ``sweep.subdir`` may be several levels)."""
+    depth = len(Path(str(hydra.sweep.subdir)).parts)
+    return Path(hydra.runtime.output_dir).parents[depth - 1]
+
+
 def swept_keys(hydra) -> set[str]:
     """Keys the sweep varies: its sweeper's ``params`` and the command line's sweep overrides
     (``head=a,b``), as Hydra recorded them in ``<sweep>/multirun.yaml``."""
@@ -35,9 +41,7 @@ def swept_keys(hydra) -> set[str]:
     from omegaconf import OmegaConf
 
     keys = set(OmegaConf.select(hydra, "sweeper.params", default=None) or {})
-    depth = len(Path(str(hydra.sweep.subdir)).parts)
-    sweep_dir = Path(hydra.runtime.output_dir).parents[depth - 1]
-    record = sweep_dir / "multirun.yaml"
+    record = sweep_dir(hydra) / "multirun.yaml"
     if record.is_file():
         given = OmegaConf.load(record).hydra.overrides.task
         parsed = OverridesParser.create().parse_overrides([str(o) for o in given])
