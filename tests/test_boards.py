@@ -92,7 +92,7 @@ def test_sweep_definition_lists_swept_first_per_head_params_and_no_constants():
     assert [v.string_value for v in head.domain_discrete.values] == ["soft", "softmax"]
     assert [m.name.tag for m in experiment.metric_infos] == list(DEFAULT_COLUMNS)
     single = parse_experiment(experiment_summary(sessions[:1], ["test/acc"]))
-    assert [h.name for h in single.hparam_infos] == ["head", "seed", "lr", "data"]
+    assert [h.name for h in single.hparam_infos] == ["data", "head", "lr", "seed"]
 
 
 def test_running_totals_give_the_window_mean_of_loss_and_accuracy():

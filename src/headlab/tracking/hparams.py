@@ -123,7 +123,8 @@ def _hparam_info(name: str, values: list[Any], differs: bool):
 def hparam_groups(sessions: Sequence[Mapping[str, Any]]) -> dict[str, list[str]]:
     """Names by role: ``swept`` (every run has it, values differ), ``partial`` (only some
     runs have it: a head's own parameter), ``constant`` (one value everywhere)."""
-    names = list(dict.fromkeys(k for s in sessions for k in s))
+    # by name within a group, as the plugin's backend orders them anyway
+    names = sorted({k for s in sessions for k in s})
     groups: dict[str, list[str]] = {"swept": [], "partial": [], "constant": []}
     for name in names:
         values = [s[name] for s in sessions if name in s]
