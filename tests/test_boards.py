@@ -20,8 +20,10 @@ from headlab.tracking.hparams import (
     DEFAULT_COLUMNS,
     experiment_summary,
     final_scalars,
+    hparam_groups,
     meaningful,
     metric_columns,
+    session_hparams,
 )
 from headlab.tracking.mlflow_runs import flat_config
 from tests.conftest import ROOT
@@ -77,6 +79,16 @@ def test_threshold_only_where_targets_are_multi_hot():
     hparams = {"head": "sigmoid", "head.threshold": 0.5, "head.gamma": 2.0}
     assert meaningful(hparams, "index") == {"head": "sigmoid", "head.gamma": 2.0}
     assert meaningful(hparams, "multi_hot") == hparams
+
+
+def test_every_run_has_every_head_parameter_as_text_or_a_dash():
+    softmax = session_hparams({"head": "softmax", "head.threshold": 0.5, "seed": 1}, "index")
+    soft = session_hparams({"head": "soft", "head.smoothing": 0.1, "seed": 1}, "index")
+    assert softmax.keys() == soft.keys() and "head.threshold" not in soft
+    assert softmax["head.smoothing"] == "-" and soft["head.smoothing"] == "0.1"
+    assert {"head.gamma", "head.alpha", "head.epsilon", "head.clip"} <= soft.keys()
+    groups = hparam_groups([softmax, soft])
+    assert groups == {"swept": ["head"], "partial": ["head.smoothing"], "constant": ["seed"]}
 
 
 def test_sweep_definition_lists_swept_first_per_head_params_and_no_constants():

@@ -16,6 +16,7 @@ constants of a sweep are left out of the columns (the sweep's text summary lists
 
 from __future__ import annotations
 
+import inspect
 import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -61,6 +62,35 @@ def meaningful(hparams: Mapping[str, Any], target_kind: str) -> dict[str, Any]:
     probabilities into labels for multi-hot targets."""
     drop = {"head.threshold"} if target_kind != "multi_hot" else set()
     return {k: v for k, v in hparams.items() if k not in drop}
+
+
+#: a head parameter in a run of another head: a value, so parallel coordinates keep the run
+NOT_APPLICABLE = "-"
+
+
+def head_parameters() -> set[str]:
+    """``head.<name>`` of every parameter a registered head takes (but ``threshold``)."""
+    from headlab.heads import HEADS
+
+    names = set()
+    for cls in HEADS.values():
+        for param in inspect.signature(cls.__init__).parameters.values():
+            if (
+                param.name not in ("self", "threshold")
+                and param.kind == param.POSITIONAL_OR_KEYWORD
+            ):
+                names.add(f"head.{param.name}")
+    return names
+
+
+def session_hparams(hparams: Mapping[str, Any], target_kind: str) -> dict[str, Any]:
+    """What a run's HPARAMS session holds: ``meaningful`` hparams, and every head parameter
+    as text, ``-`` where this run's head has none. The parallel coordinates view drops a run
+    that lacks a ticked column's value; with ``-`` every run of a sweep keeps its line."""
+    values = meaningful(hparams, target_kind)
+    for name in head_parameters():
+        values[name] = str(values[name]) if name in values else NOT_APPLICABLE
+    return values
 
 
 def _summary(tag: str, data):
@@ -122,12 +152,15 @@ def _hparam_info(name: str, values: list[Any], differs: bool):
 
 def hparam_groups(sessions: Sequence[Mapping[str, Any]]) -> dict[str, list[str]]:
     """Names by role: ``swept`` (every run has it, values differ), ``partial`` (only some
-    runs have it: a head's own parameter), ``constant`` (one value everywhere)."""
+    runs have it: a head's own parameter), ``constant`` (one value everywhere); names no run
+    has (absent or ``-``) are left out."""
     # by name within a group, as the plugin's backend orders them anyway
     names = sorted({k for s in sessions for k in s})
     groups: dict[str, list[str]] = {"swept": [], "partial": [], "constant": []}
     for name in names:
-        values = [s[name] for s in sessions if name in s]
+        values = [s[name] for s in sessions if s.get(name, NOT_APPLICABLE) != NOT_APPLICABLE]
+        if not values:  # a parameter of heads this sweep did not run
+            continue
         if len(values) < len(sessions):
             groups["partial"].append(name)
         elif len({repr(v) for v in values}) > 1:

@@ -25,6 +25,7 @@ from headlab.tracking.hparams import (
     final_scalars,
     meaningful,
     metric_columns,
+    session_hparams,
     session_summaries,
 )
 from headlab.tracking.trial import in_multirun, trial_name
@@ -92,6 +93,7 @@ def publish_final(
     scalars = final_scalars(metrics)
     logged = set(logged)
     unlogged = {k: v for k, v in scalars.items() if k not in logged}
+    board_hparams = session_hparams(hparams, target_kind)
     hparams = meaningful(hparams, target_kind)
     trial = trial_name()
     test = {k: v for k, v in scalars.items() if k.startswith("test/")}
@@ -99,14 +101,14 @@ def publish_final(
         if unlogged:
             logger.log_metrics(unlogged, step=step)
         if isinstance(logger, TensorBoardLogger):
-            logger.hparams.update(hparams)
+            logger.hparams.update(hparams)  # hparams.yaml: the run's own, no "-" entries
             # Lightning writes hparams.yaml at its first save (still empty) and never again
             Path(logger.log_dir).mkdir(parents=True, exist_ok=True)
             save_hparams_to_yaml(Path(logger.log_dir) / "hparams.yaml", dict(logger.hparams))
             writer = logger.experiment._get_file_writer()
             if not in_multirun():
-                writer.add_summary(experiment_summary([hparams], metric_columns(scalars)))
-            for summary in session_summaries(hparams, trial):
+                writer.add_summary(experiment_summary([board_hparams], metric_columns(scalars)))
+            for summary in session_summaries(board_hparams, trial):
                 writer.add_summary(summary)
             if test:
                 title = f"{trial or 'this run'}: test metrics"
