@@ -162,6 +162,7 @@ def two_epoch_run(tiny_mnist: Path, tmp_path_factory) -> Path:
                 "logger=many",
                 f"logger.mlflow.tracking_uri=sqlite:///{store}/mlflow.db",
                 f"logger.mlflow.artifact_location={store}/artifacts",
+                "logger.mlflow.log_model=true",
                 "callbacks.rich_progress_bar=null",
                 "calibration.bootstrap=50",
                 f"paths.output_dir={out}",
@@ -225,6 +226,9 @@ def test_mlflow_run_has_the_config_as_params_and_artifact(two_epoch_run):
     local = client.download_artifacts(run.info.run_id, "metrics.json", str(two_epoch_run / "dl"))
     assert not [k for k in json.loads(Path(local).read_text()) if k.endswith("_ckpt_path")]
     assert len(client.get_metric_history(run.info.run_id, "train/loss")) == 20
+    best = Path(json.loads((two_epoch_run / "metrics.json").read_text())["best_ckpt_path"])
+    uploaded = [a.path for a in client.list_artifacts(run.info.run_id, "checkpoints")]
+    assert uploaded == [f"checkpoints/{best.name}"]  # the best one only, not last.ckpt
 
 
 @pytest.fixture(scope="module")

@@ -119,6 +119,10 @@ class Analysis:
         self.output_dir = Path(output_dir)
         self.boards, self.step = list(boards), step
         self.params: dict[str, Any] = {}
+        from headlab.calibration.figures import run_label
+
+        #: figure titles name the run's head and seed
+        self.title = f"test, {run_label(head.name)}"
 
     def run(
         self,
@@ -241,7 +245,8 @@ class Analysis:
         coverage, risk = risk_coverage(confidence, error)
         area = float(risk.mean())
         self.publish(
-            "risk_coverage_test", risk_coverage_figure(coverage.numpy(), risk.numpy(), area, "test")
+            "risk_coverage_test",
+            risk_coverage_figure(coverage.numpy(), risk.numpy(), area, self.title),
         )
         return {"test/aurc": area}
 
@@ -252,7 +257,7 @@ class Analysis:
             confidence,
             hit,
             self.settings.n_bins,
-            "test",
+            self.title,
             metrics["test/ece"],
             metrics["test/ece_adaptive"],
         )

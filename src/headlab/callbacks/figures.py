@@ -16,8 +16,9 @@ from headlab.files import atomic_write
 
 def figure_label(pl_module, seed: int | None) -> str:
     """``head=sigmoid seed=1``: what a figure title says about whose run it is."""
-    head = getattr(getattr(pl_module, "head", None), "name", "?")
-    return f"head={head}" + (f" seed={seed}" if seed is not None else "")
+    from headlab.calibration.figures import run_label
+
+    return run_label(getattr(getattr(pl_module, "head", None), "name", "?"), seed)
 
 
 class CalibrationFigures(L.Callback):

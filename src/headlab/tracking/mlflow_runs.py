@@ -23,6 +23,8 @@ PARENT_FILE = "mlflow_parent_run.txt"
 PARENT_TAG = "mlflow.parentRunId"  # MLflow's own tag for nesting a run under another
 #: result files of the run folder that become artifacts (figures are added by pattern)
 RESULT_FILES = ("calibration.json", "test_predictions.npz")
+#: where ``logger.mlflow.log_model=true`` puts the best checkpoint among the artifacts
+CHECKPOINT_DIR = "checkpoints"
 #: MLflow takes at most this many params per call
 BATCH = 100
 
@@ -80,8 +82,9 @@ def log_config(logger, config: Mapping[str, Any]) -> None:
 
 
 def log_results(logger, output_dir: Path, metrics_file: Path) -> None:
-    """Figures, calibration.json, the test predictions and metrics.json (without the local
-    checkpoint paths, which mean nothing where the artifacts are read)."""
+    """Figures, calibration.json, the test predictions, the best checkpoint when asked for,
+    and metrics.json (without the local checkpoint paths, which mean nothing where the
+    artifacts are read)."""
     client, run = logger.experiment, logger.run_id
     files = sorted(output_dir.glob("*.png")) + [output_dir / f for f in RESULT_FILES]
     for path in files:
@@ -89,5 +92,8 @@ def log_results(logger, output_dir: Path, metrics_file: Path) -> None:
             client.log_artifact(run, str(path))
     if metrics_file.is_file():
         metrics = json.loads(metrics_file.read_text())
+        best = metrics.get("best_ckpt_path")
+        if getattr(logger, "upload_best_checkpoint", False) and best and Path(best).is_file():
+            client.log_artifact(run, best, CHECKPOINT_DIR)
         shared = {k: v for k, v in metrics.items() if not k.endswith("_ckpt_path")}
         client.log_text(run, json.dumps(shared, indent=2), metrics_file.name)

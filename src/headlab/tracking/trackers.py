@@ -86,7 +86,17 @@ def mlflow_logger(
     if parent:
         tags[PARENT_TAG] = parent
     run_name = run_name or trial_name(default_run_name) or None
-    logger = MLFlowLogger(tracking_uri=tracking_uri, run_name=run_name, tags=tags, **kwargs)
+    # log_model=true: the best checkpoint at the end (finish_trackers); Lightning's own would
+    # upload whichever checkpoint callback saved last. "all" stays Lightning's: every save.
+    log_model = kwargs.pop("log_model", False)
+    logger = MLFlowLogger(
+        tracking_uri=tracking_uri,
+        run_name=run_name,
+        tags=tags,
+        log_model="all" if log_model == "all" else False,
+        **kwargs,
+    )
+    logger.upload_best_checkpoint = log_model is True
     try:
         _ = logger.run_id  # creates the experiment (if new) and the run
     except Exception as err:  # MLflow raises its own, SQLAlchemy's or requests' errors
