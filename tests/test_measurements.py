@@ -100,7 +100,9 @@ def test_event_file_holds_calibration_gradients_and_images(sigmoid_run):
     assert "grad_norm/classifier.weight" in tags["scalars"]
     assert {"val/reliability", "val/reliability_norm", "test/reliability"} <= set(tags["images"])
     assert {"test/calibration", "test/risk_coverage"} <= set(tags["images"])
-    assert [image.step for image in events.Images("val/reliability")] == [10, 20]  # per epoch
+    # per epoch, on the step of that epoch's val scalars (the index of its last batch)
+    assert [image.step for image in events.Images("val/reliability")] == [9, 19]
+    assert [e.step for e in events.Scalars("val/ece")] == [9, 19]
     assert {"val/prob_sum", "val/confidence", "val/confidence_norm"} <= set(tags["histograms"])
     # the confidence histogram counts every val prediction (100 per epoch), ending in (.., 1]
     confidence = events.Histograms("val/confidence")[-1].histogram_value
@@ -128,6 +130,9 @@ def test_hparams_tab_is_curated_and_has_no_duplicate_charts(sigmoid_run):
         content[hp_metadata.SESSION_START_INFO_TAG]
     ).session_start_info
     values = {k: v.string_value or v.number_value for k, v in session.hparams.items()}
+    # other heads' parameters are "-": parallel coordinates keep a run that has none of them
+    assert values.pop("head.smoothing") == "-"
+    values = {k: v for k, v in values.items() if v != "-"}
     assert values == {
         "head": "sigmoid",
         "model": "mlp",
@@ -136,10 +141,10 @@ def test_hparams_tab_is_curated_and_has_no_duplicate_charts(sigmoid_run):
         "lr": 0.001,
         "batch_size": 50,
         "max_epochs": 2,
-        "head.threshold": 0.5,
-    }
+    }  # no head.threshold: it decides nothing for single-label data
     columns = {info.name.tag for info in experiment.metric_infos}
-    assert {"val/acc", "test/acc", "test/ece", "test/ece_ts", "best/val/acc"} <= columns
+    assert {"val/acc", "test/acc", "test/ece", "test/ece_temperature", "best/val/acc"} <= columns
+    assert not {"test/ece_ts", "val/loss", "test/loss"} & columns  # aliases, incomparable
     assert not columns & {"epochs", "lr-Adam", "temperature"}
     scalars = set(events.Tags()["scalars"])
     assert columns <= scalars  # every column reads its value from the run's own scalar

@@ -23,6 +23,15 @@ def _bins(reliability: Reliability) -> tuple[np.ndarray, np.ndarray, np.ndarray,
     return edges, count, accuracy, confidence
 
 
+def run_label(head: str, seed: object = None) -> str:
+    """``head=sigmoid seed=1``: what a figure title says about whose run it is. ``seed``
+    defaults to the one ``seed_everything`` recorded (Lightning's ``PL_GLOBAL_SEED``)."""
+    import os
+
+    seed = os.environ.get("PL_GLOBAL_SEED") if seed is None else seed
+    return f"head={head}" + (f" seed={seed}" if seed is not None else "")
+
+
 def draw_reliability(ax: Axes, reliability: Reliability, title: str) -> None:
     """Accuracy per confidence bin against the diagonal, with each bin's sample count."""
     edges, count, accuracy, confidence = _bins(reliability)

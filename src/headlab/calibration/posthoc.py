@@ -139,6 +139,10 @@ class Analysis:
         self.params: dict[str, Any] = {}
         #: ``time.perf_counter()`` when the analysis began: calibration.json's posthoc_seconds
         self.started = time.perf_counter() if started is None else started
+        from headlab.calibration.figures import run_label
+
+        #: figure titles name the run's head and seed
+        self.title = f"test, {run_label(head.name)}"
 
     def run(
         self,
@@ -265,7 +269,8 @@ class Analysis:
         coverage, risk = risk_coverage(confidence, error)
         area = float(risk.mean())
         self.publish(
-            "risk_coverage_test", risk_coverage_figure(coverage.numpy(), risk.numpy(), area, "test")
+            "risk_coverage_test",
+            risk_coverage_figure(coverage.numpy(), risk.numpy(), area, self.title),
         )
         return {"test/aurc": area, "test/augrc": float((coverage * risk).mean())}
 
@@ -276,7 +281,7 @@ class Analysis:
             confidence,
             hit,
             self.settings.n_bins,
-            "test",
+            self.title,
             metrics["test/ece"],
             metrics["test/ece_adaptive"],
         )

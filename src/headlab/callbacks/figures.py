@@ -10,8 +10,16 @@ import torch
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
 
+from headlab.callbacks.curves import log_step
 from headlab.files import atomic_write
 from headlab.models.classifier import Classifier
+
+
+def figure_label(pl_module, seed: int | None) -> str:
+    """``head=sigmoid seed=1``: what a figure title says about whose run it is."""
+    from headlab.calibration.figures import run_label
+
+    return run_label(getattr(getattr(pl_module, "head", None), "name", "?"), seed)
 
 
 class CalibrationFigures(L.Callback):
@@ -23,8 +31,9 @@ class CalibrationFigures(L.Callback):
     a matplotlib figure costs about as much as 20 MLP training steps.
     """
 
-    def __init__(self, output_dir: str | None = None) -> None:
+    def __init__(self, output_dir: str | None = None, seed: int | None = None) -> None:
         self.output_dir = Path(output_dir) if output_dir else None
+        self.seed = seed
 
     @rank_zero_only
     def on_validation_end(self, trainer, pl_module) -> None:
@@ -42,10 +51,11 @@ class CalibrationFigures(L.Callback):
         if snapshot is None or not snapshot.reliability:
             return
         boards = [lg.experiment for lg in trainer.loggers if isinstance(lg, TensorBoardLogger)]
-        step = trainer.global_step
+        step = log_step(trainer)  # the step of this epoch's scalars
+        whose = figure_label(pl_module, self.seed)
         for name, reliability in snapshot.reliability.items():
             suffix = "" if name == "raw" else f"_{name}"
-            figure = reliability_figure(reliability, f"{stage} {name}")
+            figure = reliability_figure(reliability, f"{stage} {name}, {whose}")
             for board in boards:
                 board.add_figure(f"{stage}/reliability{suffix}", figure, global_step=step)
                 _confidence_histogram(board, f"{stage}/confidence{suffix}", reliability, step)
@@ -53,7 +63,7 @@ class CalibrationFigures(L.Callback):
                 self.output_dir.mkdir(parents=True, exist_ok=True)
                 figures = {
                     "reliability": figure,
-                    "confidence": confidence_histogram(reliability, f"{stage} {name}"),
+                    "confidence": confidence_histogram(reliability, f"{stage} {name}, {whose}"),
                 }
                 for tag, fig in figures.items():
                     png = partial(fig.savefig, format="png")

@@ -110,6 +110,23 @@ class StageMetrics(torch.nn.Module):
             snapshot.prob_sum = sums
         return values, snapshot
 
+    def running_totals(self) -> torch.Tensor:
+        """Since the last reset: [loss sum, loss weight, hits, count] as one tensor (no sync).
+
+        Read from the metric states that ``update`` already keeps, so a curve every N steps
+        (``callbacks.curves``) takes differences of two readings and costs nothing per step.
+        ``hits``/``count`` are 0 when the accuracy metric keeps no such totals.
+        """
+        loss = torch.stack([self.loss.mean_value, self.loss.weight]).to(torch.float64)
+        acc = dict(self.classification.items(keep_base=True)).get("acc")
+        if hasattr(acc, "tp"):  # Multiclass accuracy, micro: tp / (tp + fn)
+            hits, count = acc.tp.sum(), acc.tp.sum() + acc.fn.sum()
+        elif hasattr(acc, "correct"):  # Multilabel exact match
+            hits, count = acc.correct.sum(), acc.total.sum()
+        else:
+            hits = count = torch.zeros((), device=loss.device)
+        return torch.cat([loss, torch.stack([hits, count]).to(loss)])
+
     def reset(self) -> None:
         parts = (
             self.loss,

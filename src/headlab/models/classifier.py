@@ -200,8 +200,12 @@ class Classifier(L.LightningModule):
         values, self.epoch_snapshots[stage] = metrics.compute(stage)
         self._tuned_threshold_values(stage, values)
         shown = {f"{stage}/acc", f"{stage}/loss", f"{stage}/ece"}
-        self.log_dict({k: v for k, v in values.items() if k in shown}, prog_bar=stage != "train")
-        self.log_dict({k: v for k, v in values.items() if k not in shown})
+        # callbacks.TrainCurves logs these every N steps: their epoch means skip the loggers
+        curves = getattr(self, "curve_tags", set()) if stage == "train" else set()
+        bar = stage != "train"
+        self.log_dict({k: v for k, v in values.items() if k in shown - curves}, prog_bar=bar)
+        self.log_dict({k: v for k, v in values.items() if k not in shown | curves})
+        self.log_dict({k: v for k, v in values.items() if k in curves}, logger=False)
         metrics.reset()
 
     def on_train_epoch_end(self) -> None:

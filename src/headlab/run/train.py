@@ -159,7 +159,14 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     metrics = {k: plain_number(v) for k, v in metrics.items()}
     if trainer.is_global_zero:
         write_metrics(output_dir / "metrics.json", metrics)
-        publish_final(trainer.loggers, hparams_of(cfg), metrics, logged, trainer.global_step)
-        finish_trackers(trainer.loggers, output_dir)
+        publish_final(
+            trainer.loggers,
+            hparams_of(cfg),
+            metrics,
+            logged,
+            trainer.global_step,
+            model.eval_target_kind,
+        )
+        finish_trackers(trainer.loggers, output_dir, OmegaConf.to_container(cfg, resolve=True))
         log.info("Metrics: %s", {k: v for k, v in metrics.items() if "/" in k})
     return metrics

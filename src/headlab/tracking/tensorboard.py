@@ -1,55 +1,50 @@
-"""TensorBoard made for comparing runs: a curated HPARAMS tab and a Custom Scalars page.
+"""TensorBoard made for comparing runs: a curated HPARAMS tab, a Custom Scalars page and the
+test metrics as a text table.
 
 Lightning's ``TensorBoardLogger.log_hyperparams(params, metrics)`` also writes every metric
 as a scalar, which gave one ``hp/*`` chart per final metric. The hparams plugin only needs
-its three summaries (experiment, session start, session end) in the run's own event file
-and reads each metric column from the run's scalar of the same tag, so they are written
-here directly with ``torch.utils.tensorboard.summary.hparams``; a final metric that was
-never logged as a scalar (post-hoc calibration, ``best/val/acc``) is logged once, under its
-own name, at the last step.
+its summaries (experiment, session start, session end) in the run's own event file and reads
+each metric column from the run's scalar of the same tag, so they are written here directly
+(``tracking.hparams``); a final metric that was never logged as a scalar (post-hoc
+calibration, ``best/val/acc``) is logged once, under its own name, at the last step. A sweep's
+jobs write no experiment definition: the sweep writes one for all of them at its end.
 """
 
 from __future__ import annotations
 
-import math
-import re
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 from lightning.pytorch.loggers import Logger, TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
 
-#: prefixes of real metrics; ``epochs``, ``lr-Adam``, ``temperature``, paths are not columns
-METRIC_PREFIXES = ("train/", "val/", "test/", "best/")
-#: interval bounds stay in metrics.json: a column each would double the table
-NOT_COLUMNS = re.compile(r"_ci_(low|high)$")
+from headlab.tracking.hparams import (
+    DEFAULT_COLUMNS,
+    experiment_summary,
+    final_scalars,
+    meaningful,
+    metric_columns,
+    session_hparams,
+    session_summaries,
+)
+from headlab.tracking.trial import in_multirun, trial_name
 
-
-def metric_columns(metrics: Mapping[str, Any]) -> dict[str, float]:
-    """The final metrics that become HPARAMS columns: finite numbers of a stage."""
-    return {
-        key: float(value)
-        for key, value in metrics.items()
-        if key.startswith(METRIC_PREFIXES)
-        and not NOT_COLUMNS.search(key)
-        and isinstance(value, (int, float))
-        and not isinstance(value, bool)
-        and math.isfinite(value)
-    }
+#: the text-plugin tag of a run's test metrics table
+TEST_TABLE_TAG = "test/metrics"
 
 
 def custom_scalars_layout(extra_metrics: Iterable[str] = ()) -> dict[str, dict[str, list]]:
-    """One page to compare heads: train/val curves of the metrics every head has, and the
-    gradient split. Tags are regular expressions, so a chart takes what a run logged."""
-    curves = {
-        name: ["Multiline", [rf"^(train|val)/{name}$"]]
-        for name in ("acc", "loss", "ece", "nll", *extra_metrics)
-    }
+    """One page to compare heads: the curves every head has, and the gradient split. Tags are
+    regular expressions matching only tags a run writes (train has no calibration)."""
+    curves = {name: ["Multiline", [rf"^(train|val)/{name}$"]] for name in ("acc", "loss")}
+    curves.update({name: ["Multiline", [rf"^val/{name}$"]] for name in ("ece", "nll")})
+    curves.update({name: ["Multiline", [rf"^(train|val)/{name}$"]] for name in extra_metrics})
     gradients = {
         "grad_rows other share": ["Multiline", [r"^grad_rows/other_share$"]],
         "grad_rows true vs other": ["Multiline", [r"^grad_rows/(true|other)$"]],
     }
-    return {"metrics (train, val)": curves, "gradient flow": gradients}
+    return {"metrics (train every N steps, val per epoch)": curves, "gradient flow": gradients}
 
 
 def tensorboards(loggers: Iterable[Logger]) -> list[TensorBoardLogger]:
@@ -67,32 +62,57 @@ def write_layout(loggers: Iterable[Logger], extra_metrics: Iterable[str] = ()) -
         )
 
 
+def markdown_table(values: Mapping[str, float], title: str = "") -> str:
+    """``| metric | value |`` rows, the default HPARAMS columns first (TensorBoard's text
+    plugin renders Markdown tables)."""
+    keys = [k for k in DEFAULT_COLUMNS if k in values]
+    keys += sorted(k for k in values if k not in keys)
+    lines = [f"**{title}**", ""] if title else []
+    lines += ["| metric | value |", "|---|---|"]
+    lines += [f"| {key} | {values[key]:.6g} |" for key in keys]
+    return "\n".join(lines)
+
+
 def publish_final(
     loggers: Iterable[Logger],
     hparams: dict[str, Any],
     metrics: Mapping[str, Any],
     logged: Iterable[str],
     step: int,
+    target_kind: str = "index",
 ) -> None:
     """Hyperparameters and the final metric columns to every logger, no duplicate scalars.
 
-    ``logged`` names the metrics the run already logged as scalars; the other columns are
-    logged once at ``step``. TensorBoard gets the hparams plugin summaries; other loggers
-    their own ``log_hyperparams``.
+    ``logged`` names the metrics the run already logged as scalars; the other final values
+    are logged once at ``step``. TensorBoard gets the hparams plugin summaries (the
+    experiment definition only outside a sweep) and the test metrics as a text table; other
+    loggers their own ``log_hyperparams``.
     """
-    from torch.utils.tensorboard.summary import hparams as hparams_summaries
+    from lightning.pytorch.core.saving import save_hparams_to_yaml
 
-    columns = metric_columns(metrics)
+    scalars = final_scalars(metrics)
     logged = set(logged)
-    unlogged = {k: v for k, v in columns.items() if k not in logged}
+    unlogged = {k: v for k, v in scalars.items() if k not in logged}
+    board_hparams = session_hparams(hparams, target_kind)
+    hparams = meaningful(hparams, target_kind)
+    trial = trial_name()
+    test = {k: v for k, v in scalars.items() if k.startswith("test/")}
     for logger in loggers:
         if unlogged:
             logger.log_metrics(unlogged, step=step)
         if isinstance(logger, TensorBoardLogger):
-            logger.hparams.update(hparams)  # Lightning's hparams.yaml beside the events
+            logger.hparams.update(hparams)  # hparams.yaml: the run's own, no "-" entries
+            # Lightning writes hparams.yaml at its first save (still empty) and never again
+            Path(logger.log_dir).mkdir(parents=True, exist_ok=True)
+            save_hparams_to_yaml(Path(logger.log_dir) / "hparams.yaml", dict(logger.hparams))
             writer = logger.experiment._get_file_writer()
-            for summary in hparams_summaries(hparams, columns):
+            if not in_multirun():
+                writer.add_summary(experiment_summary([board_hparams], metric_columns(scalars)))
+            for summary in session_summaries(board_hparams, trial):
                 writer.add_summary(summary)
+            if test:
+                title = f"{trial or 'this run'}: test metrics"
+                logger.experiment.add_text(TEST_TABLE_TAG, markdown_table(test, title), step)
         else:
             logger.log_hyperparams(hparams)
         logger.save()

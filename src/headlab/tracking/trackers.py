@@ -10,14 +10,11 @@ to a logging failure at the end.
 from __future__ import annotations
 
 import importlib.util
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 from headlab.errors import RunError
-
-#: files of the run folder that MLflow keeps as artifacts
-ARTIFACT_PATTERNS = ("metrics.json", "*.png")
 
 
 class MissingExtra(RunError, ImportError):
@@ -67,14 +64,39 @@ def check_local_store(tracking_uri: str) -> None:
         ) from err
 
 
-def mlflow_logger(tracking_uri: str, **kwargs: Any):
+def mlflow_logger(
+    tracking_uri: str, run_name: str | None = None, default_run_name: str = "", **kwargs: Any
+):
     """Lightning's ``MLFlowLogger``, with its run created now: a store that cannot take one
-    fails here, before training, instead of after it."""
+    fails here, before training, instead of after it.
+
+    Without a ``run_name`` the run is named by its overrides (``003 head=soft,seed=2`` in a
+    sweep, see ``tracking.trial``), else ``default_run_name``; a sweep's job runs nest under
+    the sweep's parent run. The run id and where to see it are logged at once.
+    """
     require("mlflow", "mlflow", "mlflow")
     check_local_store(tracking_uri)
     from lightning.pytorch.loggers import MLFlowLogger
 
-    logger = MLFlowLogger(tracking_uri=tracking_uri, **kwargs)
+    from headlab.tracking.mlflow_runs import PARENT_TAG, announce, parent_run_id
+    from headlab.tracking.trial import trial_name
+
+    tags = dict(kwargs.pop("tags", None) or {})
+    parent = parent_run_id()
+    if parent:
+        tags[PARENT_TAG] = parent
+    run_name = run_name or trial_name(default_run_name) or None
+    # log_model=true: the best checkpoint at the end (finish_trackers); Lightning's own would
+    # upload whichever checkpoint callback saved last. "all" stays Lightning's: every save.
+    log_model = kwargs.pop("log_model", False)
+    logger = MLFlowLogger(
+        tracking_uri=tracking_uri,
+        run_name=run_name,
+        tags=tags,
+        log_model="all" if log_model == "all" else False,
+        **kwargs,
+    )
+    logger.upload_best_checkpoint = log_model is True
     try:
         _ = logger.run_id  # creates the experiment (if new) and the run
     except Exception as err:  # MLflow raises its own, SQLAlchemy's or requests' errors
@@ -83,6 +105,7 @@ def mlflow_logger(tracking_uri: str, **kwargs: Any):
             f"logger.mlflow.tracking_uri={tracking_uri} takes no run ({type(err).__name__}: "
             f"{first_line}): pass a writable store or start the tracking server."
         ) from err
+    announce(logger)
     return logger
 
 
@@ -95,16 +118,21 @@ def wandb_logger(**kwargs: Any):
     return WandbLogger(**kwargs)
 
 
-def finish_trackers(loggers: Iterable[Any], output_dir: str | Path) -> None:
-    """At the end of a run (after ``board.publish_final``): the run folder's figures and
-    metrics.json to MLflow as artifacts; the W&B run finished, else the next job of a sweep
-    would reuse it."""
+def finish_trackers(
+    loggers: Iterable[Any], output_dir: str | Path, config: Mapping[str, Any] | None = None
+) -> None:
+    """At the end of a run (after ``board.publish_final``): to MLflow the resolved ``config``
+    (params and ``config.yaml``) and the run folder's figures, calibration.json, predictions
+    and metrics.json as artifacts; the W&B run finished, else the next job of a sweep would
+    reuse it."""
     from lightning.pytorch.loggers import MLFlowLogger, WandbLogger
+
+    from headlab.tracking.mlflow_runs import log_config, log_results
 
     for logger in loggers:
         if isinstance(logger, MLFlowLogger):
-            for pattern in ARTIFACT_PATTERNS:
-                for path in sorted(Path(output_dir).glob(pattern)):
-                    logger.experiment.log_artifact(logger.run_id, str(path))
+            if config is not None:
+                log_config(logger, config)
+            log_results(logger, Path(output_dir), Path(output_dir) / "metrics.json")
         if isinstance(logger, WandbLogger):
             logger.experiment.finish()

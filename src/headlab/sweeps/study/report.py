@@ -25,6 +25,7 @@ import torch
 from headlab.calibration import METHODS
 from headlab.calibration.estimators import ESTIMATORS
 from headlab.errors import ConfigValueError
+from headlab.sweeps.study.board_runs import write_head_runs
 from headlab.sweeps.study.jobs import BadSweep, Job, Study, load_study
 from headlab.sweeps.study.legend import caveats, degenerate, heads_table
 from headlab.sweeps.study.table import MULTILABEL_COLUMNS as STUDY_COLUMNS
@@ -438,6 +439,7 @@ def build_report(study: Study, out: Path, settings: ComparisonSettings | None = 
     lines += calibration_section(groups, scores, out)
     lines += other_data_section(study)
     lines += problems_section(study)
+    write_head_runs(groups, out / "tensorboard")  # one TensorBoard run per head, mean of seeds
     return "\n".join(lines)
 
 
