@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import logging
 import math
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -102,6 +101,18 @@ def search_space(entries: Sequence[str]) -> tuple[dict[str, Any], list[str]]:
         else:
             distributions[override.get_key_element()] = distribution
     return distributions, fixed
+
+
+def flat(params: Any, prefix: str = "") -> dict[str, Any]:
+    """``{model: {optimizer: {lr: ...}}}`` (a key set from the command line) as dotted keys."""
+    out: dict[str, Any] = {}
+    for key, value in dict(params).items():
+        name = f"{prefix}{key}"
+        if isinstance(value, (dict, DictConfig)):
+            out.update(flat(value, f"{name}."))
+        else:
+            out[name] = value
+    return out
 
 
 def render(value: Any) -> str:
@@ -248,12 +259,11 @@ class OptunaSearch:
             return self._sweep(arguments)
         except RunError as err:
             log.error("%s", err)
-            print(f"Error: {err}", file=sys.stderr)
             raise SystemExit(1) from None
 
     def _sweep(self, arguments: list[str]) -> list[Any]:
         assert self.config is not None and self.launcher is not None
-        entries = [f"{k}={v}" for k, v in self.params.items()] + list(arguments)
+        entries = [f"{k}={v}" for k, v in flat(self.params).items()] + list(arguments)
         distributions, fixed = search_space(entries)
         self.check(distributions)
         # the job config must compose before any trial exists (a typo'd key fails here)
