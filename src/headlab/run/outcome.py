@@ -62,7 +62,8 @@ def outcome_of(cfg: DictConfig, exception: BaseException) -> dict[str, Any]:
         else {"status": "failed", "error": f"{type(exception).__name__}: {exception}"}
     )
     if pruned(exception):
-        outcome = {"status": "pruned", "reason": str(exception), **getattr(exception, "metrics", {})}
+        kept = getattr(exception, "metrics", {})  # the last validation metrics
+        outcome = {"status": "pruned", "reason": str(exception), **kept}
     if getattr(exception, "step", None) is not None:
         outcome["failed_step"] = exception.step
     folder = checkpoint_dir(cfg)

@@ -41,8 +41,8 @@ def distribution_of(override: Any) -> Any:
     """The Optuna distribution of one parsed Hydra sweep override; ``None`` for a plain value.
 
     ``choice(a,b)`` or ``a,b`` -> categorical; ``range(lo,hi,step)`` -> int/float with that step,
-    ``hi`` excluded as in Hydra; ``interval(lo,hi)`` -> int (both ends int) or float, log-scaled
-    with ``tag(log, ...)``.
+    ``hi`` excluded as in Hydra; ``interval(lo,hi)`` -> float (int with ``tag(int, ...)``),
+    log-scaled with ``tag(log, ...)``.
     """
     from hydra.core.override_parser.types import (
         ChoiceSweep,
@@ -72,10 +72,10 @@ def distribution_of(override: Any) -> Any:
         if all(isinstance(v, int) for v in (value.start, value.stop, value.step)):
             return IntDistribution(int(values[0]), int(values[-1]), step=int(value.step))
         return FloatDistribution(float(values[0]), float(values[-1]), step=float(value.step))
-    if isinstance(value, IntervalSweep):
+    if isinstance(value, IntervalSweep):  # Hydra makes both ends floats: `int` tag for ints
         log_scale = "log" in value.tags
-        if isinstance(value.start, int) and isinstance(value.end, int):
-            return IntDistribution(value.start, value.end, log=log_scale)
+        if "int" in value.tags:
+            return IntDistribution(int(value.start), int(value.end), log=log_scale)
         return FloatDistribution(float(value.start), float(value.end), log=log_scale)
     raise ValueError(f"{type(value).__name__} is not supported")
 
@@ -84,8 +84,7 @@ def search_space(entries: Sequence[str]) -> tuple[dict[str, Any], list[str]]:
     """``key=value`` overrides -> (distributions by key, fixed overrides passed to every job)."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
-    distributions: dict[str, Any] = {}
-    fixed: list[str] = []
+    chosen: dict[str, Any] = {}  # key -> distribution or fixed override; the last one wins
     parser = OverridesParser.create()
     for entry in entries:
         try:
@@ -96,11 +95,11 @@ def search_space(entries: Sequence[str]) -> tuple[dict[str, Any], list[str]]:
             raise SearchSpaceError(
                 f"search space {entry!r} is not a valid distribution: {message}"
             ) from None
-        if distribution is None:
-            fixed.append(entry)
-        else:
-            distributions[override.get_key_element()] = distribution
-    return distributions, fixed
+        key = override.get_key_element()
+        chosen.pop(key, None)
+        chosen[key] = entry if distribution is None else distribution
+    fixed = [v for v in chosen.values() if isinstance(v, str)]
+    return {k: v for k, v in chosen.items() if not isinstance(v, str)}, fixed
 
 
 def flat(params: Any, prefix: str = "") -> dict[str, Any]:
@@ -267,7 +266,8 @@ class OptunaSearch:
         distributions, fixed = search_space(entries)
         self.check(distributions)
         # the job config must compose before any trial exists (a typo'd key fails here)
-        self.sweeper.validate_batch_is_legal([trial_overrides(probe_params(distributions), fixed, 0)])
+        probe = trial_overrides(probe_params(distributions), fixed, 0)
+        self.sweeper.validate_batch_is_legal([probe])
         study = self.open_study()
 
         sweep_dir = Path(self.config.hydra.sweep.dir)
