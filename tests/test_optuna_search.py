@@ -289,3 +289,45 @@ def test_a_bad_storage_stops_the_search_with_one_line_before_any_trial(tiny_mnis
     assert not (tmp_path / "logs" / "train" / "multiruns").exists() or not list(
         (tmp_path / "logs" / "train" / "multiruns").glob("*/*/metrics.json")
     )
+
+
+@pytest.mark.slow
+def test_joblib_launcher_runs_a_batch_of_trials_in_parallel_processes(tiny_mnist, tmp_path):
+    code, output = search(
+        tmp_path,
+        tiny_mnist,
+        "trainer.max_epochs=1",
+        "hydra/launcher=joblib",
+        "hydra.launcher.n_jobs=2",
+        "hydra.sweeper.n_jobs=2",
+        "hydra.sweeper.n_trials=2",
+    )
+    assert code == 0, output[-3000:]
+    assert "Joblib.Parallel(n_jobs=2" in output
+    assert [t.state for t in load(tmp_path).trials] == [TrialState.COMPLETE] * 2
+    assert sorted(trial_folders(tmp_path)) == [0, 1]
+
+
+@pytest.mark.slow
+def test_an_interrupted_search_leaves_no_trial_running_and_resumes(tiny_mnist, tmp_path):
+    import signal
+    import time
+
+    args = ("trainer.max_epochs=50", "hydra.sweeper.pruner=null", "hydra.sweeper.n_trials=2")
+    process = search(tmp_path, tiny_mnist, *args, wait=False)
+    database = tmp_path / "logs" / "optuna.db"
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:  # until trial 0 trains
+        if database.is_file() and list(tmp_path.glob("logs/train/multiruns/*/0_*/checkpoints")):
+            break
+        time.sleep(1)
+    process.send_signal(signal.SIGTERM)  # as a scheduler stops a job (SIGINT: Ctrl-C alike)
+    output, _ = process.communicate(timeout=300)
+    assert process.returncode != 0, output[-2000:]
+    (trial,) = load(tmp_path).trials
+    assert trial.state == TrialState.FAIL and trial.user_attrs["headlab_status"] == "interrupted"
+    # the same command, shorter trials: the interrupted trial does not count
+    code, output = search(tmp_path, tiny_mnist, *args[1:], "trainer.max_epochs=1")
+    assert code == 0, output[-3000:]
+    states = [t.state for t in load(tmp_path).trials]
+    assert states == [TrialState.FAIL, TrialState.COMPLETE, TrialState.COMPLETE]
