@@ -31,6 +31,7 @@ from headlab.sweeps.optuna_search import (  # noqa: E402
     counted,
     give_up,
     search_space,
+    study_counts,
     tell,
 )
 from tests.conftest import ROOT  # noqa: E402
@@ -132,6 +133,8 @@ def test_each_job_ending_becomes_the_trials_state_and_metrics_json_gets_its_numb
         (TrialState.PRUNED, 0.25, "pruned"),
         (TrialState.FAIL, None, "failed"),
     ]
+    counts = study_counts(study)  # one report each: 3 epochs
+    assert counts == {"complete": 1, "pruned": 1, "fail": 1, "epochs": 3, "best": 0.75}
     for i in range(3):
         assert json.loads((tmp_path / str(i) / "metrics.json").read_text())["trial"] == i
     # a completed job whose metric is missing (NaN returned) is a failure, not a value

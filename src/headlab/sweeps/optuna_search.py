@@ -141,6 +141,22 @@ def counted(study: Any) -> int:
     return sum(t.user_attrs.get(STATUS_ATTR) != INTERRUPTED for t in trials)
 
 
+def study_counts(study: Any) -> dict[str, Any]:
+    """Trials by state, epochs trained (one report per validated epoch) and the best value:
+    what pruning saves, in the numbers the sweeper logs at its end."""
+    from optuna.trial import TrialState
+
+    trials = study.get_trials(deepcopy=False)
+    counts = {
+        state.name.lower(): sum(t.state == state for t in trials)
+        for state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+    }
+    counts["epochs"] = sum(len(t.intermediate_values) for t in trials)
+    done = [t for t in trials if t.state == TrialState.COMPLETE]
+    counts["best"] = study.best_value if done else None
+    return counts
+
+
 def job_status(job_return: Any) -> tuple[str, dict[str, Any], Path | None]:
     """How a job ended (its metrics.json ``status``) and its metrics, from the job's folder."""
     from headlab.sweeps.summary import job_metrics
@@ -317,6 +333,7 @@ class OptunaSearch:
             log.info("Best trial %d: %s = %s", best.number, best.params, best.value)
         else:
             log.warning("No trial of study %r completed: no best parameters", self.study_name)
+        log.info("Study %r: %s", self.study_name, study_counts(study))
         frame = study.trials_dataframe(attrs=("number", "value", "state", "params", "user_attrs"))
         atomic_write_text(sweep_dir / "study_trials.csv", frame.to_csv(index=False))
 
