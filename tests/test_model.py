@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import lightning as L
+import numpy as np
 import pytest
 import torch
 from hydra.errors import MissingConfigException
 from hydra.utils import instantiate
+from PIL import Image
 
 from headlab.heads import HEADS, SoftLabelCE
 from headlab.models import MLP, Classifier
@@ -56,8 +58,15 @@ GROUP_OPTIONS = sorted(
 
 
 @pytest.mark.parametrize("group,option", GROUP_OPTIONS, ids=[f"{g}={o}" for g, o in GROUP_OPTIONS])
-def test_every_group_option_composes_and_instantiates(group: str, option: str):
-    cfg = compose_train([f"{group}={option}"])
+def test_every_group_option_composes_and_instantiates(group: str, option: str, tmp_path):
+    extra = []
+    if option.startswith("image_"):  # own images: a folder of two classes (docs/own_data.md)
+        for name in ("a", "b"):
+            (tmp_path / name).mkdir()
+            Image.fromarray(np.zeros((4, 4), dtype=np.uint8)).save(tmp_path / name / "0.png")
+        (tmp_path / "labels.csv").write_text("file,labels\na/0.png,x\nb/0.png,y\n")
+        extra = [f"data.root={tmp_path}"]
+    cfg = compose_train([f"{group}={option}", *extra])
     assert isinstance(instantiate(cfg.model), L.LightningModule)
     assert isinstance(instantiate(cfg.data), L.LightningDataModule)
 
