@@ -8,6 +8,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
+from headlab.run import dirs  # noqa: F401  the config resolvers (${folder_classes:}, ...)
 from tests.idx import write_tiny_mnist
 
 ROOT = Path(__file__).resolve().parents[1]

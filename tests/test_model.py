@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import lightning as L
+import numpy as np
 import pytest
 import torch
 from hydra.errors import MissingConfigException
 from hydra.utils import instantiate
+from PIL import Image
 
 from headlab.heads import HEADS, SoftLabelCE
 from headlab.models import MLP, Classifier
@@ -64,7 +66,14 @@ def test_every_group_option_builds_a_whole_run_without_loading_data(
     option's own group must show up in what was built, not only compose."""
     monkeypatch.chdir(tmp_path)  # loggers and checkpoints create their folders here
     monkeypatch.setenv("WANDB_MODE", "offline")
-    cfg = compose_train([f"{group}={option}", f"paths.output_dir={tmp_path}"])
+    extra = []
+    if option.startswith("image_"):  # own images: a folder of two classes (docs/own_data.md)
+        for name in ("a", "b"):
+            (tmp_path / name).mkdir()
+            Image.fromarray(np.zeros((4, 4), dtype=np.uint8)).save(tmp_path / name / "0.png")
+        (tmp_path / "labels.csv").write_text("file,labels\na/0.png,x\nb/0.png,y\n")
+        extra = [f"data.root={tmp_path}"]
+    cfg = compose_train([f"{group}={option}", f"paths.output_dir={tmp_path}", *extra])
     if group == "trainer" and option in ("gpu", "ddp") and not torch.cuda.is_available():
         pytest.skip("needs a GPU")
     datamodule, model, trainer = build(cfg)

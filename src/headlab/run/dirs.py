@@ -92,6 +92,9 @@ def job_number(name: str) -> int | None:
 
 
 def register() -> None:
+    from headlab.run import data_resolvers  # ${folder_classes:}, ${csv_classes:} (own data)
+
+    data_resolvers.register()
     if not OmegaConf.has_resolver(RESOLVER):
         OmegaConf.register_new_resolver(RESOLVER, unique_dir, use_cache=True)
     if not OmegaConf.has_resolver(JOB_DIR_RESOLVER):

@@ -1,7 +1,8 @@
 """Every run ends with a ``metrics.json`` whose ``status`` says how it ended.
 
 ``status`` is ``completed`` (written by ``train``), ``failed`` (any error; ``error`` holds
-the message) or ``interrupted`` (Ctrl-C / SIGTERM; ``signal`` says which). Sweep
+the message), ``interrupted`` (Ctrl-C / SIGTERM; ``signal`` says which) or ``pruned`` (an
+Optuna trial stopped early by its pruner; its last validation metrics are kept). Sweep
 summaries and scripts read only this file, so a crashed job is never mistaken for a
 missing or still-running one.
 
@@ -14,6 +15,7 @@ import contextlib
 import functools
 import logging
 import signal
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -28,6 +30,12 @@ from headlab.run.distributed import in_hydra_multirun
 log = logging.getLogger(__name__)
 
 EXIT_FAILED, EXIT_SIGINT, EXIT_SIGTERM = 1, 128 + signal.SIGINT, 128 + signal.SIGTERM
+
+
+def pruned(exception: BaseException) -> bool:
+    """Optuna's pruner stopped this trial (headlab.callbacks.pruning): an ending, not a failure."""
+    optuna = sys.modules.get("optuna")  # only loaded when a search runs
+    return optuna is not None and isinstance(exception, optuna.TrialPruned)
 
 
 def user_errors() -> tuple[type[BaseException], ...]:
@@ -48,6 +56,9 @@ def outcome_of(cfg: DictConfig, exception: BaseException) -> dict[str, Any]:
         if name
         else {"status": "failed", "error": f"{type(exception).__name__}: {exception}"}
     )
+    if pruned(exception):
+        kept = getattr(exception, "metrics", {})  # the last validation metrics
+        outcome = {"status": "pruned", "reason": str(exception), **kept}
     if getattr(exception, "step", None) is not None:
         outcome["failed_step"] = exception.step
     folder = checkpoint_dir(cfg)
@@ -124,6 +135,9 @@ def run_task(train: Callable[[DictConfig], dict[str, Any]], cfg: DictConfig) -> 
         )
         raise SystemExit(EXIT_SIGTERM if name == "SIGTERM" else EXIT_SIGINT) from None
     except Exception as exception:
+        if pruned(exception) and in_hydra_multirun():
+            log.info("%s", exception)  # the sweeper tells the study; the sweep goes on
+            return None
         clean = isinstance(exception, user_errors())
         if in_hydra_multirun():
             log.error("Job failed, the sweep goes on: %s", exception, exc_info=not clean)

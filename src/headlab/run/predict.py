@@ -2,7 +2,8 @@
 
 Inputs are turned into exactly what the model saw in training: one grey channel at the
 data's image size (28, or the multi-label canvas), 0..255 pixel values normalised by the data
-module's own ``normalize``. Anything that cannot be, is named: nothing is skipped silently.
+module's own ``normalize``. Anything that cannot be, is named; files that are not images by
+their extension (a README, ``.DS_Store``) are skipped and counted.
 """
 
 from __future__ import annotations
@@ -33,10 +34,25 @@ def image_size_of(cfg: DictConfig) -> int:
     return int(cfg.data.get("image_size", 28))
 
 
-def read_image(path: Path, size: int) -> np.ndarray:
-    """A PNG/JPEG as a (size, size) uint8 grey image; colour images are converted to grey."""
+def channels_of(cfg: DictConfig) -> tuple[int, bool]:
+    """The model's input channels and whether any image size is resized (own image data)."""
+    return int(cfg.data.get("channels", 1)), bool(cfg.data.get("resize", False))
+
+
+def read_image(path: Path, size: int, channels: int = 1, resize: bool = False) -> np.ndarray:
+    """A PNG/JPEG as a (size, size) uint8 grey image; colour images are converted to grey.
+    With ``channels=3`` or ``resize`` (data=image_folder/image_csv): (channels, size, size)
+    the way that data module reads its files."""
     from PIL import Image, UnidentifiedImageError
 
+    if channels != 1 or resize:
+        from headlab.data.image_files import ImageDataError
+        from headlab.data.image_files import read_image as read_like_data
+
+        try:
+            return read_like_data(path, size, channels, resize)
+        except ImageDataError as err:
+            raise PredictInputError(f"input: {err}") from None
     try:
         with Image.open(path) as image:
             grey = np.asarray(image.convert("L"))
@@ -52,13 +68,24 @@ def read_image(path: Path, size: int) -> np.ndarray:
     return grey
 
 
-def read_folder(folder: Path, size: int) -> tuple[list[str], np.ndarray]:
-    files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
-    if not files:
-        raise PredictInputError(
-            f"input={folder} is an empty folder: put PNG/JPEG images of {size}x{size} px in it."
+def read_folder(folder: Path, size: int, channels: int = 1, resize: bool = False):
+    """The folder's images by extension, as torchvision's ImageFolder picks them; other files
+    (a README, .DS_Store) are skipped and counted."""
+    from headlab.data.image_files import is_image
+
+    every = sorted(p for p in folder.iterdir() if p.is_file())
+    files = [p for p in every if is_image(p)]
+    if len(every) > len(files):
+        log.info(
+            "input: skipped %d files that are not images by their extension",
+            len(every) - len(files),
         )
-    return [p.name for p in files], np.stack([read_image(p, size) for p in files])
+    if not files:
+        what = "is an empty folder" if not every else f"holds no images ({len(every)} skipped)"
+        raise PredictInputError(
+            f"input={folder} {what}: put PNG/JPEG images of {size}x{size} px in it."
+        )
+    return [p.name for p in files], np.stack([read_image(p, size, channels, resize) for p in files])
 
 
 def read_array(path: Path, size: int) -> tuple[list[str], np.ndarray]:
@@ -80,8 +107,10 @@ def read_array(path: Path, size: int) -> tuple[list[str], np.ndarray]:
     return [str(i) for i in range(len(array))], array
 
 
-def read_inputs(spec: str, size: int) -> tuple[list[str], torch.Tensor] | None:
-    """Names and (N, 1, size, size) unnormalised images of ``input=``; None for ``test``."""
+def read_inputs(
+    spec: str, size: int, channels: int = 1, resize: bool = False
+) -> tuple[list[str], torch.Tensor] | None:
+    """Names and (N, C, size, size) unnormalised images of ``input=``; None for ``test``."""
     if spec == "test":
         return None
     path = Path(spec).expanduser()
@@ -91,28 +120,36 @@ def read_inputs(spec: str, size: int) -> tuple[list[str], torch.Tensor] | None:
             "or input=test."
         )
     if path.is_dir():
-        names, images = read_folder(path, size)
+        names, images = read_folder(path, size, channels, resize)
     elif path.suffix.lower() == ".npy":
         names, images = read_array(path, size)
     elif path.suffix.lower() in IMAGE_SUFFIXES:
-        names, images = [path.name], read_image(path, size)[None]
+        names, images = [path.name], read_image(path, size, channels, resize)[None]
     else:
         raise PredictInputError(
             f"input={spec} is neither a folder, a .npy array nor a PNG/JPEG image."
         )
-    return names, torch.from_numpy(np.ascontiguousarray(images, dtype=np.float32)).unsqueeze(1)
+    tensor = torch.from_numpy(np.ascontiguousarray(images, dtype=np.float32))
+    return names, tensor if tensor.ndim == 4 else tensor.unsqueeze(1)
 
 
 def prediction_rows(
-    names: list[str], probs: torch.Tensor, multi_label: bool, threshold: float
+    names: list[str],
+    probs: torch.Tensor,
+    multi_label: bool,
+    threshold: float,
+    class_names: list[str] | None = None,
 ) -> list[dict[str, Any]]:
-    """One row per input: its name, the predicted label (or label set) and every probability."""
+    """One row per input: its name, the predicted label (or label set) and every probability.
+    With the data's ``class_names`` (own images) the labels are named, sets joined by ``;``."""
     rows = []
+    label = (lambda k: str(k)) if class_names is None else (lambda k: class_names[k])
+    joiner = " " if class_names is None else ";"
     for name, p in zip(names, probs.tolist(), strict=True):
         if multi_label:  # the labels above head.threshold, e.g. "2 5 7" (empty: none)
-            predicted = " ".join(str(k) for k, v in enumerate(p) if v > threshold)
+            predicted = joiner.join(label(k) for k, v in enumerate(p) if v > threshold)
         else:
-            predicted = str(int(np.argmax(p)))
+            predicted = label(int(np.argmax(p)))
         row = {"input": name, "predicted": predicted}
         row.update({f"p{k}": f"{v:.9g}" for k, v in enumerate(p)})
         rows.append(row)
@@ -137,7 +174,7 @@ def predict(cfg: DictConfig) -> Path:
     route_lightning_logs_to_root()
     check_numbers(cfg)
     check_checkpoint(cfg.ckpt_path)  # cheap checks first: nothing is loaded for a bad input
-    inputs = read_inputs(str(cfg.input), image_size_of(cfg))
+    inputs = read_inputs(str(cfg.input), image_size_of(cfg), *channels_of(cfg))
     # its normalisation; the test split for input=test
     datamodule = instantiate_group(cfg.data, "data")
     if inputs is None:
@@ -158,7 +195,8 @@ def predict(cfg: DictConfig) -> Path:
     batches = trainer.predict(model, loader, ckpt_path=cfg.ckpt_path, weights_only=True)
     probs = torch.cat(batches)
     multi_label = model.eval_target_kind == "multi_hot"
-    rows = prediction_rows(names, probs, multi_label, model.head.threshold)
+    class_names = getattr(datamodule, "class_names", None)  # own image data: named classes
+    rows = prediction_rows(names, probs, multi_label, model.head.threshold, class_names)
     path = Path(cfg.paths.output_dir) / PREDICTIONS_CSV
     write_rows(path, rows)
     log.info("Predictions: %s", path)

@@ -18,6 +18,8 @@ from headlab.run.dirs import job_number
 
 log = logging.getLogger(__name__)
 
+ENDED_WELL = ("completed", "pruned")  # statuses that do not fail a sweep
+
 MISSING_STATUS = "missing"  # no metrics.json: the job crashed, was killed or is still running
 
 
@@ -61,6 +63,6 @@ def unfinished_jobs(sweep_dir: str | Path) -> dict[str, str]:
     unfinished = {}
     for job in job_dirs(Path(sweep_dir)):
         metrics = job_metrics(job)
-        if metrics["status"] != "completed":
+        if metrics["status"] not in ENDED_WELL:
             unfinished[str(job)] = metrics.get("error") or metrics["status"]
     return unfinished

@@ -1,0 +1,351 @@
+"""Hyperparameter search on current Optuna, with pruning: a thin Hydra sweeper around Optuna's
+ask-and-tell interface (hydra-optuna-sweeper pins Optuna 2 and never hands the trial to the job).
+
+The sweeper asks the study (in a storage: SQLite, any SQLAlchemy URL, or a journal file) for
+trials, ``n_jobs`` at a time, and launches one Hydra job per trial with the trial's values as
+overrides plus ``optuna_trial=<number>``. The job opens the same storage and reports its
+validation metric every epoch (``headlab.callbacks.pruning``); when the pruner stops it, its
+``metrics.json`` says ``pruned``. The sweeper reads each job's status and tells the study
+(complete / pruned / failed), then asks again until the study holds ``n_trials`` trials.
+Because the count is the study's, not this process's, the same command resumes a crashed
+search, and a second worker (another shell, another machine on the same database) joins it.
+
+The Hydra plugin class lives in ``hydra_plugins.headlab_sweeper`` (Hydra only loads sweepers
+from that package); all logic is here.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from headlab.errors import ConfigValueError, RunError
+
+log = logging.getLogger(__name__)
+
+TRIAL_KEY = "optuna_trial"  # the job's config key holding its trial number
+STATUS_ATTR = "headlab_status"  # user attribute: how the job ended
+INTERRUPTED = "interrupted"  # the sweeper stopped before the job ended: not counted
+
+
+class SearchSpaceError(ConfigValueError):
+    """A ``hydra.sweeper.params`` entry that is not an Optuna distribution."""
+
+
+def distribution_of(override: Any) -> Any:
+    """The Optuna distribution of one parsed Hydra sweep override; ``None`` for a plain value.
+
+    ``choice(a,b)`` or ``a,b`` -> categorical; ``range(lo,hi,step)`` -> int/float with that step,
+    ``hi`` excluded as in Hydra; ``interval(lo,hi)`` -> float (int with ``tag(int, ...)``),
+    log-scaled with ``tag(log, ...)``.
+    """
+    from hydra.core.override_parser.types import (
+        ChoiceSweep,
+        IntervalSweep,
+        RangeSweep,
+        Transformer,
+    )
+    from optuna.distributions import (
+        CategoricalDistribution,
+        FloatDistribution,
+        IntDistribution,
+    )
+
+    if not override.is_sweep_override():
+        return None
+    value = override.value()
+    if isinstance(value, ChoiceSweep) or (isinstance(value, RangeSweep) and value.shuffle):
+        choices = list(override.sweep_iterator(transformer=Transformer.identity))
+        bad = [c for c in choices if not isinstance(c, (str, int, float, bool, type(None)))]
+        if bad:
+            raise ValueError(f"choices must be scalars, got {bad[0]!r} (quote it: '{bad[0]}')")
+        return CategoricalDistribution(choices)
+    if isinstance(value, RangeSweep):
+        values = list(override.sweep_iterator(transformer=Transformer.identity))
+        if not values:
+            raise ValueError("the range is empty")
+        if all(isinstance(v, int) for v in (value.start, value.stop, value.step)):
+            return IntDistribution(int(values[0]), int(values[-1]), step=int(value.step))
+        return FloatDistribution(float(values[0]), float(values[-1]), step=float(value.step))
+    if isinstance(value, IntervalSweep):  # Hydra makes both ends floats: `int` tag for ints
+        log_scale = "log" in value.tags
+        if "int" in value.tags:
+            return IntDistribution(int(value.start), int(value.end), log=log_scale)
+        return FloatDistribution(float(value.start), float(value.end), log=log_scale)
+    raise ValueError(f"{type(value).__name__} is not supported")
+
+
+def search_space(entries: Sequence[str]) -> tuple[dict[str, Any], list[str]]:
+    """``key=value`` overrides -> (distributions by key, fixed overrides passed to every job)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    chosen: dict[str, Any] = {}  # key -> distribution or fixed override; the last one wins
+    parser = OverridesParser.create()
+    for entry in entries:
+        try:
+            (override,) = parser.parse_overrides([entry])
+            distribution = distribution_of(override)
+        except Exception as err:
+            message = str(err).strip().splitlines()[0] if str(err).strip() else repr(err)
+            raise SearchSpaceError(
+                f"search space {entry!r} is not a valid distribution: {message}"
+            ) from None
+        key = override.get_key_element()
+        chosen.pop(key, None)
+        chosen[key] = entry if distribution is None else distribution
+    fixed = [v for v in chosen.values() if isinstance(v, str)]
+    return {k: v for k, v in chosen.items() if not isinstance(v, str)}, fixed
+
+
+def flat(params: Any, prefix: str = "") -> dict[str, Any]:
+    """``{model: {optimizer: {lr: ...}}}`` (a key set from the command line) as dotted keys."""
+    out: dict[str, Any] = {}
+    for key, value in dict(params).items():
+        name = f"{prefix}{key}"
+        if isinstance(value, (dict, DictConfig)):
+            out.update(flat(value, f"{name}."))
+        else:
+            out[name] = value
+    return out
+
+
+def render(value: Any) -> str:
+    """A trial value as a Hydra override value (``'[256,128]'`` comes back as a list)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return str(value).lower()
+    return str(value)
+
+
+def trial_overrides(params: dict[str, Any], fixed: Sequence[str], number: int) -> list[str]:
+    return [*fixed, *(f"{k}={render(v)}" for k, v in params.items()), f"{TRIAL_KEY}={number}"]
+
+
+def probe_params(distributions: dict[str, Any]) -> dict[str, Any]:
+    """One value per distribution (the first choice, the low end): enough to compose a job."""
+    return {
+        key: dist.choices[0] if hasattr(dist, "choices") else dist.low
+        for key, dist in distributions.items()
+    }
+
+
+def counted(study: Any) -> int:
+    """Trials that count toward ``n_trials``: all but those a stopped sweeper gave up."""
+    trials = study.get_trials(deepcopy=False)
+    return sum(t.user_attrs.get(STATUS_ATTR) != INTERRUPTED for t in trials)
+
+
+def study_counts(study: Any) -> dict[str, Any]:
+    """Trials by state, epochs trained (one report per validated epoch) and the best value:
+    what pruning saves, in the numbers the sweeper logs at its end."""
+    from optuna.trial import TrialState
+
+    trials = study.get_trials(deepcopy=False)
+    counts = {
+        state.name.lower(): sum(t.state == state for t in trials)
+        for state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+    }
+    counts["epochs"] = sum(len(t.intermediate_values) for t in trials)
+    done = [t for t in trials if t.state == TrialState.COMPLETE]
+    counts["best"] = study.best_value if done else None
+    return counts
+
+
+def job_status(job_return: Any) -> tuple[str, dict[str, Any], Path | None]:
+    """How a job ended (its metrics.json ``status``) and its metrics, from the job's folder."""
+    from headlab.sweeps.summary import job_metrics
+
+    hydra_cfg = getattr(job_return, "hydra_cfg", None)
+    folder = OmegaConf.select(hydra_cfg, "hydra.runtime.output_dir") if hydra_cfg else None
+    if folder is None:
+        return "missing", {}, None
+    metrics = job_metrics(Path(folder))
+    return str(metrics.get("status")), metrics, Path(folder)
+
+
+def tell(study: Any, trial: Any, job_return: Any, direction_metric: str) -> str:
+    """Tell the study how the trial's job ended; returns the status, also stored on the trial
+    and in the job's metrics.json (``trial``)."""
+    from hydra.core.utils import JobStatus
+    from optuna.trial import TrialState
+
+    from headlab.files import write_metrics
+
+    status, metrics, folder = job_status(job_return)
+    value = None
+    if job_return.status == JobStatus.COMPLETED and status == "completed":
+        returned = job_return.return_value
+        value = returned if isinstance(returned, (int, float)) else None
+        if value is None or math.isnan(value):
+            log.error("Trial %d: %s missing from its metrics", trial.number, direction_metric)
+            status, value = "failed", None
+    elif status == "completed":  # metrics written, then the process died: not a value to trust
+        status = "failed"
+    trial.set_user_attr(STATUS_ATTR, status)
+    if folder is not None:
+        trial.set_user_attr("run_dir", str(folder))
+    if status == "completed":
+        study.tell(trial, float(value))
+    elif status == "pruned":
+        study.tell(trial, state=TrialState.PRUNED)
+    else:
+        study.tell(trial, state=TrialState.FAIL)
+    if folder is not None and (folder / "metrics.json").is_file():
+        write_metrics(folder / "metrics.json", {**metrics, "trial": trial.number})
+    return status
+
+
+class OptunaSearch:
+    """What the Hydra sweeper does; the plugin class only forwards to it."""
+
+    def __init__(
+        self,
+        storage: str,
+        study_name: str,
+        n_trials: int,
+        n_jobs: int = 1,
+        direction: str = "maximize",
+        sampler: Any = None,
+        pruner: Any = None,
+        params: DictConfig | dict | None = None,
+    ) -> None:
+        self.storage = storage
+        self.study_name = study_name
+        self.n_trials = int(n_trials)
+        self.n_jobs = int(n_jobs)
+        self.direction = str(direction)
+        self.sampler = sampler
+        self.pruner = pruner
+        self.params = dict(params or {})
+        self.config: DictConfig | None = None
+        self.launcher: Any = None
+        self.sweeper: Any = None  # the Hydra plugin, whose validate_batch_is_legal composes jobs
+
+    def setup(self, *, hydra_context: Any, task_function: Any, config: DictConfig, sweeper: Any):
+        from hydra.core.plugins import Plugins
+
+        self.config = config
+        self.sweeper = sweeper
+        self.launcher = Plugins.instance().instantiate_launcher(
+            config=config, hydra_context=hydra_context, task_function=task_function
+        )
+
+    def check(self, distributions: dict[str, Any]) -> None:
+        if self.n_trials < 1 or self.n_jobs < 1:
+            raise ConfigValueError(
+                f"hydra.sweeper.n_trials={self.n_trials} and n_jobs={self.n_jobs} must be >= 1"
+            )
+        if self.direction not in ("maximize", "minimize"):
+            raise ConfigValueError(
+                f"hydra.sweeper.direction={self.direction!r}: use maximize or minimize"
+            )
+        if not distributions:
+            raise SearchSpaceError("hydra.sweeper.params holds no search space (choice/interval)")
+
+    def open_study(self) -> Any:
+        import optuna
+
+        from headlab.callbacks.pruning import make_pruner, open_storage
+
+        study = optuna.create_study(
+            storage=open_storage(str(self.storage)),
+            sampler=self.sampler,
+            pruner=make_pruner(self.pruner),
+            study_name=self.study_name,
+            direction=self.direction,
+            load_if_exists=True,
+        )
+        if study.direction.name.lower() != self.direction:
+            raise ConfigValueError(
+                f"study {self.study_name!r} in {self.storage} was created to "
+                f"{study.direction.name.lower()}; hydra.sweeper.direction={self.direction} "
+                "would mix them: give another study_name"
+            )
+        return study
+
+    def sweep(self, arguments: list[str]) -> list[Any]:
+        try:
+            return self._sweep(arguments)
+        except RunError as err:
+            log.error("%s", err)
+            raise SystemExit(1) from None
+
+    def _sweep(self, arguments: list[str]) -> list[Any]:
+        assert self.config is not None and self.launcher is not None
+        entries = [f"{k}={v}" for k, v in flat(self.params).items()] + list(arguments)
+        distributions, fixed = search_space(entries)
+        self.check(distributions)
+        # the job config must compose before any trial exists (a typo'd key fails here)
+        probe = trial_overrides(probe_params(distributions), fixed, 0)
+        self.sweeper.validate_batch_is_legal([probe])
+        study = self.open_study()
+
+        sweep_dir = Path(self.config.hydra.sweep.dir)
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
+        metric = OmegaConf.select(self.config, "optimized_metric", default="the metric")
+        log.info(
+            "Study %r in %s: %d of %d trials done; %s %s",
+            self.study_name, self.storage, counted(study), self.n_trials, self.direction, metric,
+        )  # fmt: skip
+        returns: list[Any] = []
+        pending: list[Any] = []
+        try:
+            while (left := self.n_trials - counted(study)) > 0:
+                pending = [study.ask(distributions) for _ in range(min(self.n_jobs, left))]
+                batch = [trial_overrides(t.params, fixed, t.number) for t in pending]
+                results = self.launcher.launch(batch, initial_job_idx=pending[0].number)
+                for trial, job_return in zip(pending, results, strict=True):
+                    status = tell(study, trial, job_return, str(metric))
+                    log.info("Trial %d %s: %s", trial.number, status, dict(trial.params))
+                pending = []
+                returns.append(results)
+        finally:
+            give_up(study, pending)
+        self.write_results(study, sweep_dir)
+        return returns
+
+    def write_results(self, study: Any, sweep_dir: Path) -> None:
+        """``optimization_results.yaml`` (best trial) and ``study_trials.csv`` (every trial of
+        the study, all workers and resumes included) in the sweep folder."""
+        from optuna.trial import TrialState
+
+        from headlab.files import atomic_write_text
+
+        done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        if done:
+            best = study.best_trial
+            results = {
+                "name": "optuna",
+                "study_name": self.study_name,
+                "storage": str(self.storage),
+                "best_trial": best.number,
+                "best_params": {k: render(v) for k, v in best.params.items()},
+                "best_value": best.value,
+            }
+            OmegaConf.save(OmegaConf.create(results), sweep_dir / "optimization_results.yaml")
+            log.info("Best trial %d: %s = %s", best.number, best.params, best.value)
+        else:
+            log.warning("No trial of study %r completed: no best parameters", self.study_name)
+        log.info("Study %r: %s", self.study_name, study_counts(study))
+        frame = study.trials_dataframe(attrs=("number", "value", "state", "params", "user_attrs"))
+        atomic_write_text(sweep_dir / "study_trials.csv", frame.to_csv(index=False))
+
+
+def give_up(study: Any, trials: Sequence[Any]) -> None:
+    """Trials asked but never told (Ctrl-C, a launcher error) end as failed, marked
+    ``interrupted`` so that a resumed search runs them again instead of counting them."""
+    from optuna.trial import TrialState
+
+    for trial in trials:
+        try:
+            trial.set_user_attr(STATUS_ATTR, INTERRUPTED)
+            study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
+        except Exception as err:  # the storage itself may be what failed
+            log.warning("Trial %d left running in the study: %s", trial.number, err)

@@ -1,0 +1,336 @@
+"""headlab's Optuna sweeper: the search space, the storage, how a job's end is told to the
+study, and (slow) whole searches: pruning, resuming, two workers on one study."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+optuna = pytest.importorskip("optuna", minversion="4")
+
+from hydra.core.utils import JobStatus  # noqa: E402
+from omegaconf import OmegaConf  # noqa: E402
+from optuna.distributions import (  # noqa: E402
+    CategoricalDistribution,
+    FloatDistribution,
+    IntDistribution,
+)
+from optuna.trial import TrialState  # noqa: E402
+
+from headlab.callbacks.pruning import StorageError, TrialPruning, open_storage  # noqa: E402
+from headlab.run.outcome import outcome_of, unfinished_jobs  # noqa: E402
+from headlab.sweeps.optuna_search import (  # noqa: E402
+    SearchSpaceError,
+    counted,
+    give_up,
+    search_space,
+    study_counts,
+    tell,
+)
+from tests.conftest import ROOT  # noqa: E402
+
+# ---------------------------------------------------------------- search space (fast)
+
+
+def test_search_space_of_the_shipped_config_is_the_optuna_distributions():
+    cfg = OmegaConf.load(ROOT / "configs" / "hparams_search" / "optuna.yaml")
+    entries = [f"{k}={v}" for k, v in cfg.hydra.sweeper.params.items()]
+    distributions, fixed = search_space([*entries, "trainer.max_epochs=3", "head=sigmoid"])
+    assert distributions == {
+        "model.optimizer.lr": FloatDistribution(1e-4, 1e-2, log=True),
+        "model.optimizer.weight_decay": CategoricalDistribution([0.0, 1e-5, 1e-4, 1e-3]),
+        "model.backbone.hidden": CategoricalDistribution(
+            ["[128]", "[256,128]", "[512,256]", "[1024,512]"]
+        ),
+    }
+    # a plain value is fixed for every trial; the last word on `head` is the command line's
+    assert fixed == ["trainer.max_epochs=3", "head=sigmoid"]
+
+
+def test_ranges_keep_hydras_exclusive_end_and_intervals_their_type():
+    entries = ["a=range(1,10,3)", "b=range(0.5,2.0,0.5)", "c=interval(2,8)"]
+    distributions, _ = search_space([*entries, "d=tag(log,int,interval(1,64))"])
+    assert distributions["a"] == IntDistribution(1, max(range(1, 10, 3)), step=3)  # 1, 4, 7
+    assert distributions["b"] == FloatDistribution(0.5, 1.5, step=0.5)
+    assert distributions["c"] == FloatDistribution(2.0, 8.0)  # Hydra's intervals are floats
+    assert distributions["d"] == IntDistribution(1, 64, log=True)
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [
+        "model.optimizer.lr=interval(0.01,0.001)",  # low > high
+        "model.optimizer.lr=tag(log,interval(0,0.1))",  # log of 0
+        "head=choice([1,2],soft)",  # a list is no category
+        "x=range(5,1)",  # empty
+        "x=choice(a,",  # not Hydra syntax
+    ],
+)
+def test_a_search_space_that_is_no_distribution_is_one_line(entry):
+    with pytest.raises(SearchSpaceError) as error:
+        search_space([entry])
+    assert "\n" not in str(error.value) and entry in str(error.value)
+
+
+# ---------------------------------------------------------------- storage (fast)
+
+
+def test_an_unopenable_storage_is_one_line_naming_the_url(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    for url in (f"sqlite:///{blocker}/sub/x.db", "nosuchdialect://host/db"):
+        with pytest.raises(StorageError) as error:
+            open_storage(url)
+        assert url in str(error.value) and "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize("scheme", ["sqlite", "journal"])
+def test_a_study_is_found_again_in_its_storage(tmp_path, scheme):
+    url = f"{scheme}:///{tmp_path}/deep/study.{'db' if scheme == 'sqlite' else 'log'}"
+    study = optuna.create_study(storage=open_storage(url), study_name="s", direction="maximize")
+    study.tell(study.ask({"x": FloatDistribution(0, 1)}), 0.5)
+    again = optuna.load_study(study_name="s", storage=open_storage(url))
+    assert [t.value for t in again.trials] == [0.5]
+
+
+def test_pruning_callback_without_a_trial_does_nothing():
+    callback = TrialPruning(storage=None, study_name=None, trial_number=None, monitor="val/acc")
+    callback.on_validation_end(None, None)  # no trainer needed: nothing is reported
+
+
+# ---------------------------------------------------------------- telling the study (fast)
+
+
+def job_return(folder: Path, status: str, value: float | None, **metrics) -> SimpleNamespace:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "metrics.json").write_text(json.dumps({"status": status, **metrics}))
+    hydra_cfg = OmegaConf.create({"hydra": {"runtime": {"output_dir": str(folder)}}})
+    return SimpleNamespace(
+        status=JobStatus.COMPLETED, return_value=value, hydra_cfg=hydra_cfg, _return_value=value
+    )
+
+
+def test_each_job_ending_becomes_the_trials_state_and_metrics_json_gets_its_number(tmp_path):
+    study = optuna.create_study(storage=f"sqlite:///{tmp_path}/s.db", direction="maximize")
+    space = {"x": FloatDistribution(0, 1)}
+    endings = [("completed", 0.75), ("pruned", float("nan")), ("failed", float("nan"))]
+    for i, (status, value) in enumerate(endings):
+        trial = study.ask(space)
+        trial.report(0.25, step=0)
+        ret = job_return(tmp_path / str(i), status, value, **{"val/acc": 0.25})
+        assert tell(study, trial, ret, "val/acc") == status
+    states = [(t.state, t.value, t.user_attrs["headlab_status"]) for t in study.trials]
+    # a pruned trial keeps its last reported value (Optuna's rule); a failed one has none
+    assert states == [
+        (TrialState.COMPLETE, 0.75, "completed"),
+        (TrialState.PRUNED, 0.25, "pruned"),
+        (TrialState.FAIL, None, "failed"),
+    ]
+    counts = study_counts(study)  # one report each: 3 epochs
+    assert counts == {"complete": 1, "pruned": 1, "fail": 1, "epochs": 3, "best": 0.75}
+    for i in range(3):
+        assert json.loads((tmp_path / str(i) / "metrics.json").read_text())["trial"] == i
+    # a completed job whose metric is missing (NaN returned) is a failure, not a value
+    trial = study.ask(space)
+    ret = job_return(tmp_path / "3", "completed", float("nan"))
+    assert tell(study, trial, ret, "val/acc") == "failed"
+
+
+def test_trials_a_stopped_sweeper_gave_up_are_failed_and_not_counted(tmp_path):
+    study = optuna.create_study(storage=f"sqlite:///{tmp_path}/s.db")
+    space = {"x": FloatDistribution(0, 1)}
+    study.tell(study.ask(space), 1.0)
+    asked = [study.ask(space), study.ask(space)]
+    give_up(study, asked)
+    states = [t.state for t in study.trials]
+    assert states == [TrialState.COMPLETE, TrialState.FAIL, TrialState.FAIL]
+    assert counted(study) == 1  # a resume runs those two again
+
+
+def test_a_pruned_run_is_recorded_as_pruned_and_does_not_fail_the_sweep(tmp_path):
+    pruned = optuna.TrialPruned("Trial was pruned at epoch 1.")
+    pruned.metrics = {"val/acc": 0.5, "pruned_at_epoch": 1}
+    cfg = OmegaConf.create({"callbacks": {}})
+    outcome = outcome_of(cfg, pruned)
+    assert outcome["status"] == "pruned" and outcome["val/acc"] == 0.5
+    for name, status in (("0", "pruned"), ("1", "completed"), ("2", "failed")):
+        (tmp_path / name / ".hydra").mkdir(parents=True)
+        (tmp_path / name / "metrics.json").write_text(json.dumps({"status": status}))
+    assert list(unfinished_jobs(tmp_path)) == [str(tmp_path / "2")]
+
+
+# ---------------------------------------------------------------- whole searches (slow)
+
+TINY = (
+    "data.val_size=100",
+    "data.batch_size=50",
+    "callbacks.rich_progress_bar=null",
+    "callbacks.rich_model_summary=null",
+    "logger=none",
+    "test=false",
+    "extras.print_config=false",
+)
+
+
+def search(cwd: Path, tiny_mnist: Path, *args: str, wait: bool = True):
+    """``scripts/train.py hparams_search=optuna`` in ``cwd`` on tiny data."""
+    pythonpath = os.pathsep.join([str(ROOT / "src"), str(ROOT), os.environ.get("PYTHONPATH", "")])
+    env = {**os.environ, "HEADLAB_ROOT": str(cwd), "PYTHONPATH": pythonpath}
+    command = [
+        sys.executable,
+        str(ROOT / "scripts" / "train.py"),
+        "hparams_search=optuna",
+        f"data.data_dir={tiny_mnist}",
+        *TINY,
+        *args,
+    ]
+    process = subprocess.Popen(
+        command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    if not wait:
+        return process
+    output, _ = process.communicate(timeout=600)
+    return process.returncode, output
+
+
+def trial_folders(cwd: Path) -> dict[int, Path]:
+    """Every trial's job folder over all sweep folders, by trial number (must be unique)."""
+    found: dict[int, Path] = {}
+    for metrics in (cwd / "logs" / "train" / "multiruns").glob("*/*/metrics.json"):
+        number = json.loads(metrics.read_text())["trial"]
+        assert number not in found, f"trial {number} ran twice"
+        found[number] = metrics.parent
+    return found
+
+
+def load(cwd: Path) -> optuna.Study:
+    return optuna.load_study(study_name="headlab", storage=f"sqlite:///{cwd}/logs/optuna.db")
+
+
+@pytest.mark.slow
+def test_search_prunes_then_resumes_from_its_storage(tiny_mnist, tmp_path):
+    args = (
+        "trainer.max_epochs=3",
+        "optimized_metric=val/loss",  # val/acc is 1.0 for all on the tiny digits
+        "hydra.sweeper.direction=minimize",
+        "hydra.sweeper.pruner.n_startup_trials=1",
+    )
+    code, output = search(tmp_path, tiny_mnist, *args, "hydra.sweeper.n_trials=4")
+    assert code == 0, output[-3000:]
+    study = load(tmp_path)
+    states = [t.state for t in study.trials]
+    assert len(states) == 4 and TrialState.PRUNED in states, states
+    (sweep,) = (tmp_path / "logs" / "train" / "multiruns").iterdir()
+    with open(sweep / "summary.csv", newline="") as handle:
+        rows = {int(r["trial"]): r for r in csv.DictReader(handle)}
+    for trial in study.trials:  # summary.csv and metrics.json say what the study says
+        expected = {TrialState.COMPLETE: "completed", TrialState.PRUNED: "pruned"}[trial.state]
+        assert rows[trial.number]["status"] == expected
+        if trial.state == TrialState.PRUNED:
+            epochs = int(rows[trial.number]["pruned_at_epoch"]) + 1
+            assert epochs < 3 and len(trial.intermediate_values) == epochs
+    best = OmegaConf.load(sweep / "optimization_results.yaml")
+    assert best.best_value == study.best_value
+
+    # the same command with a larger n_trials continues the study: one new trial, number 4
+    code, output = search(tmp_path, tiny_mnist, *args, "hydra.sweeper.n_trials=5")
+    assert code == 0, output[-3000:]
+    assert [t.number for t in load(tmp_path).trials] == [0, 1, 2, 3, 4]
+    assert sorted(trial_folders(tmp_path)) == [0, 1, 2, 3, 4]
+
+
+@pytest.mark.slow
+def test_two_workers_share_one_study_without_running_a_trial_twice(tiny_mnist, tmp_path):
+    common = ("trainer.max_epochs=1", "hydra.sweeper.pruner=null", "hydra.sweeper.n_trials=4")
+    workers = [
+        search(tmp_path, tiny_mnist, *common, f"hydra.sweeper.sampler.seed={seed}", wait=False)
+        for seed in (1, 2)
+    ]
+    outputs = [w.communicate(timeout=600)[0] for w in workers]
+    assert [w.returncode for w in workers] == [0, 0], outputs[0][-2000:] + outputs[1][-2000:]
+    trials = load(tmp_path).trials
+    # a worker asking in the same instant as the other may add one trial: never two
+    assert 4 <= len(trials) <= 5
+    assert all(t.state == TrialState.COMPLETE for t in trials)
+    assert sorted(trial_folders(tmp_path)) == [t.number for t in trials]
+    sweeps = list((tmp_path / "logs" / "train" / "multiruns").iterdir())
+    assert len(sweeps) == 2 and all(list(s.glob("*/metrics.json")) for s in sweeps)  # both ran
+
+
+@pytest.mark.slow
+def test_a_failed_trial_is_recorded_and_the_search_goes_on(tiny_mnist, tmp_path):
+    code, output = search(
+        tmp_path,
+        tiny_mnist,
+        "trainer.max_epochs=1",
+        "hydra.sweeper.n_trials=2",
+        "hydra.sweeper.sampler._target_=optuna.samplers.BruteForceSampler",
+        "~hydra.sweeper.sampler.n_startup_trials",
+        "hydra.sweeper.params={model.optimizer.lr:'choice(-1.0,0.001)'}",
+    )
+    assert code == 1, output[-3000:]  # a sweep with a failed job exits 1, after finishing
+    by_lr = {t.params["model.optimizer.lr"]: t.state for t in load(tmp_path).trials}
+    assert by_lr == {-1.0: TrialState.FAIL, 0.001: TrialState.COMPLETE}
+    assert (next((tmp_path / "logs" / "train" / "multiruns").iterdir()) / "summary.csv").is_file()
+
+
+@pytest.mark.slow
+def test_a_bad_storage_stops_the_search_with_one_line_before_any_trial(tiny_mnist, tmp_path):
+    (tmp_path / "blocker").write_text("")
+    code, output = search(
+        tmp_path, tiny_mnist, f"hydra.sweeper.storage=sqlite:///{tmp_path}/blocker/x.db"
+    )
+    assert code == 1
+    assert "hydra.sweeper.storage=" in output and "Traceback" not in output
+    assert not (tmp_path / "logs" / "train" / "multiruns").exists() or not list(
+        (tmp_path / "logs" / "train" / "multiruns").glob("*/*/metrics.json")
+    )
+
+
+@pytest.mark.slow
+def test_joblib_launcher_runs_a_batch_of_trials_in_parallel_processes(tiny_mnist, tmp_path):
+    code, output = search(
+        tmp_path,
+        tiny_mnist,
+        "trainer.max_epochs=1",
+        "hydra/launcher=joblib",
+        "hydra.launcher.n_jobs=2",
+        "hydra.sweeper.n_jobs=2",
+        "hydra.sweeper.n_trials=2",
+    )
+    assert code == 0, output[-3000:]
+    assert "Joblib.Parallel(n_jobs=2" in output
+    assert [t.state for t in load(tmp_path).trials] == [TrialState.COMPLETE] * 2
+    assert sorted(trial_folders(tmp_path)) == [0, 1]
+
+
+@pytest.mark.slow
+def test_an_interrupted_search_leaves_no_trial_running_and_resumes(tiny_mnist, tmp_path):
+    import signal
+    import time
+
+    args = ("trainer.max_epochs=50", "hydra.sweeper.pruner=null", "hydra.sweeper.n_trials=2")
+    process = search(tmp_path, tiny_mnist, *args, wait=False)
+    database = tmp_path / "logs" / "optuna.db"
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:  # until trial 0 trains
+        if database.is_file() and list(tmp_path.glob("logs/train/multiruns/*/0_*/checkpoints")):
+            break
+        time.sleep(1)
+    process.send_signal(signal.SIGTERM)  # as a scheduler stops a job (SIGINT: Ctrl-C alike)
+    output, _ = process.communicate(timeout=300)
+    assert process.returncode != 0, output[-2000:]
+    (trial,) = load(tmp_path).trials
+    assert trial.state == TrialState.FAIL and trial.user_attrs["headlab_status"] == "interrupted"
+    # the same command, shorter trials: the interrupted trial does not count
+    code, output = search(tmp_path, tiny_mnist, *args[1:], "trainer.max_epochs=1")
+    assert code == 0, output[-3000:]
+    states = [t.state for t in load(tmp_path).trials]
+    assert states == [TrialState.FAIL, TrialState.COMPLETE, TrialState.COMPLETE]
