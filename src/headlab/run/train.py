@@ -18,6 +18,7 @@ from headlab.run.distributed import check_launch
 from headlab.run.instantiate import instantiate_each
 from headlab.run.outcome import record_outcome
 from headlab.run.provenance import git_commit
+from headlab.shift.analysis import SHIFT_KEYS, analyse_off_distribution, check_shift_config
 from headlab.tracking.tensorboard import publish_final, write_layout
 from headlab.tracking.trackers import finish_trackers
 
@@ -68,6 +69,7 @@ def layout_metrics(target_kind: str) -> tuple[str, ...]:
 def build(cfg: DictConfig) -> tuple[L.LightningDataModule, L.LightningModule, L.Trainer]:
     """Instantiate data, model and trainer; check that the head fits the data first."""
     validate(cfg)  # nonsense numbers, a missing checkpoint: fail before anything is built
+    check_shift_config(cfg)  # an unknown shift/OOD set, FashionMNIST offline
     datamodule = instantiate(cfg.data)
     kind = datamodule.target_kind
     head = instantiate(cfg.head)  # checked here to name the data; the model checks it again
@@ -93,9 +95,13 @@ def analyse(cfg, model, datamodule, trainer, output_dir: Path) -> dict[str, Any]
     block = cfg.get("calibration")
     settings = Settings.from_config(OmegaConf.to_container(block, resolve=True) if block else {})
     boards = [lg.experiment for lg in trainer.loggers if isinstance(lg, TensorBoardLogger)]
-    return post_test_analysis(
+    metrics = post_test_analysis(
         model, datamodule, output_dir, settings, boards=boards, step=trainer.global_step
     )
+    # shifted and OOD sets (headlab.shift), after the calibration analysis
+    step = trainer.global_step
+    metrics.update(analyse_off_distribution(model, datamodule, cfg, output_dir, boards, step))
+    return metrics
 
 
 def route_lightning_logs_to_root() -> None:
@@ -150,5 +156,6 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         write_metrics(output_dir / "metrics.json", metrics)
         publish_final(trainer.loggers, hparams_of(cfg), metrics, logged, trainer.global_step)
         finish_trackers(trainer.loggers, output_dir)
-        log.info("Metrics: %s", {k: v for k, v in metrics.items() if "/" in k})
+        shown = {k: v for k, v in metrics.items() if "/" in k and not k.startswith(SHIFT_KEYS)}
+        log.info("Metrics: %s", shown)
     return metrics

@@ -1,0 +1,231 @@
+"""The off-distribution analysis of one trained model: every shifted and OOD set through the
+model once, metrics into metrics.json, per-sample scores into ``off_distribution.npz``,
+figures into the run folder and TensorBoard. ``analyse_off_distribution`` is the entry.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from headlab.calibration.bootstrap import resample_index
+from headlab.calibration.calibrators import CalibrationFailed, fit_calibrator
+from headlab.files import atomic_write
+from headlab.heads import Head
+from headlab.shift import SHIFT_FILE
+from headlab.shift.scores import none_of_the_above, ood_scores
+from headlab.shift.sets import Shifted, check_available, ood_set, shifted_sets
+from headlab.shift.settings import Settings, settings_of
+
+log = logging.getLogger(__name__)
+
+SECONDS_FILE = "off_distribution.json"
+#: the metrics.json key prefixes written here (hundreds of keys: the console skips them)
+SHIFT_KEYS = ("shift/", "ood/")
+#: the data sets whose inputs are single MNIST digits: the sets here are built for them
+SUPPORTED_DATA = ("mnist",)
+#: the angle of Ovadia et al.'s accuracy-vs-confidence figure
+CONFIDENCE_ANGLE = "60"
+
+
+@torch.no_grad()
+def predict(model, datamodule, images: torch.Tensor) -> torch.Tensor:
+    """Logits of uint8 images, normalised as the data module does, in eval-size batches."""
+    model.eval()
+    out = []
+    for batch in images.split(datamodule.eval_batch_size):
+        batch = datamodule.normalize(batch.to(model.device))
+        out.append(model(batch).float().cpu())
+    return torch.cat(out) if out else torch.empty(0, datamodule.num_classes)
+
+
+class OffDistribution:
+    """One run's analysis; ``run`` returns the metrics.json entries."""
+
+    def __init__(self, model, datamodule, settings: Settings, output_dir: Path, boards, step):
+        self.model, self.datamodule, self.settings = model, datamodule, settings
+        self.head: Head = model.head
+        self.output_dir, self.boards, self.step = Path(output_dir), list(boards), step
+        self.arrays: dict[str, np.ndarray] = {}
+        self.samples: dict[str, torch.Tensor] = {}  # a few images of each set, for the grid
+
+    def calibrators(self) -> dict[str, Any]:
+        """Each configured method fitted on in-distribution val (as the test analysis does)."""
+        from headlab.calibration.posthoc import collect_logits
+
+        loader = self.datamodule.val_dataloader()
+        logits, target = collect_logits(self.model, self.datamodule, loader)
+        fitted = {}
+        for method in self.settings.methods:
+            try:
+                fitted[method] = fit_calibrator(method, self.head.exclusive, logits, target)
+            except CalibrationFailed as failure:
+                log.warning("shift: calibration method %s failed: %s", method, failure)
+        return fitted
+
+    def run(self) -> dict[str, Any]:
+        from headlab.shift.metrics import rate_with_interval
+
+        s = self.settings
+        test = self.datamodule.test_set
+        images, targets = test.images[: s.samples], test.targets[: s.samples]
+        metrics: dict[str, Any] = {}
+        full_logits = predict(self.model, self.datamodule, test.images)
+        rejected = none_of_the_above(self.head, full_logits)
+        if rejected is not None:
+            metrics.update(rate_with_interval("test/none_of_the_above", rejected, s.level))
+        metrics.update(self.shifted(images, targets, self.calibrators()))
+        metrics.update(self.ood(images, full_logits[: s.samples]))
+        np.savez_compressed(self.output_dir / SHIFT_FILE, **self.arrays)
+        if s.figures:
+            self.figures(metrics)
+        return metrics
+
+    def shifted(self, images, targets, calibrators) -> dict[str, float]:
+        from headlab.shift.metrics import shift_metrics  # scikit-learn and scipy: only now
+
+        s = self.settings
+        metrics: dict[str, float] = {}
+        index_of: dict[int, torch.Tensor] = {}  # resample rows per set size: paired across sets
+        for shifted in shifted_sets(images, targets, s):
+            self.samples[shifted.name] = shifted.images[:8]
+            logits = predict(self.model, self.datamodule, shifted.images)
+            n = len(shifted.targets)
+            index = index_of.setdefault(n, resample_index(n, s.bootstrap, s.seed))
+            prefix = f"shift/{shifted.name}/"
+            probs = self.head.probs(logits)
+            metrics.update(shift_metrics(prefix, probs, shifted.targets, index, "", s.level))
+            for method, calibrator in calibrators.items():
+                calibrated = calibrator.probs(logits)
+                metrics.update(
+                    shift_metrics(prefix, calibrated, shifted.targets, index, f"_{method}", s.level)
+                )
+            self.keep(shifted, probs)
+        metrics.update(corruption_means(metrics, ["", *(f"_{m}" for m in calibrators)]))
+        return metrics
+
+    def keep(self, shifted: Shifted, probs: torch.Tensor) -> None:
+        self.arrays[f"shift/{shifted.name}/probs"] = probs.numpy().astype(np.float32)
+        self.arrays[f"shift/{shifted.name}/targets"] = shifted.targets.numpy()
+        if shifted.kind == "rotation" and shifted.level == CONFIDENCE_ANGLE:
+            self.confidence_at_angle = probs
+
+    def ood(self, images: torch.Tensor, in_logits: torch.Tensor) -> dict[str, float]:
+        from headlab.shift.metrics import ood_metrics, rate_with_interval
+
+        s = self.settings
+        metrics: dict[str, float] = {}
+        in_scores = {k: v.numpy() for k, v in ood_scores(self.head, in_logits).items()}
+        self.arrays.update({f"ood/test/{k}": v for k, v in in_scores.items()})
+        self.in_scores = in_scores
+        self.out_scores: dict[str, dict[str, np.ndarray]] = {}
+        data_dir = self.datamodule.data_dir
+        for offset, name in enumerate(s.ood):
+            inputs = ood_set(name, images, s.samples, s, data_dir)
+            self.samples[f"ood/{name}"] = inputs[:8]
+            logits = predict(self.model, self.datamodule, inputs)
+            out_scores = {k: v.numpy() for k, v in ood_scores(self.head, logits).items()}
+            self.out_scores[name] = out_scores
+            self.arrays.update({f"ood/{name}/{k}": v for k, v in out_scores.items()})
+            for score, values in out_scores.items():
+                prefix = f"ood/{name}/{score}/"
+                with_interval = s.interval_scores is None or score in s.interval_scores
+                resamples = s.ood_bootstrap if with_interval else 0
+                seed = s.seed + offset
+                metrics.update(
+                    ood_metrics(prefix, in_scores[score], values, resamples, seed, s.level)
+                )
+            rejected = none_of_the_above(self.head, logits)
+            if rejected is not None:
+                key = f"ood/{name}/none_of_the_above"
+                metrics.update(rate_with_interval(key, rejected, s.level))
+        return metrics
+
+    def figures(self, metrics: dict[str, Any]) -> None:
+        from headlab.shift import figures
+
+        if self.settings.rotation:
+            self.publish("shift_rotation", figures.rotation_figure(metrics, self.settings))
+        probs = getattr(self, "confidence_at_angle", None)
+        if probs is not None:
+            target = self.arrays[f"shift/rotation/{CONFIDENCE_ANGLE}/targets"]
+            figure = figures.accuracy_vs_confidence(probs.numpy(), target, CONFIDENCE_ANGLE)
+            self.publish(f"shift_confidence_{CONFIDENCE_ANGLE}", figure)
+        if self.settings.ood:
+            histograms = figures.score_histograms(self.in_scores, self.out_scores)
+            self.publish("ood_histograms", histograms)
+        self.publish("shift_samples", figures.sample_grid(self.samples))
+
+    def publish(self, name: str, figure) -> None:
+        """``<name>.png`` in the run folder and a TensorBoard image ``shift/<name>``."""
+        import matplotlib.pyplot as plt
+
+        path = self.output_dir / f"{name}.png"
+        atomic_write(path, partial(figure.savefig, format="png", dpi=100), mode="wb")
+        for board in self.boards:
+            board.add_figure(f"shift/{name}", figure, global_step=self.step, close=False)
+        plt.close(figure)
+
+
+def corruption_means(metrics: dict[str, float], suffixes) -> dict[str, float]:
+    """``shift/corruption/mean/<m><suffix>``: each estimator averaged over the corruptions."""
+    out = {}
+    for suffix in suffixes:
+        for estimator in ("acc", "ece", "ece_adaptive", "brier", "nll"):
+            values = [
+                v
+                for k, v in metrics.items()
+                if k.startswith("shift/corruption/") and k.endswith(f"/{estimator}{suffix}")
+            ]
+            if values:
+                out[f"shift/corruption/mean/{estimator}{suffix}"] = float(np.mean(values))
+    return out
+
+
+def check_shift_config(cfg) -> None:
+    """Before anything is built: the ``shift`` block's names and numbers, and the requested
+    downloaded OOD sets (one-line errors)."""
+    from omegaconf import OmegaConf
+
+    settings = settings_of(cfg)
+    data_dir = OmegaConf.select(cfg, "data.data_dir", default="data")
+    check_available(settings, data_dir)
+
+
+def analyse_off_distribution(
+    model, datamodule, cfg, output_dir: str | Path, boards=(), step: int = 0
+) -> dict[str, float]:
+    """Shifted and OOD sets for a trained model on rank 0, after test. Returns the
+    metrics.json entries (none when ``shift.enabled`` is false or the data has no sets)."""
+    settings = settings_of(cfg)
+    if not settings.enabled:
+        return {}
+    if getattr(datamodule, "name", None) not in SUPPORTED_DATA:
+        log.warning(
+            "shift: no shifted or OOD sets are defined for data=%s (only for %s); "
+            "off-distribution analysis skipped (shift=none silences this)",
+            getattr(datamodule, "name", type(datamodule).__name__),
+            ", ".join(SUPPORTED_DATA),
+        )
+        return {}
+    start = time.perf_counter()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # small tensors: a second thread on a shared core only waits
+    try:
+        datamodule.setup("fit")
+        datamodule.setup("test")
+        metrics = OffDistribution(model, datamodule, settings, Path(output_dir), boards, step).run()
+    finally:
+        torch.set_num_threads(threads)
+    seconds = time.perf_counter() - start
+    record = json.dumps({"seconds": seconds, "keys": len(metrics)}, indent=2)
+    atomic_write(Path(output_dir) / SECONDS_FILE, lambda f: f.write(record))
+    log.info("off-distribution analysis: %d metrics in %.1f s", len(metrics), seconds)
+    return metrics
