@@ -128,7 +128,7 @@ class OffDistribution:
         self.out_scores: dict[str, dict[str, np.ndarray]] = {}
         data_dir = self.datamodule.data_dir
         for offset, name in enumerate(s.ood):
-            inputs = ood_set(name, images, s.samples, s, data_dir)
+            inputs = ood_set(name, images, len(images), s, data_dir)
             self.samples[f"ood/{name}"] = inputs[:8]
             logits = predict(self.model, self.datamodule, inputs)
             out_scores = {k: v.numpy() for k, v in ood_scores(self.head, logits).items()}
