@@ -314,3 +314,31 @@ def test_shift_none_and_shift_full_compose():
     assert full.methods == ("temperature", "vector", "matrix", "isotonic")
     default = settings_of(compose_train([]))
     assert default.enabled and len(default.corruptions) == 15 and default.rotation[-1] == 180
+
+
+# ---------------------------------------------------------------- multi-label canvases
+
+
+def test_ood_canvases_fill_one_to_max_cells_with_letters_or_noise():
+    from headlab.shift.canvases import ood_canvases
+
+    for fill in ("letters", "noise"):
+        canvases = ood_canvases(fill, 60, 2, 3, np.random.default_rng(0))
+        assert canvases.shape == (60, 1, 56, 56) and canvases.dtype == torch.uint8
+        cells = canvases.view(60, 2, 28, 2, 28).permute(0, 1, 3, 2, 4).reshape(60, 4, 784)
+        filled = (cells.amax(dim=2) > 0).sum(dim=1)
+        assert filled.min() == 1 and filled.max() == 3
+        assert torch.equal(canvases, ood_canvases(fill, 60, 2, 3, np.random.default_rng(0)))
+
+
+def test_data_without_shift_sets_is_skipped_with_one_warning_line(caplog):
+    from types import SimpleNamespace
+
+    from headlab.shift.analysis import analyse_off_distribution
+
+    soft = SimpleNamespace(name="soft_mnist")
+    with caplog.at_level("WARNING"):
+        assert analyse_off_distribution(None, soft, compose_train([]), "/nonexistent") == {}
+    (record,) = [r for r in caplog.records if r.levelname == "WARNING"]
+    assert "no shifted or OOD sets are defined for data=soft_mnist" in record.getMessage()
+    assert "\n" not in record.getMessage()

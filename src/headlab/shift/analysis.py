@@ -21,7 +21,7 @@ from headlab.files import atomic_write
 from headlab.heads import Head
 from headlab.shift import SHIFT_FILE
 from headlab.shift.scores import none_of_the_above, ood_scores
-from headlab.shift.sets import Shifted, check_available, ood_set, shifted_sets
+from headlab.shift.sets import Shifted, check_available, ood_set, rng_for, shifted_sets
 from headlab.shift.settings import Settings, settings_of
 
 log = logging.getLogger(__name__)
@@ -30,7 +30,7 @@ SECONDS_FILE = "off_distribution.json"
 #: the metrics.json key prefixes written here (hundreds of keys: the console skips them)
 SHIFT_KEYS = ("shift/", "ood/")
 #: the data sets whose inputs are single MNIST digits: the sets here are built for them
-SUPPORTED_DATA = ("mnist",)
+SUPPORTED_DATA = ("mnist", "multilabel_mnist")
 #: the angle of Ovadia et al.'s accuracy-vs-confidence figure
 CONFIDENCE_ANGLE = "60"
 
@@ -71,21 +71,72 @@ class OffDistribution:
         return fitted
 
     def run(self) -> dict[str, Any]:
-        from headlab.shift.metrics import rate_with_interval
-
         s = self.settings
         test = self.datamodule.test_set
         images, targets = test.images[: s.samples], test.targets[: s.samples]
         metrics: dict[str, Any] = {}
         full_logits = predict(self.model, self.datamodule, test.images)
-        rejected = none_of_the_above(self.head, full_logits)
-        if rejected is not None:
-            metrics.update(rate_with_interval("test/none_of_the_above", rejected, s.level))
+        metrics.update(self.rejections("test", full_logits))
         metrics.update(self.shifted(images, targets, self.calibrators()))
         metrics.update(self.ood(images, full_logits[: s.samples]))
         np.savez_compressed(self.output_dir / SHIFT_FILE, **self.arrays)
         if s.figures:
             self.figures(metrics)
+        return metrics
+
+    def run_canvases(self) -> dict[str, Any]:
+        """Multi-label canvases: OOD canvases against the test canvases (no shifted sets)."""
+        from headlab.shift.canvases import ood_canvases
+
+        s, dm = self.settings, self.datamodule
+        full_logits = predict(self.model, dm, dm.test_set.images)
+        metrics = self.rejections("test", full_logits)
+        images = dm.test_set.images[: s.samples]
+        self.samples["test"] = images[:8]
+        self.in_distribution(full_logits[: len(images)])
+        for offset, fill in enumerate(s.canvas_ood):
+            name = f"canvas_{fill}"
+            rng = rng_for(s.seed, f"ood/{name}")
+            inputs = ood_canvases(fill, len(images), dm.grid, dm.max_digits, rng)
+            metrics.update(self.ood_set(name, inputs, offset))
+        np.savez_compressed(self.output_dir / SHIFT_FILE, **self.arrays)
+        if s.figures:
+            self.figures(metrics)
+        return metrics
+
+    def rejections(self, name: str, logits: torch.Tensor) -> dict[str, float]:
+        """``<name>/none_of_the_above`` with its interval (sigmoid heads), else nothing."""
+        from headlab.shift.metrics import rate_with_interval
+
+        rejected = none_of_the_above(self.head, logits)
+        if rejected is None:
+            return {}
+        return rate_with_interval(f"{name}/none_of_the_above", rejected, self.settings.level)
+
+    def in_distribution(self, logits: torch.Tensor) -> None:
+        self.in_scores = {k: v.numpy() for k, v in ood_scores(self.head, logits).items()}
+        self.arrays.update({f"ood/test/{k}": v for k, v in self.in_scores.items()})
+        self.out_scores: dict[str, dict[str, np.ndarray]] = {}
+
+    def ood_set(self, name: str, inputs: torch.Tensor, offset: int) -> dict[str, float]:
+        """Every score's OOD metrics for one set against the in-distribution scores."""
+        from headlab.shift.metrics import ood_metrics
+
+        s = self.settings
+        self.samples[f"ood/{name}"] = inputs[:8]
+        logits = predict(self.model, self.datamodule, inputs)
+        out_scores = {k: v.numpy() for k, v in ood_scores(self.head, logits).items()}
+        self.out_scores[name] = out_scores
+        self.arrays.update({f"ood/{name}/{k}": v for k, v in out_scores.items()})
+        metrics: dict[str, float] = {}
+        for score, values in out_scores.items():
+            with_interval = s.interval_scores is None or score in s.interval_scores
+            resamples = s.ood_bootstrap if with_interval else 0
+            prefix, seed = f"ood/{name}/{score}/", s.seed + offset
+            metrics.update(
+                ood_metrics(prefix, self.in_scores[score], values, resamples, seed, s.level)
+            )
+        metrics.update(self.rejections(f"ood/{name}", logits))
         return metrics
 
     def shifted(self, images, targets, calibrators) -> dict[str, float]:
@@ -118,47 +169,24 @@ class OffDistribution:
             self.confidence_at_angle = probs
 
     def ood(self, images: torch.Tensor, in_logits: torch.Tensor) -> dict[str, float]:
-        from headlab.shift.metrics import ood_metrics, rate_with_interval
-
-        s = self.settings
+        self.in_distribution(in_logits)
         metrics: dict[str, float] = {}
-        in_scores = {k: v.numpy() for k, v in ood_scores(self.head, in_logits).items()}
-        self.arrays.update({f"ood/test/{k}": v for k, v in in_scores.items()})
-        self.in_scores = in_scores
-        self.out_scores: dict[str, dict[str, np.ndarray]] = {}
-        data_dir = self.datamodule.data_dir
-        for offset, name in enumerate(s.ood):
-            inputs = ood_set(name, images, len(images), s, data_dir)
-            self.samples[f"ood/{name}"] = inputs[:8]
-            logits = predict(self.model, self.datamodule, inputs)
-            out_scores = {k: v.numpy() for k, v in ood_scores(self.head, logits).items()}
-            self.out_scores[name] = out_scores
-            self.arrays.update({f"ood/{name}/{k}": v for k, v in out_scores.items()})
-            for score, values in out_scores.items():
-                prefix = f"ood/{name}/{score}/"
-                with_interval = s.interval_scores is None or score in s.interval_scores
-                resamples = s.ood_bootstrap if with_interval else 0
-                seed = s.seed + offset
-                metrics.update(
-                    ood_metrics(prefix, in_scores[score], values, resamples, seed, s.level)
-                )
-            rejected = none_of_the_above(self.head, logits)
-            if rejected is not None:
-                key = f"ood/{name}/none_of_the_above"
-                metrics.update(rate_with_interval(key, rejected, s.level))
+        for offset, name in enumerate(self.settings.ood):
+            inputs = ood_set(name, images, len(images), self.settings, self.datamodule.data_dir)
+            metrics.update(self.ood_set(name, inputs, offset))
         return metrics
 
     def figures(self, metrics: dict[str, Any]) -> None:
         from headlab.shift import figures
 
-        if self.settings.rotation:
+        if any(k.startswith("shift/rotation/") for k in metrics):
             self.publish("shift_rotation", figures.rotation_figure(metrics, self.settings))
         probs = getattr(self, "confidence_at_angle", None)
         if probs is not None:
             target = self.arrays[f"shift/rotation/{CONFIDENCE_ANGLE}/targets"]
             figure = figures.accuracy_vs_confidence(probs.numpy(), target, CONFIDENCE_ANGLE)
             self.publish(f"shift_confidence_{CONFIDENCE_ANGLE}", figure)
-        if self.settings.ood:
+        if self.out_scores:
             histograms = figures.score_histograms(self.in_scores, self.out_scores)
             self.publish("ood_histograms", histograms)
         self.publish("shift_samples", figures.sample_grid(self.samples))
@@ -221,7 +249,9 @@ def analyse_off_distribution(
     try:
         datamodule.setup("fit")
         datamodule.setup("test")
-        metrics = OffDistribution(model, datamodule, settings, Path(output_dir), boards, step).run()
+        analysis = OffDistribution(model, datamodule, settings, Path(output_dir), boards, step)
+        multilabel = datamodule.name == "multilabel_mnist"
+        metrics = analysis.run_canvases() if multilabel else analysis.run()
     finally:
         torch.set_num_threads(threads)
     seconds = time.perf_counter() - start

@@ -29,6 +29,8 @@ class Settings:
     corruptions: tuple[str, ...] = tuple(CORRUPTIONS)
     digits: bool = True
     ood: tuple[str, ...] = ("letters", "inverted", "permuted", "gaussian", "uniform")
+    #: data=multilabel_mnist: canvases whose cells hold these instead of digits
+    canvas_ood: tuple[str, ...] = ("letters", "noise")
     #: post-hoc calibrators fitted on in-distribution val, each scored on every shifted set
     methods: tuple[str, ...] = ("temperature",)
     bootstrap: int = 200
@@ -51,7 +53,7 @@ class Settings:
                 f"shift.{unknown[0]} is not a setting; known: "
                 + ", ".join(cls.__dataclass_fields__)
             )
-        for key in ("rotation", "translation", "corruptions", "ood", "methods"):
+        for key in ("rotation", "translation", "corruptions", "ood", "canvas_ood", "methods"):
             if key in block:  # null: none of them
                 block[key] = tuple(block[key] or ())
         if block.get("interval_scores") is not None:  # null: every score
@@ -71,6 +73,7 @@ class Settings:
         named("corruptions", self.corruptions, tuple(CORRUPTIONS))
         named("ood", self.ood, OOD_SETS)
         named("methods", self.methods, METHODS)
+        named("canvas_ood", self.canvas_ood, ("letters", "noise"))
         named("interval_scores", self.interval_scores or (), COMMON + SIGMOID_ONLY)
         for angle in self.rotation:
             if not 0 <= float(angle) <= 360:
