@@ -102,7 +102,17 @@ def test_each_valid_cell_trains_end_to_end(tiny_cfg, tmp_path: Path, head: str, 
     assert written == pytest.approx(metrics)
 
 
-ALL_HEADS = ("asl", "focal", "poly", "sigmoid", "sigmoid_focal", "sigmoid_nll", "soft", "softmax")
+ALL_HEADS = (
+    "asl",
+    "focal",
+    "poly",
+    "sigmoid",
+    "sigmoid_focal",
+    "sigmoid_nll",
+    "sigmoid_softmax",
+    "soft",
+    "softmax",
+)
 INVALID = [(head, data) for data in DATA for head in ALL_HEADS if head not in FITS[data]]
 
 

@@ -146,6 +146,26 @@ class SoftLabelCE(SoftmaxCE):
         return f"SoftLabelCE(smoothing={self.smoothing})"
 
 
+class SigmoidSoftmax(SoftmaxCE):
+    """A sigmoid on the last layer's outputs, then softmax and cross-entropy on those.
+
+    Each sigmoid lies in (0, 1), so no class can get more than e / (e + K - 1) of the
+    probability (0.232 for K = 10) however confident the network is: the loss can never
+    reach 0 and keeps pushing every logit outwards. Class-index targets only (a target
+    distribution above that bound could not be fitted).
+    """
+
+    name = "sigmoid_softmax"
+    accepts = frozenset({"index"})
+
+    def probs(self, logits: torch.Tensor) -> torch.Tensor:
+        return logits.sigmoid().softmax(dim=-1)
+
+    def loss(self, logits: torch.Tensor, target: torch.Tensor, kind: TargetKind) -> torch.Tensor:
+        self.check_fits(kind)
+        return F.cross_entropy(logits.sigmoid(), target)
+
+
 class SigmoidBCE(Head):
     """One independent sigmoid per class + binary cross-entropy against one-/multi-hot targets.
 
@@ -357,5 +377,6 @@ HEADS: dict[str, type[Head]] = {
         SigmoidFocal,
         AsymmetricLoss,
         PolyLoss,
+        SigmoidSoftmax,
     )
 }

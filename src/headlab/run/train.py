@@ -17,6 +17,7 @@ from headlab.run.distributed import check_launch
 from headlab.run.instantiate import instantiate_each, instantiate_group
 from headlab.run.outcome import record_outcome
 from headlab.run.provenance import git_commit
+from headlab.shift.analysis import SHIFT_KEYS, analyse_off_distribution, check_shift_config
 from headlab.tracking.tensorboard import publish_final, write_layout
 from headlab.tracking.trackers import finish_trackers
 
@@ -79,6 +80,7 @@ def build_model(cfg: DictConfig, datamodule: L.LightningDataModule) -> L.Lightni
 def build(cfg: DictConfig) -> tuple[L.LightningDataModule, L.LightningModule, L.Trainer]:
     """Instantiate data, model and trainer; check that the head fits the data first."""
     validate(cfg)  # nonsense numbers, a missing checkpoint: fail before anything is built
+    check_shift_config(cfg)  # an unknown shift/OOD set, FashionMNIST offline
     datamodule = instantiate_group(cfg.data, "data")
     model = build_model(cfg, datamodule)
     loggers = instantiate_each(cfg.get("logger"))
@@ -104,9 +106,13 @@ def analyse(cfg, model, datamodule, trainer, output_dir: Path) -> dict[str, Any]
     boards = [lg.experiment for lg in trainer.loggers if isinstance(lg, TensorBoardLogger)]
     # one process saw the whole test set: reuse its logits (under DDP each saw a shard)
     test = model.test_outputs() if trainer.world_size == 1 else None
-    return post_test_analysis(
+    metrics = post_test_analysis(
         model, datamodule, output_dir, settings, boards=boards, step=trainer.global_step, test=test
     )
+    # shifted and OOD sets (headlab.shift), after the calibration analysis
+    step = trainer.global_step
+    metrics.update(analyse_off_distribution(model, datamodule, cfg, output_dir, boards, step))
+    return metrics
 
 
 def route_lightning_logs_to_root() -> None:
@@ -168,5 +174,6 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             model.eval_target_kind,
         )
         finish_trackers(trainer.loggers, output_dir, OmegaConf.to_container(cfg, resolve=True))
-        log.info("Metrics: %s", {k: v for k, v in metrics.items() if "/" in k})
+        shown = {k: v for k, v in metrics.items() if "/" in k and not k.startswith(SHIFT_KEYS)}
+        log.info("Metrics: %s", shown)
     return metrics

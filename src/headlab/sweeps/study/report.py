@@ -437,6 +437,10 @@ def build_report(study: Study, out: Path, settings: ComparisonSettings | None = 
     lines += prob_mass_section(groups, out)
     lines += gradient_section(groups, out)
     lines += calibration_section(groups, scores, out)
+    from headlab.sweeps.study.off_distribution import off_distribution_section
+    from headlab.sweeps.study.paired import paired_difference
+
+    lines += off_distribution_section(groups, out, paired_difference)
     lines += other_data_section(study)
     lines += problems_section(study)
     write_head_runs(groups, out / "tensorboard")  # one TensorBoard run per head, mean of seeds

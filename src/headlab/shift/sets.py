@@ -1,0 +1,123 @@
+"""The shifted sets (MNIST test with labels kept) and the OOD sets (no class), by name.
+
+Every set is a deterministic function of (source images, seed, name): a generator is seeded
+from the seed and the set's name, so adding a set never changes another one.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from headlab.errors import RunError
+from headlab.shift import transforms
+from headlab.shift.corruptions import CORRUPTIONS
+from headlab.shift.letters import letters
+from headlab.shift.settings import Settings
+
+#: MNIST's pixel mean and standard deviation on the 0..255 scale (Gaussian noise matches them)
+PIXEL_MEAN, PIXEL_STD = 0.1307 * 255, 0.3081 * 255
+
+
+class OODDataMissing(RunError):
+    """A requested torchvision OOD set is not on disk and cannot be downloaded."""
+
+
+@dataclass(frozen=True)
+class Shifted:
+    """One shifted set: ``kind`` (rotation, translation, corruption, digits) and ``level``."""
+
+    kind: str
+    level: str
+    images: torch.Tensor  # (n, 1, 28, 28) uint8
+    targets: torch.Tensor  # (n,) int64
+
+    @property
+    def name(self) -> str:
+        return f"{self.kind}/{self.level}"
+
+
+def rng_for(seed: int, name: str) -> np.random.Generator:
+    """A generator for one named set: its own stream, whatever else is built."""
+    return np.random.default_rng([int(seed), zlib.crc32(name.encode())])
+
+
+def level_name(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else str(value)
+
+
+def sklearn_digits() -> tuple[torch.Tensor, torch.Tensor]:
+    """scikit-learn's 1,797 bundled 8x8 digits (ink 0..16, high = ink) in MNIST's format."""
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    images = digits.images * (255.0 / 16.0)
+    upsampled = torch.nn.functional.interpolate(
+        torch.from_numpy(images).float()[:, None], size=64, mode="bicubic", align_corners=False
+    )
+    glyphs = transforms.as_uint8(upsampled)[:, 0].numpy()
+    return torch.stack([transforms.to_mnist_format(g) for g in glyphs]), torch.from_numpy(
+        digits.target
+    ).long()
+
+
+def shifted_sets(images: torch.Tensor, targets: torch.Tensor, settings: Settings):
+    """Yield every shifted set the settings ask for, one at a time (memory stays small)."""
+    for angle in settings.rotation:
+        yield Shifted("rotation", level_name(angle), transforms.rotate(images, angle), targets)
+    for px in settings.translation:
+        rng = rng_for(settings.seed, f"translation/{px}")
+        moved = transforms.translate(images, int(px), rng)
+        yield Shifted("translation", level_name(px), moved, targets)
+    for name in settings.corruptions:
+        corrupted = CORRUPTIONS[name](images, rng_for(settings.seed, f"corruption/{name}"))
+        yield Shifted("corruption", name, corrupted, targets)
+    if settings.digits:
+        yield Shifted("digits", "sklearn", *sklearn_digits())
+
+
+def torchvision_test_images(name: str, data_dir: str | Path, download: bool) -> torch.Tensor:
+    """FashionMNIST or KMNIST test images through torchvision, or OODDataMissing."""
+    from torchvision import datasets
+
+    cls = {"fashion_mnist": datasets.FashionMNIST, "kmnist": datasets.KMNIST}[name]
+    raw = Path(data_dir) / cls.__name__ / "raw"
+    try:
+        return cls(str(data_dir), train=False, download=download).data.unsqueeze(1)
+    except Exception as err:  # torchvision raises RuntimeError/URLError/OSError variously
+        raise OODDataMissing(
+            f"shift.ood asks for {name} but {cls.__name__} is not in {raw.resolve()} and could "
+            f"not be downloaded ({type(err).__name__}); put its t10k IDX files there or drop "
+            f"{name} from shift.ood"
+        ) from err
+
+
+def check_available(settings: Settings, data_dir: str | Path) -> None:
+    """Fail before training when a requested downloaded set cannot be had."""
+    if settings.enabled:
+        for name in settings.ood:
+            if name in ("fashion_mnist", "kmnist"):
+                torchvision_test_images(name, data_dir, settings.download)
+
+
+def ood_set(name: str, images: torch.Tensor, n: int, settings: Settings, data_dir) -> torch.Tensor:
+    """``n`` inputs of no MNIST class; ``images`` are MNIST test images for the derived sets."""
+    rng = rng_for(settings.seed, f"ood/{name}")
+    shape = (n, 1, 28, 28)
+    if name == "letters":
+        return letters(n, rng)
+    if name == "inverted":
+        return transforms.invert(images[:n])
+    if name == "permuted":
+        return transforms.permute_pixels(images[:n], rng)
+    if name == "gaussian":
+        return transforms.as_uint8(torch.from_numpy(rng.normal(PIXEL_MEAN, PIXEL_STD, shape)))
+    if name == "uniform":
+        return transforms.as_uint8(torch.from_numpy(rng.uniform(0, 255, shape)))
+    if name in ("fashion_mnist", "kmnist"):
+        return torchvision_test_images(name, data_dir, settings.download)[:n]
+    raise ValueError(f"unknown OOD set {name!r}")  # Settings.check names the known ones first
