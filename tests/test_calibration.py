@@ -8,7 +8,8 @@ import torch
 from torchmetrics.classification import MulticlassCalibrationError
 
 from headlab.calibration.bins import CalibrationMetrics, ProbabilitySum, ReliabilityBins
-from headlab.calibration.posthoc import fit_temperature, likelihood_nll
+from headlab.calibration.calibrators import Temperature
+from headlab.calibration.scoring import logits_nll
 from headlab.heads import SigmoidBCE, SoftmaxCE
 
 
@@ -153,8 +154,8 @@ def test_temperature_scaling_lowers_nll_of_an_overconfident_model(head):
     clean = torch.randn(2000, 10)
     clean[torch.arange(2000), labels] += 2.0
     overconfident = clean * 6.0  # same ranking, far too sharp
-    t = fit_temperature(head, overconfident[:1000], labels[:1000])
+    t = Temperature(head.exclusive).fit(overconfident[:1000], labels[:1000]).temperature
     assert t > 2.0
-    before = likelihood_nll(head, overconfident[1000:], labels[1000:])
-    after = likelihood_nll(head, overconfident[1000:] / t, labels[1000:])
+    before = logits_nll(head.exclusive, overconfident[1000:], labels[1000:])
+    after = logits_nll(head.exclusive, overconfident[1000:] / t, labels[1000:])
     assert after < 0.8 * before

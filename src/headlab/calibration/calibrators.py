@@ -36,10 +36,6 @@ class CalibrationFailed(RuntimeError):
     """A calibrator could not be fitted; the message is recorded in metrics.json."""
 
 
-#: the calibrators' objective: the head's own likelihood, defined once in ``scoring``
-likelihood_nll = logits_nll
-
-
 def to_probs(exclusive: bool, logits: torch.Tensor) -> torch.Tensor:
     return logits.softmax(dim=1) if exclusive else logits.sigmoid()
 
@@ -80,7 +76,7 @@ class Affine(Calibrator):
 
         def closure() -> torch.Tensor:
             optimizer.zero_grad()
-            loss = likelihood_nll(self.exclusive, self.transform(logits, p), target)
+            loss = logits_nll(self.exclusive, self.transform(logits, p), target)
             loss = loss + self.penalty(p)
             loss.backward()
             return loss

@@ -98,16 +98,6 @@ def confidence_histogram(reliability: Reliability, title: str) -> Figure:
     return fig
 
 
-def reliability_grid(diagrams: dict[str, Reliability]) -> Figure:
-    """One reliability diagram per head, side by side."""
-    fig = Figure(figsize=(4.5 * len(diagrams), 4.8), dpi=100)
-    axes = fig.subplots(1, len(diagrams), squeeze=False)
-    for ax, (head, reliability) in zip(axes[0], diagrams.items(), strict=True):
-        draw_reliability(ax, reliability, f"head={head}")
-    fig.tight_layout()
-    return fig
-
-
 def wilson_interval(hits: np.ndarray, count: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """95% Wilson score interval of each bin's accuracy (scipy's, bin by bin)."""
     from scipy.stats import binomtest

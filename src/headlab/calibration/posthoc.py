@@ -26,18 +26,15 @@ from headlab.calibration.calibrators import (
     METHODS,
     CalibrationFailed,
     Calibrator,
-    Temperature,
     fit_calibrator,
     params_as_json,
 )
-from headlab.calibration.calibrators import likelihood_nll as head_nll
 from headlab.calibration.consistency import TESTED as CONSISTENCY_TESTED
 from headlab.calibration.consistency import p_calibrated
 from headlab.calibration.estimators import ECE_TYPE, ESTIMATORS, resampled_scores, scores
 from headlab.calibration.intervals import bias_corrected
 from headlab.calibration.intervals import reported as reported_interval
-from headlab.calibration.scoring import bernoulli_nll, brier
-from headlab.calibration.scoring import likelihood_nll as likelihood_nll_of_probs
+from headlab.calibration.scoring import bernoulli_nll, brier, likelihood_nll, logits_nll
 from headlab.files import atomic_write
 from headlab.heads import Head
 
@@ -47,8 +44,6 @@ PARAMS_FILE = "calibration.json"
 #: the resampled estimators (seed, n_resamples, one (B,) array per estimator): the study
 #: report pairs runs on them instead of resampling again
 BOOTSTRAP_FILE = "test_bootstrap.npz"
-#: pre-0.2 names of the temperature-scaled test metrics, kept as aliases
-TS_ALIASES = {"ece": "test/ece_ts", "nll": "test/nll_ts", "brier": "test/brier_ts"}
 
 
 @dataclass(frozen=True)
@@ -86,16 +81,6 @@ def collect_logits(
         logits.append(model(images).float().cpu())
         targets.append(target.cpu())
     return torch.cat(logits), torch.cat(targets)
-
-
-def likelihood_nll(head: Head, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """NLL under the head's own probability model (see calibrators.likelihood_nll)."""
-    return head_nll(head.exclusive, logits, target)
-
-
-def fit_temperature(head: Head, logits: torch.Tensor, target: torch.Tensor) -> float:
-    """One T > 0 minimising the validation NLL of ``logits / T``."""
-    return Temperature(head.exclusive).fit(logits, target).temperature
 
 
 def with_intervals(
@@ -171,7 +156,7 @@ class Analysis:
     def fitted(self, val: tuple[torch.Tensor, torch.Tensor]) -> dict[str, Calibrator]:
         """Each configured method fitted on val; failures recorded with their reason."""
         logits, target = val
-        before = float(head_nll(self.head.exclusive, logits.double(), target))
+        before = float(logits_nll(self.head.exclusive, logits.double(), target))
         out = {}
         for method in self.settings.methods:
             try:
@@ -218,8 +203,6 @@ class Analysis:
             metrics[f"test/mce_{method}"] = mce(conf_m, (pred_m == target).double(), s)
             if method == "temperature":
                 metrics["temperature"] = calibrator.temperature
-                metrics.update({alias: point[m] for m, alias in TS_ALIASES.items()})
-                metrics["test/mce_ts"] = metrics["test/mce_temperature"]
         metrics.update(self.failures())
         metrics.update(self.selective(confidence, 1 - hit))
         self.figures(confidence.numpy(), hit.numpy(), metrics)
@@ -264,15 +247,15 @@ class Analysis:
 
     def selective(self, confidence: torch.Tensor, error: torch.Tensor) -> dict[str, float]:
         from headlab.calibration.figures import risk_coverage_figure
-        from headlab.calibration.selective import risk_coverage
+        from headlab.calibration.selective import augrc_of, aurc_of, risk_coverage
 
         coverage, risk = risk_coverage(confidence, error)
-        area = float(risk.mean())
+        area = aurc_of(risk)
         self.publish(
             "risk_coverage_test",
             risk_coverage_figure(coverage.numpy(), risk.numpy(), area, self.title),
         )
-        return {"test/aurc": area, "test/augrc": float((coverage * risk).mean())}
+        return {"test/aurc": area, "test/augrc": augrc_of(coverage, risk)}
 
     def figures(self, confidence: np.ndarray, hit: np.ndarray, metrics: dict[str, Any]) -> None:
         from headlab.calibration.figures import calibration_panels
@@ -298,7 +281,7 @@ class Analysis:
 
 
 #: mean NLL of probabilities under the head's likelihood (calibration.json's val_nll_*)
-val_nll = likelihood_nll_of_probs
+val_nll = likelihood_nll
 
 
 def multilabel_scores(

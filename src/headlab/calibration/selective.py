@@ -32,14 +32,23 @@ def risk_coverage(
     return k / len(error), expected_errors / k
 
 
+def aurc_of(risk: torch.Tensor) -> float:
+    """Area under a risk-coverage curve at coverages k/N: the mean risk."""
+    return float(risk.mean())
+
+
 def aurc(confidence: torch.Tensor, error: torch.Tensor) -> float:
     """Area under the risk-coverage curve: the mean risk over all coverages k/N."""
-    return float(risk_coverage(confidence, error)[1].mean())
+    return aurc_of(risk_coverage(confidence, error)[1])
 
 
 def augrc(confidence: torch.Tensor, error: torch.Tensor) -> float:
     """Area under the *generalized* risk-coverage curve (Traub et al. 2024): the mean over
     k of errors among the k most confident / N, the rate of silent failures at coverage k/N.
     Unlike AURC it does not weight the first few predictions' risk by 1/k."""
-    coverage, risk = risk_coverage(confidence, error)
+    return augrc_of(*risk_coverage(confidence, error))
+
+
+def augrc_of(coverage: torch.Tensor, risk: torch.Tensor) -> float:
+    """Area under a generalized risk-coverage curve: the mean of coverage x risk."""
     return float((coverage * risk).mean())

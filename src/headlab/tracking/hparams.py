@@ -26,9 +26,9 @@ from typing import Any
 DEFAULT_COLUMNS = ("test/acc", "test/ece", "test/ece_adaptive", "test/brier", "test/nll")
 #: prefixes of real metrics; ``epochs``, ``lr-Adam``, ``temperature``, paths are not columns
 METRIC_PREFIXES = ("train/", "val/", "test/", "best/")
-#: interval bounds and the old ``*_ts`` names of the temperature-scaled values stay in
-#: metrics.json only: a column or chart each would double what TensorBoard shows
-NOT_SCALARS = re.compile(r"_ci_(low|high)$|_ts$")
+#: interval bounds stay in metrics.json only: a column or chart each would double what
+#: TensorBoard shows
+NOT_SCALARS = re.compile(r"_ci_(low|high)$")
 #: each head's own training loss: its values mean different things for different heads
 NOT_COMPARABLE = re.compile(r"(^|/)loss$")
 

@@ -67,7 +67,7 @@ def grad_share_figure(curves: Mapping[str, Sequence[Sequence[tuple[int, float]]]
     return fig
 
 
-def reliability_figure(
+def pooled_reliability_figure(
     pooled: Mapping[str, tuple[np.ndarray, np.ndarray, np.ndarray]], runs: Mapping[str, int]
 ) -> Figure:
     """Reliability diagram per head from (count, confidence sum, hit sum) per bin pooled over

@@ -43,7 +43,7 @@ PAIRED_ESTIMATORS = ESTIMATORS
 #: and, for sigmoid heads, the top-label ECE of the normalised p / sum p (``test/ece_norm``)
 EXTRA_COLUMNS = ("mce", "aurc", "augrc", "ece_norm")
 #: multi-label columns: the multi-label study's own (headlab.sweeps.study.table), plus acc and Brier
-MULTILABEL_COLUMNS = (*STUDY_COLUMNS, "test/acc", "test/hamming_acc", "test/brier")
+REPORT_MULTILABEL_COLUMNS = (*STUDY_COLUMNS, "test/acc", "test/hamming_acc", "test/brier")
 SOFT_COLUMNS = ("test/kl", "test/acc", "test/loss")
 
 
@@ -236,7 +236,7 @@ def methods_of(jobs: Sequence[Job]) -> list[str]:
 
 def calibration_section(groups: dict[str, list[Job]], scores: Scores, out: Path) -> list[str]:
     from headlab.calibration.estimators import ESTIMATORS
-    from headlab.sweeps.study.figures import pooled_bins, reliability_figure
+    from headlab.sweeps.study.figures import pooled_bins, pooled_reliability_figure
 
     with_preds = {h: [j for j in js if has_predictions(j)] for h, js in groups.items()}
     with_preds = {h: js for h, js in with_preds.items() if js}
@@ -300,7 +300,7 @@ def calibration_section(groups: dict[str, list[Job]], scores: Scores, out: Path)
         for head, js in with_preds.items()
     }
     save(
-        reliability_figure(pooled, {h: len(js) for h, js in with_preds.items()}),
+        pooled_reliability_figure(pooled, {h: len(js) for h, js in with_preds.items()}),
         out / "reliability.png",
     )
     lines += [
@@ -376,7 +376,7 @@ def other_data_section(study: Study) -> list[str]:
     lines = ["## 4. Multi-label and soft labels", ""]
     found = False
     for data, columns, title in (
-        ("multilabel_mnist", MULTILABEL_COLUMNS, "Multi-label MNIST"),
+        ("multilabel_mnist", REPORT_MULTILABEL_COLUMNS, "Multi-label MNIST"),
         ("soft_mnist", SOFT_COLUMNS, "Soft-label MNIST"),
     ):
         groups = study.completed_on(data)
