@@ -38,6 +38,16 @@ def pruned(exception: BaseException) -> bool:
     return optuna is not None and isinstance(exception, optuna.TrialPruned)
 
 
+def unwrapped(exception: Exception) -> Exception:
+    """A user error that Hydra's ``instantiate`` wrapped (a data module's own check)."""
+    from hydra.errors import InstantiationException
+
+    cause = exception.__cause__
+    if isinstance(exception, InstantiationException) and isinstance(cause, RunError):
+        return cause
+    return exception
+
+
 def user_errors() -> tuple[type[BaseException], ...]:
     """Errors whose message is the whole story: shown without a traceback."""
     from hydra.errors import ConfigCompositionException
@@ -147,6 +157,7 @@ def run_task(train: Callable[[DictConfig], dict[str, Any]], cfg: DictConfig) -> 
         )
         raise SystemExit(EXIT_SIGTERM if name == "SIGTERM" else EXIT_SIGINT) from None
     except Exception as exception:
+        exception = unwrapped(exception)
         if pruned(exception) and in_multirun():
             log.info("%s", exception)  # the sweeper tells the study; the sweep goes on
             return None
