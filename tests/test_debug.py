@@ -65,4 +65,5 @@ def test_experiment_compare_heads_sweeps_every_head_over_seeds():
     params = cfg.hydra.sweeper.params
     fits_mnist = {name for name, cls in HEADS.items() if "index" in cls.accepts}
     assert set(params.head.split(",")) == fits_mnist  # every head that trains on MNIST
-    assert params.seed == "1,2,3"
+    # the report calls nothing from fewer than 3 shared seeds; 5 make its t-intervals usable
+    assert len(str(params.seed).split(",")) >= 5

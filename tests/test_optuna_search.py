@@ -334,3 +334,21 @@ def test_an_interrupted_search_leaves_no_trial_running_and_resumes(tiny_mnist, t
     assert code == 0, output[-3000:]
     states = [t.state for t in load(tmp_path).trials]
     assert states == [TrialState.FAIL, TrialState.COMPLETE, TrialState.COMPLETE]
+
+
+def test_pruner_is_a_config_group_median_by_default_hyperband_or_none():
+    from hydra.utils import instantiate
+
+    from headlab.callbacks.pruning import make_pruner
+    from tests.test_sweeps import compose_with_hydra
+
+    cfg = compose_with_hydra("hparams_search=optuna")
+    assert isinstance(make_pruner(cfg.hydra.sweeper.pruner), optuna.pruners.MedianPruner)
+    assert cfg.callbacks.optuna_pruning.monitor == "val/acc"  # the job reports the objective
+    cfg = compose_with_hydra(
+        "hparams_search=optuna", "hydra/sweeper/pruner=hyperband", "trainer.max_epochs=9"
+    )
+    pruner = instantiate(cfg.hydra.sweeper.pruner)
+    assert isinstance(pruner, optuna.pruners.HyperbandPruner) and pruner._max_resource == 9
+    cfg = compose_with_hydra("hparams_search=optuna", "hydra.sweeper.pruner=null")
+    assert isinstance(make_pruner(cfg.hydra.sweeper.pruner), optuna.pruners.NopPruner)

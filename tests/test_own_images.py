@@ -250,3 +250,15 @@ def test_a_multilabel_csv_trains_with_a_sigmoid_head(tmp_path):
     assert metrics["status"] == "completed"
     # predicting no label scores F1 0; the two digits are learnable from 640 pairs
     assert metrics["test/f1_micro"] > 0.5, metrics
+
+
+@pytest.mark.slow
+def test_a_missing_image_folder_on_the_command_line_is_one_line_and_exit_1(tmp_path):
+    from tests.test_train import run_cli
+
+    result = run_cli("data=image_folder", f"data.root={tmp_path / 'nope'}", cwd=tmp_path)
+    output = result.stdout + result.stderr
+    assert result.returncode == 1
+    errors = [line for line in output.splitlines() if "ERROR" in line]
+    assert len(errors) == 1 and "nope is not a folder" in errors[0], output[-2000:]
+    assert "Traceback" not in output

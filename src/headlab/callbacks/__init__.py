@@ -1,5 +1,6 @@
 """Lightning callbacks: what a run shows while it trains (gradient flow, reliability figures)
-and the guard that stops it on a NaN loss.
+and the guard that stops it on a NaN loss; in an Optuna search, the trial's reports and
+pruning (``pruning``).
 
 May import: ``errors``, ``files``, ``models``, ``calibration``. Never ``run`` or ``sweeps``.
 """

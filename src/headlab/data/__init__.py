@@ -1,5 +1,6 @@
 """Data modules: plain MNIST and the two sets built from it in memory (multi-label
-canvases, soft-label blends). Each declares the target kind its batches carry
+canvases, soft-label blends), and a user's own images (``image_folder``, ``image_csv``, on
+``image_files``). Each declares the target kind its batches carry
 (``target_kind``), the one source the heads and metrics are checked against.
 
 May import: ``errors``, ``files``. Never ``models``, ``run`` or ``sweeps``.

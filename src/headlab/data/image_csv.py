@@ -133,6 +133,7 @@ class ImageCSVDataModule(ImageDataModule):
         self.split_column = split_column
         self.classes = list(classes) if classes else None
         self._names: list[str] | None = None
+        self.class_names  # noqa: B018  a missing or malformed CSV fails here, before the model
 
     def _table(self) -> tuple[list[dict[str, str]], list[list[str]], list[str]]:
         header, rows = read_table(self.csv, self.file_column)

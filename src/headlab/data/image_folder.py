@@ -89,6 +89,10 @@ class ImageFolderDataModule(ImageDataModule):
     name = "image_folder"
     target_kind = "index"
 
+    def __init__(self, root: str, **settings) -> None:
+        super().__init__(root, **settings)
+        self.class_names  # noqa: B018  a missing or empty root fails here, before the model
+
     @property
     def class_names(self) -> list[str]:
         return class_folders(training_folder(self.root))

@@ -1,5 +1,6 @@
 """Many runs: reading a sweep folder (``reader``), its ``summary.csv`` (``summary``), failed
-jobs (``failed``) and the head comparison with its report (``study``).
+jobs (``failed``), the head comparison with its report (``study``) and the Optuna search
+with pruning (``optuna_search``, the logic of the ``hydra/sweeper=headlab_optuna`` plugin).
 
 May import everything else in headlab; nothing imports it but the scripts and Hydra callbacks.
 """
