@@ -59,9 +59,25 @@ def bias_corrected(point: float, values: torch.Tensor, floor: float | None = 0.0
     return value if floor is None else max(value, floor)
 
 
-def reported(name: str, point: float, values: torch.Tensor, level: float = 0.95):
-    """The interval headlab reports for estimator ``name``: basic, floored at 0, for the
-    ECE-type estimators; percentile for means."""
-    if name in ECE_TYPE:
-        return interval("basic", point, values, level, floor=0.0)
-    return interval("percentile", point, values, level)
+def reported(
+    name: str,
+    point: float,
+    values: torch.Tensor,
+    level: float = 0.95,
+    p_calibrated: float | None = None,
+):
+    """The interval headlab reports for estimator ``name``: percentile for means; for the
+    ECE-type estimators the basic interval floored at 0, reaching down to 0 wherever the
+    consistency test (``consistency.p_calibrated``) cannot reject "calibrated" at this level.
+
+    Why the second rule: at a population ECE of 0 the plug-in bias is largest relative to the
+    spread and the bootstrap, which sees the bias at the estimate rather than at 0,
+    under-corrects it (basic intervals then held 0 in 46-83 % of repetitions, scripts/
+    coverage.py). The consistency test is exact for calibrated predictions, so the union
+    holds 0 in (1 - its rejection rate) of them, and never covers less elsewhere."""
+    if name not in ECE_TYPE:
+        return interval("percentile", point, values, level)
+    low, high = interval("basic", point, values, level, floor=0.0)
+    if p_calibrated is not None and p_calibrated >= 1 - level:
+        low = 0.0
+    return low, high
