@@ -220,6 +220,10 @@ def test_basic_interval_and_bias_correction_equal_their_formulas():
     assert bias_corrected(0.001, values) == 0.0  # floored: an ECE is never negative
     assert reported("ece", 0.001, values)[0] == 0.0  # basic, floored at 0
     assert reported("acc", 0.010, values) == pytest.approx((q_low, q_high))
+    # ECE intervals reach down to 0 only where the consistency test does not reject
+    assert reported("ece", 0.010, values, p_calibrated=0.2) == pytest.approx((0.0, high))
+    assert reported("ece", 0.010, values, p_calibrated=0.01) == pytest.approx((low, high))
+    assert low > 0
 
 
 def test_consistency_test_flags_miscalibration_and_passes_calibrated_predictions():

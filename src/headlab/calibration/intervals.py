@@ -8,8 +8,9 @@ coverage for smooth ECE). headlab reports, for those:
 * the bootstrap bias-corrected estimate 2 θ̂ - mean(θ*), floored at 0: one correction that
   applies to all three estimators alike (Kumar et al.'s debiased estimator exists for binned
   L2 ECE only; ECE_sweep changes the binning rather than correcting it);
-* the *basic* interval [2 θ̂ - q_hi, 2 θ̂ - q_lo], floored at 0: centred on the bias-corrected
-  estimate; its coverage is measured, not assumed (``scripts/coverage.py``).
+* the *basic* interval [2 θ̂ - q_hi, 2 θ̂ - q_lo], floored at 0, centred on the bias-corrected
+  estimate, and reaching down to 0 wherever the consistency test cannot reject
+  "calibrated" (``reported``); its coverage is measured, not assumed (``scripts/coverage.py``).
 
 Means of per-sample terms (acc, Brier, NLL) are unbiased: they keep the percentile interval.
 """
