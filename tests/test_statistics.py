@@ -220,6 +220,10 @@ def test_basic_interval_and_bias_correction_equal_their_formulas():
     assert bias_corrected(0.001, values) == 0.0  # floored: an ECE is never negative
     assert reported("ece", 0.001, values)[0] == 0.0  # basic, floored at 0
     assert reported("acc", 0.010, values) == pytest.approx((q_low, q_high))
+    # ECE intervals reach down to 0 only where the consistency test does not reject
+    assert reported("ece", 0.010, values, p_calibrated=0.2) == pytest.approx((0.0, high))
+    assert reported("ece", 0.010, values, p_calibrated=0.01) == pytest.approx((low, high))
+    assert low > 0
 
 
 def test_consistency_test_flags_miscalibration_and_passes_calibrated_predictions():
@@ -285,7 +289,8 @@ def test_coverage_script_prints_one_json_line_per_estimator_interval_and_method(
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     intervals = [r for r in lines if "interval" in r]
     comparisons = [r for r in lines if "comparison" in r]
-    assert len(intervals) == 4 * 6 * 2 and len(comparisons) == 4 * 3
+    # 6 estimators x (percentile, basic), plus basic_or_zero for ece and ece_adaptive
+    assert len(intervals) == 4 * (6 * 2 + 2) and len(comparisons) == 4 * 3
     assert {"estimator", "interval", "n", "reps", "coverage", "mean_width"} <= set(intervals[0])
     assert all(0 <= r["coverage"] <= 1 and r["mean_width"] >= 0 for r in intervals)
     # the population of a calibrated generator is 0 for every ECE-type estimator

@@ -84,15 +84,22 @@ def collect_logits(
 
 
 def with_intervals(
-    prefix: str, suffix: str, point: dict[str, float], resampled: dict[str, torch.Tensor], level
+    prefix: str,
+    suffix: str,
+    point: dict[str, float],
+    resampled: dict[str, torch.Tensor],
+    level,
+    p_values: dict[str, float] | None = None,
 ) -> dict[str, float]:
     """``test/<m><suffix>`` and its ``_ci_low`` / ``_ci_high`` for every estimator (the
-    interval ``intervals.reported`` picks), plus ``_bc`` for the ECE-type estimators."""
+    interval ``intervals.reported`` picks, given the consistency test's ``p_values``), plus
+    ``_bc`` for the ECE-type estimators."""
     out = {}
+    p_values = p_values or {}
     for name, value in point.items():
         out[f"{prefix}{name}{suffix}"] = value
         if name in resampled:
-            low, high = reported_interval(name, value, resampled[name], level)
+            low, high = reported_interval(name, value, resampled[name], level, p_values.get(name))
             out[f"{prefix}{name}{suffix}_ci_low"] = low
             out[f"{prefix}{name}{suffix}_ci_high"] = high
             if name in ECE_TYPE:
@@ -185,12 +192,13 @@ class Analysis:
             n_resamples=s.bootstrap,
             **{k: v.numpy() for k, v in resampled.items()},
         )
-        metrics = with_intervals("test/", "", scores(probs, target, s.n_bins), resampled, s.level)
+        point = scores(probs, target, s.n_bins)
         confidence, predicted = probs.double().max(dim=1)
         hit = (predicted == target).double()
-        metrics["test/mce"] = mce(confidence, hit, s)
-        observed = {m: metrics[f"test/{m}"] for m in CONSISTENCY_TESTED}
+        observed = {m: point[m] for m in CONSISTENCY_TESTED}
         p_values = p_calibrated(confidence, observed, s.bootstrap, s.seed, s.n_bins)
+        metrics = with_intervals("test/", "", point, resampled, s.level, p_values)
+        metrics["test/mce"] = mce(confidence, hit, s)
         metrics.update({f"test/{m}_p_calibrated": p for m, p in p_values.items()})
         for method, calibrator in self.fitted(val).items():
             calibrated = calibrator.probs(test_logits)

@@ -261,7 +261,8 @@ def calibration_section(groups: dict[str, list[Job]], scores: Scores, out: Path)
     lines += [
         "",
         "Per run, as the run wrote them: the 95 % bootstrap interval (`test/<m>_ci_low/high`; "
-        "basic, floored at 0, for ECE-type estimators, percentile for the others), the "
+        "percentile for acc; basic, floored at 0, for ECE-type estimators, for ece and "
+        "ece_adaptive down to 0 where p_calibrated >= 0.05), the "
         'bias-corrected estimate (`test/<m>_bc`) and the p-value of "this run is calibrated" '
         "by consistency resampling (`test/<m>_p_calibrated`; small: miscalibrated). "
         "Runs from before these keys show —.",
