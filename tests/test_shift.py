@@ -342,3 +342,15 @@ def test_data_without_shift_sets_is_skipped_with_one_warning_line(caplog):
     (record,) = [r for r in caplog.records if r.levelname == "WARNING"]
     assert "no shifted or OOD sets are defined for data=soft_mnist" in record.getMessage()
     assert "\n" not in record.getMessage()
+
+
+def test_mean_over_corruptions_takes_its_interval_from_the_paired_mean_of_draws():
+    from headlab.shift.metrics import mean_over_sets
+
+    draws = {"ece": [torch.arange(100.0), torch.arange(100.0) * 3]}  # two sets, same rows
+    out = mean_over_sets("m/", {"ece": [1.0, 4.0]}, draws)
+    assert out["m/ece"] == 2.5
+    mean = np.arange(100.0) * 2  # row-wise mean of the two sets' draws
+    assert out["m/ece_ci_low"] == pytest.approx(np.percentile(mean, 2.5))
+    assert out["m/ece_ci_high"] == pytest.approx(np.percentile(mean, 97.5))
+    assert set(mean_over_sets("m/", {"nll": [1.0]}, {})) == {"m/nll"}  # no draws: no interval

@@ -140,11 +140,12 @@ class OffDistribution:
         return metrics
 
     def shifted(self, images, targets, calibrators) -> dict[str, float]:
-        from headlab.shift.metrics import shift_metrics  # scikit-learn and scipy: only now
+        from headlab.shift.metrics import mean_over_sets, shift_metrics  # sklearn, scipy: now
 
         s = self.settings
         metrics: dict[str, float] = {}
         index_of: dict[int, torch.Tensor] = {}  # resample rows per set size: paired across sets
+        draws: dict[str, list[torch.Tensor]] = {}  # the corruptions' resampled values
         for shifted in shifted_sets(images, targets, s):
             self.samples[shifted.name] = shifted.images[:8]
             logits = predict(self.model, self.datamodule, shifted.images)
@@ -152,14 +153,17 @@ class OffDistribution:
             index = index_of.setdefault(n, resample_index(n, s.bootstrap, s.seed))
             prefix = f"shift/{shifted.name}/"
             probs = self.head.probs(logits)
-            metrics.update(shift_metrics(prefix, probs, shifted.targets, index, "", s.level))
+            kept = draws if shifted.kind == "corruption" else None
+            metrics.update(shift_metrics(prefix, probs, shifted.targets, index, "", s.level, kept))
             for method, calibrator in calibrators.items():
                 calibrated = calibrator.probs(logits)
+                suffix = f"_{method}"
                 metrics.update(
-                    shift_metrics(prefix, calibrated, shifted.targets, index, f"_{method}", s.level)
+                    shift_metrics(prefix, calibrated, shifted.targets, index, suffix, s.level, kept)
                 )
             self.keep(shifted, probs)
-        metrics.update(corruption_means(metrics, ["", *(f"_{m}" for m in calibrators)]))
+        points = corruption_points(metrics, ["", *(f"_{m}" for m in calibrators)])
+        metrics.update(mean_over_sets("shift/corruption/mean/", points, draws, s.level))
         return metrics
 
     def keep(self, shifted: Shifted, probs: torch.Tensor) -> None:
@@ -202,9 +206,9 @@ class OffDistribution:
         plt.close(figure)
 
 
-def corruption_means(metrics: dict[str, float], suffixes) -> dict[str, float]:
-    """``shift/corruption/mean/<m><suffix>``: each estimator averaged over the corruptions."""
-    out = {}
+def corruption_points(metrics: dict[str, float], suffixes) -> dict[str, list[float]]:
+    """Each estimator's point values over the corruptions, keyed ``<estimator><suffix>``."""
+    out: dict[str, list[float]] = {}
     for suffix in suffixes:
         for estimator in ("acc", "ece", "ece_adaptive", "brier", "nll"):
             values = [
@@ -213,7 +217,7 @@ def corruption_means(metrics: dict[str, float], suffixes) -> dict[str, float]:
                 if k.startswith("shift/corruption/") and k.endswith(f"/{estimator}{suffix}")
             ]
             if values:
-                out[f"shift/corruption/mean/{estimator}{suffix}"] = float(np.mean(values))
+                out[f"{estimator}{suffix}"] = values
     return out
 
 

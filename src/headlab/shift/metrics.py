@@ -30,13 +30,35 @@ def shift_metrics(
     index: torch.Tensor | None,
     suffix: str = "",
     level: float = 0.95,
+    draws: dict[str, list[torch.Tensor]] | None = None,
 ) -> dict[str, float]:
-    """``<prefix><estimator><suffix>`` and, with resample rows ``index``, its interval."""
+    """``<prefix><estimator><suffix>`` and, with resample rows ``index``, its interval;
+    ``draws`` collects each estimator's resampled values (for a mean over sets)."""
     point = scores(probs, targets, estimators=SHIFT_ESTIMATORS)
     resampled = {}
     if index is not None:
         resampled = resampled_scores(probs, targets, index, estimators=SHIFT_ESTIMATORS)
+        if draws is not None:
+            for name, values in resampled.items():
+                draws.setdefault(f"{name}{suffix}", []).append(values)
     return with_intervals(prefix, suffix, point, resampled, level)
+
+
+def mean_over_sets(
+    prefix: str,
+    points: dict[str, list[float]],
+    draws: dict[str, list[torch.Tensor]],
+    level: float = 0.95,
+) -> dict[str, float]:
+    """``<prefix><name>`` = the mean over sets; its interval from the mean of the sets'
+    resampled values, which share resample rows (sets of one size), so it is paired."""
+    out = {}
+    for name, values in points.items():
+        out[f"{prefix}{name}"] = float(np.mean(values))
+        if len(draws.get(name, ())) == len(values):
+            low, high = percentile_interval(torch.stack(draws[name]).mean(dim=0), level)
+            out.update({f"{prefix}{name}_ci_low": low, f"{prefix}{name}_ci_high": high})
+    return out
 
 
 def first_reaching(fpr: np.ndarray, tpr: np.ndarray, tpr_level: float) -> float:

@@ -50,19 +50,19 @@ def level_name(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else str(value)
 
 
-def sklearn_digits() -> tuple[torch.Tensor, torch.Tensor]:
-    """scikit-learn's 1,797 bundled 8x8 digits (ink 0..16, high = ink) in MNIST's format."""
+def sklearn_digits(n: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The first ``n`` (default all 1,797) of scikit-learn's bundled 8x8 digits (ink 0..16,
+    high = ink) in MNIST's format."""
     from sklearn.datasets import load_digits
 
     digits = load_digits()
-    images = digits.images * (255.0 / 16.0)
+    images = digits.images[:n] * (255.0 / 16.0)
     upsampled = torch.nn.functional.interpolate(
         torch.from_numpy(images).float()[:, None], size=64, mode="bicubic", align_corners=False
     )
     glyphs = transforms.as_uint8(upsampled)[:, 0].numpy()
-    return torch.stack([transforms.to_mnist_format(g) for g in glyphs]), torch.from_numpy(
-        digits.target
-    ).long()
+    labels = torch.from_numpy(digits.target[:n]).long()
+    return torch.stack([transforms.to_mnist_format(g) for g in glyphs]), labels
 
 
 def shifted_sets(images: torch.Tensor, targets: torch.Tensor, settings: Settings):
@@ -76,8 +76,8 @@ def shifted_sets(images: torch.Tensor, targets: torch.Tensor, settings: Settings
     for name in settings.corruptions:
         corrupted = CORRUPTIONS[name](images, rng_for(settings.seed, f"corruption/{name}"))
         yield Shifted("corruption", name, corrupted, targets)
-    if settings.digits:
-        yield Shifted("digits", "sklearn", *sklearn_digits())
+    if settings.digits:  # at most as many as the other sets (all 1,797 from samples=1797)
+        yield Shifted("digits", "sklearn", *sklearn_digits(len(images)))
 
 
 def torchvision_test_images(name: str, data_dir: str | Path, download: bool) -> torch.Tensor:

@@ -250,3 +250,50 @@ def off_distribution_section(
             "",
         ]
     return lines
+
+
+def runs_table(groups: dict[str, list]) -> list[str]:
+    """Per run: test accuracy, ECE, Σp and the wrong classes' share of the last layer's
+    gradient (mean of the last 5 logged values), for runs that are not one sweep."""
+    from headlab.sweeps.study.jobs import GRAD_SHARE_TAG, read_scalar
+
+    rows = []
+    for head, jobs in groups.items():
+        for job in jobs:
+            share = [v for _, v in read_scalar(job.path / "tensorboard", GRAD_SHARE_TAG)][-5:]
+            rows.append(
+                [head, str(job.seed)]
+                + [_mean_std([_number(job.metrics, f"test/{k}")], 4) for k in ("acc", "ece")]
+                + [_mean_std([_number(job.metrics, f"test/prob_sum_{k}")]) for k in ("mean", "std")]
+                + [_mean_std([float(np.mean(share))] if share else [])]
+            )
+    header = ["head", "seed", "test acc", "test ECE", "mean Σp", "std Σp", "grad share other rows"]
+    return _table(header, rows)
+
+
+def main(argv: Sequence[str]) -> str:
+    """``python -m headlab.sweeps.study.off_distribution OUT HEAD:SEED=RUN ...``: this
+    section (and a per-run table) for runs that were not made as one sweep."""
+    from headlab.files import read_metrics
+    from headlab.sweeps.study.jobs import Job
+    from headlab.sweeps.study.paired import paired_difference
+
+    out, groups = Path(argv[0]), {}
+    for arg in argv[1:]:
+        label, folder = arg.split("=", 1)
+        head, seed = label.split(":")
+        metrics = read_metrics(Path(folder) / "metrics.json")
+        groups.setdefault(head, []).append(
+            Job(Path(folder), head, "mnist", "?", seed, None, metrics)
+        )
+    out.mkdir(parents=True, exist_ok=True)
+    lines = [*runs_table(groups), "", *off_distribution_section(groups, out, paired_difference)]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    import sys
+
+    if len(sys.argv) < 3:
+        sys.exit("usage: python -m headlab.sweeps.study.off_distribution OUT HEAD:SEED=RUN ...")
+    print(main(sys.argv[1:]))

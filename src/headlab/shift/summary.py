@@ -1,0 +1,63 @@
+"""The headline off-distribution numbers of finished runs, one Markdown row per run:
+
+    python -m headlab.shift.summary logs/train/runs/<time> [more run folders...]
+
+Each cell is the run's point value and its 95% interval from metrics.json (bootstrap over
+the test subset; Wilson for rates); the analysis' CPU seconds come from
+off_distribution.json. A value a run did not measure shows as n/a.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from headlab.files import read_metrics
+
+COLUMNS = {
+    "test acc": "test/acc",
+    "test ECE": "test/ece",
+    "acc 60°": "shift/rotation/60/acc",
+    "ECE 60°": "shift/rotation/60/ece",
+    "ECE 60° TS": "shift/rotation/60/ece_temperature",
+    "mean ECE corr.": "shift/corruption/mean/ece",
+    "digits acc": "shift/digits/sklearn/acc",
+    "AUROC letters": "ood/letters/msp/auroc",
+    "FPR95 letters": "ood/letters/msp/fpr95",
+    "AUROC inverted": "ood/inverted/msp/auroc",
+    "FPR95 inverted": "ood/inverted/msp/fpr95",
+    "none test": "test/none_of_the_above",
+    "none letters": "ood/letters/none_of_the_above",
+    "none inverted": "ood/inverted/none_of_the_above",
+    "none gaussian": "ood/gaussian/none_of_the_above",
+}
+
+
+def cell(metrics: dict, key: str) -> str:
+    value = metrics.get(key)
+    if not isinstance(value, (int, float)):
+        return "n/a"
+    low, high = metrics.get(f"{key}_ci_low"), metrics.get(f"{key}_ci_high")
+    if isinstance(low, (int, float)) and isinstance(high, (int, float)):
+        return f"{value:.3f} [{low:.3f}, {high:.3f}]"
+    return f"{value:.3f}"
+
+
+def summary(folders: list[Path]) -> str:
+    header = ["run", *COLUMNS, "CPU s"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for folder in folders:
+        metrics = read_metrics(folder / "metrics.json")
+        timing = folder / "off_distribution.json"
+        cpu = json.loads(timing.read_text()).get("cpu_seconds") if timing.is_file() else None
+        cells = [cell(metrics, key) for key in COLUMNS.values()]
+        cells.append(f"{cpu:.1f}" if isinstance(cpu, (int, float)) else "n/a")
+        lines.append("| " + " | ".join([folder.name, *cells]) + " |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) < 2:
+        sys.exit("usage: python -m headlab.shift.summary RUN_FOLDER [RUN_FOLDER...]")
+    print(summary([Path(arg) for arg in sys.argv[1:]]))
