@@ -8,7 +8,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
-from headlab.run import dirs  # noqa: F401  the config resolvers (${folder_classes:}, ...)
+from headlab.run.dirs import register
 from tests.idx import write_tiny_mnist
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -16,6 +16,7 @@ CONFIGS = ROOT / "configs"
 REAL_MNIST = ROOT / "data"
 
 os.environ.setdefault("HEADLAB_ROOT", str(ROOT))
+register()  # the config resolvers (${unique_dir:}, ${folder_classes:}, ...), as the scripts do
 
 
 @pytest.fixture(scope="session")

@@ -25,7 +25,7 @@ from optuna.distributions import (  # noqa: E402
 from optuna.trial import TrialState  # noqa: E402
 
 from headlab.callbacks.pruning import StorageError, TrialPruning, open_storage  # noqa: E402
-from headlab.run.outcome import outcome_of, unfinished_jobs  # noqa: E402
+from headlab.run.outcome import outcome_of  # noqa: E402
 from headlab.sweeps.optuna_search import (  # noqa: E402
     SearchSpaceError,
     counted,
@@ -34,6 +34,7 @@ from headlab.sweeps.optuna_search import (  # noqa: E402
     study_counts,
     tell,
 )
+from headlab.sweeps.reader import unfinished_jobs  # noqa: E402
 from tests.conftest import ROOT  # noqa: E402
 
 # ---------------------------------------------------------------- search space (fast)

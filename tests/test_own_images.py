@@ -15,7 +15,6 @@ from PIL import Image
 from headlab.data.image_csv import ImageCSVDataModule, count_labels
 from headlab.data.image_files import ImageDataError, image_files, read_image
 from headlab.data.image_folder import ImageFolderDataModule, count_classes
-from headlab.run import dirs  # noqa: F401  registers the resolvers the configs use
 from headlab.run.predict import prediction_rows, read_inputs
 from tests.conftest import REAL_MNIST, compose_train, mnist_available
 
