@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset
 
@@ -64,3 +65,38 @@ class Normalize:
 
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
         return images.float().mul_(self.scale).sub_(self.shift)
+
+
+class InMemoryDataModule(L.LightningDataModule):
+    """What every headlab data module shares once its splits are tensors in memory: batches
+    of ``batch_size`` (train, shuffled) or ``eval_batch_size``, normalised after the transfer
+    to the device (``normalize``), so uint8 images cross to an accelerator at a quarter of
+    the bytes. Subclasses set ``train_set``/``val_set``/``test_set`` in ``setup``."""
+
+    batch_size: int
+    eval_batch_size: int
+    pin_memory: bool
+    normalize: Normalize
+    train_set: InMemoryImages | None
+    val_set: InMemoryImages | None
+    test_set: InMemoryImages | None
+
+    def _loader(self, dataset: InMemoryImages | None, train: bool = False):
+        size = self.batch_size if train else self.eval_batch_size
+        return batch_loader(dataset, size, shuffle=train, pin_memory=self.pin_memory)
+
+    def train_dataloader(self):
+        return self._loader(self.train_set, train=True)
+
+    def val_dataloader(self):
+        return self._loader(self.val_set)
+
+    def test_dataloader(self):
+        return self._loader(self.test_set)
+
+    def predict_dataloader(self):
+        return self.test_dataloader()
+
+    def on_after_batch_transfer(self, batch: Batch, dataloader_idx: int) -> Batch:
+        images, targets = batch
+        return self.normalize(images), targets

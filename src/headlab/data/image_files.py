@@ -13,11 +13,10 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
-import lightning as L
 import numpy as np
 import torch
 
-from headlab.data.batches import Batch, InMemoryImages, Normalize, batch_loader
+from headlab.data.batches import InMemoryDataModule, InMemoryImages, Normalize
 from headlab.errors import ConfigValueError, RunError
 
 log = logging.getLogger(__name__)
@@ -94,7 +93,7 @@ def seeded_split(n: int, held_out: int, seed: int) -> tuple[torch.Tensor, torch.
     return order[held_out:], order[:held_out]
 
 
-class ImageDataModule(L.LightningDataModule):
+class ImageDataModule(InMemoryDataModule):
     """What both image data modules share: sizes, channels, batches, normalisation.
 
     A subclass sets ``train_set``/``val_set``/``test_set`` in ``setup`` and ``class_names``.
@@ -160,23 +159,3 @@ class ImageDataModule(L.LightningDataModule):
                 f"data.num_classes={self.declared_classes} but {self.root} holds "
                 f"{self.num_classes} classes: leave data.num_classes at its default"
             )
-
-    def _loader(self, dataset: InMemoryImages | None, train: bool = False):
-        size = self.batch_size if train else self.eval_batch_size
-        return batch_loader(dataset, size, shuffle=train, pin_memory=self.pin_memory)
-
-    def train_dataloader(self):
-        return self._loader(self.train_set, train=True)
-
-    def val_dataloader(self):
-        return self._loader(self.val_set)
-
-    def test_dataloader(self):
-        return self._loader(self.test_set)
-
-    def predict_dataloader(self):
-        return self.test_dataloader()
-
-    def on_after_batch_transfer(self, batch: Batch, dataloader_idx: int) -> Batch:
-        images, targets = batch
-        return self.normalize(images), targets

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import lightning as L
 import torch
 
-from headlab.data.batches import Batch, InMemoryImages, Normalize, batch_loader
+from headlab.data.batches import InMemoryDataModule, InMemoryImages, Normalize
 from headlab.data.integrity import check_mnist_files
 from headlab.errors import ConfigValueError
 
@@ -77,7 +76,7 @@ def split_indices(n: int, val_size: int, seed: int) -> tuple[torch.Tensor, torch
     return order[val_size:], order[:val_size]
 
 
-class MNISTDataModule(L.LightningDataModule):
+class MNISTDataModule(InMemoryDataModule):
     """Plain MNIST: class-index targets, 55k/5k train/val split by default, 10k test."""
 
     name = "mnist"
@@ -130,23 +129,3 @@ class MNISTDataModule(L.LightningDataModule):
             self.val_set = InMemoryImages(images[val_idx], labels[val_idx])
         if stage in (None, "test", "predict") and self.test_set is None:
             self.test_set = InMemoryImages(*load_mnist(self.data_dir, train=False, download=False))
-
-    def _loader(self, dataset: InMemoryImages | None, train: bool = False):
-        size = self.batch_size if train else self.eval_batch_size
-        return batch_loader(dataset, size, shuffle=train, pin_memory=self.pin_memory)
-
-    def train_dataloader(self):
-        return self._loader(self.train_set, train=True)
-
-    def val_dataloader(self):
-        return self._loader(self.val_set)
-
-    def test_dataloader(self):
-        return self._loader(self.test_set)
-
-    def predict_dataloader(self):
-        return self.test_dataloader()
-
-    def on_after_batch_transfer(self, batch: Batch, dataloader_idx: int) -> Batch:
-        images, targets = batch
-        return self.normalize(images), targets
