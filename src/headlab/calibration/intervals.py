@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import torch
 
+from headlab.calibration.bootstrap import percentile_interval
 from headlab.calibration.estimators import ECE_TYPE
 from headlab.errors import ConfigValueError
 
@@ -29,22 +30,12 @@ class UnknownInterval(ConfigValueError):
     """An interval name headlab does not compute."""
 
 
-def quantiles(values: torch.Tensor, level: float) -> tuple[float, float]:
-    """The (1 - level)/2 and (1 + level)/2 quantiles of ``values`` (as ``numpy.percentile``)."""
-    if not 0.0 < level < 1.0:
-        raise ValueError(f"level must lie in (0, 1), got {level}")
-    tail = (1.0 - level) / 2
-    q = torch.tensor([tail, 1.0 - tail], dtype=torch.float64)
-    low, high = torch.quantile(values.double().flatten(), q).tolist()
-    return low, high
-
-
 def interval(
     kind: str, point: float, values: torch.Tensor, level: float = 0.95, floor: float | None = None
 ) -> tuple[float, float]:
     """The ``kind`` bootstrap interval of an estimate ``point`` from its resampled ``values``;
     ``floor``: the estimator's smallest possible value (0 for an ECE), where ends are cut."""
-    low, high = quantiles(values, level)
+    low, high = percentile_interval(values, level)
     if kind == "basic":
         low, high = 2 * point - high, 2 * point - low
     elif kind != "percentile":
