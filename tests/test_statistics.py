@@ -289,8 +289,9 @@ def test_coverage_script_prints_one_json_line_per_estimator_interval_and_method(
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     intervals = [r for r in lines if "interval" in r]
     comparisons = [r for r in lines if "comparison" in r]
-    # 6 estimators x (percentile, basic), plus basic_or_zero for ece and ece_adaptive
-    assert len(intervals) == 4 * (6 * 2 + 2) and len(comparisons) == 4 * 3
+    # 6 estimators x (percentile, basic), basic_or_zero for ece and ece_adaptive, hull for
+    # the three ECE-type estimators
+    assert len(intervals) == 4 * (6 * 2 + 2 + 3) and len(comparisons) == 4 * 3
     assert {"estimator", "interval", "n", "reps", "coverage", "mean_width"} <= set(intervals[0])
     assert all(0 <= r["coverage"] <= 1 and r["mean_width"] >= 0 for r in intervals)
     # the population of a calibrated generator is 0 for every ECE-type estimator
