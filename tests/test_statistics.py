@@ -126,6 +126,13 @@ def test_three_verdicts_and_a_sign_change_is_never_different():
     assert found[("noisy", "ece")].word == INCONCLUSIVE
     assert found[("flip", "ece")].word == INCONCLUSIVE
     assert "change sign" in found[("flip", "ece")].reason
+    # with margins (the report's default): a real but small difference, its interval
+    # reaching inside ±m, is not called different (nor equivalent: it may exceed m)
+    small = {("small", "ece"): difference([0.0015, 0.0022, 0.0019, 0.0025, 0.0017])}
+    assert verdicts(small)[("small", "ece")].word == DIFFERENT
+    judged = verdicts(small, margins={"ece": 0.002})[("small", "ece")]
+    assert judged.word == INCONCLUSIVE and "beyond" in judged.reason
+    assert verdicts(cells, margins={"ece": 0.002})[("clear", "ece")].word == DIFFERENT
 
 
 @pytest.mark.parametrize(
