@@ -79,6 +79,12 @@ def interval_part(
                     bounds["basic_or_zero"] = reported(
                         name, point[name], draws[name], p_calibrated=p_values[name]
                     )
+                if name in ECE_TYPE:  # candidate: the hull of percentile and basic(_or_zero)
+                    wider = bounds.get("basic_or_zero", bounds["basic"])
+                    bounds["hull"] = (
+                        min(bounds["percentile"][0], wider[0]),
+                        max(bounds["percentile"][1], wider[1]),
+                    )
                 for kind, (low, high) in bounds.items():
                     covered.setdefault((name, kind), []).append(low <= truth[name] <= high)
                     widths.setdefault((name, kind), []).append(high - low)

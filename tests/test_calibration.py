@@ -36,8 +36,11 @@ def numpy_calibration(
     ece, mce = ece_mce(conf, (pred == labels).astype(float))
     one_hot = np.eye(k)[labels]
     cw = np.mean([ece_mce(probs[:, c], one_hot[:, c])[0] for c in range(k)])
-    brier = ((probs - one_hot) ** 2).sum(axis=1).mean()
-    nll = -np.log(np.maximum(probs[np.arange(n), labels], 1e-12)).mean()
+    # Brier and NLL of the normalised distribution p / sum p (calibration.scoring), summed
+    # over classes; the same as of p itself for rows that sum to one
+    share = probs / probs.sum(axis=1, keepdims=True)
+    brier = ((share - one_hot) ** 2).sum(axis=1).mean()
+    nll = -np.log(np.maximum(share[np.arange(n), labels], 1e-12)).mean()
     return {"ece": ece, "mce": mce, "cw_ece": cw, "brier": brier, "nll": nll}
 
 

@@ -126,6 +126,13 @@ def test_three_verdicts_and_a_sign_change_is_never_different():
     assert found[("noisy", "ece")].word == INCONCLUSIVE
     assert found[("flip", "ece")].word == INCONCLUSIVE
     assert "change sign" in found[("flip", "ece")].reason
+    # with margins (the report's default): a real but small difference, its interval
+    # reaching inside ±m, is not called different (nor equivalent: it may exceed m)
+    small = {("small", "ece"): difference([0.0015, 0.0022, 0.0019, 0.0025, 0.0017])}
+    assert verdicts(small)[("small", "ece")].word == DIFFERENT
+    judged = verdicts(small, margins={"ece": 0.002})[("small", "ece")]
+    assert judged.word == INCONCLUSIVE and "beyond" in judged.reason
+    assert verdicts(cells, margins={"ece": 0.002})[("clear", "ece")].word == DIFFERENT
 
 
 @pytest.mark.parametrize(
@@ -289,8 +296,9 @@ def test_coverage_script_prints_one_json_line_per_estimator_interval_and_method(
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     intervals = [r for r in lines if "interval" in r]
     comparisons = [r for r in lines if "comparison" in r]
-    # 6 estimators x (percentile, basic), plus basic_or_zero for ece and ece_adaptive
-    assert len(intervals) == 4 * (6 * 2 + 2) and len(comparisons) == 4 * 3
+    # 6 estimators x (percentile, basic), basic_or_zero for ece and ece_adaptive, hull for
+    # the three ECE-type estimators
+    assert len(intervals) == 4 * (6 * 2 + 2 + 3) and len(comparisons) == 4 * 3
     assert {"estimator", "interval", "n", "reps", "coverage", "mean_width"} <= set(intervals[0])
     assert all(0 <= r["coverage"] <= 1 and r["mean_width"] >= 0 for r in intervals)
     # the population of a calibrated generator is 0 for every ECE-type estimator

@@ -18,6 +18,7 @@ from headlab.sweeps.study.verdicts import (
     EQUIVALENT,
     ComparisonSettings,
     Verdict,
+    margin_rule,
     verdicts,
 )
 
@@ -154,7 +155,7 @@ def comparison_section(
     heads = [h for h in groups if h != baseline]
     pairs = {h: pairs_of(h) for h in heads}
     differences, refused = compare_heads(pairs, point, resampled, settings)
-    found = verdicts(differences, settings.level)
+    found = verdicts(differences, settings.level, margin_rule(settings))
     methods = " and ".join(
         {
             "t": "a paired t-interval over per-seed differences (df = S - 1)",
@@ -168,9 +169,10 @@ def comparison_section(
     intro = [
         f"Difference to `{baseline}` (head - {baseline}), averaged over the shared seeds, "
         f"with the wider of {methods}; {settings.level:.0%} intervals, shown unadjusted. "
-        f"Verdicts: *different* (Holm-adjusted test excludes 0 and every seed agrees in "
-        f"sign), *equivalent ±m* (TOST at margin m, Holm-adjusted), *inconclusive* "
-        f"otherwise. Fewer than {MIN_SEEDS} shared seeds: no verdict.",
+        f"Verdicts: *different* (Holm-adjusted test excludes 0, every seed agrees in "
+        f"sign{', and the interval lies wholly beyond ±m' if settings.beyond_margin else ''}), "
+        f"*equivalent ±m* (TOST at margin m, Holm-adjusted), *inconclusive* otherwise. "
+        f"Fewer than {MIN_SEEDS} shared seeds: no verdict.",
         "",
     ]
     n_seeds = {h: len(p) for h, p in pairs.items()}

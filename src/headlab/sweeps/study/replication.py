@@ -12,7 +12,13 @@ from pathlib import Path
 
 import numpy as np
 
-from headlab.sweeps.study.verdicts import DIFFERENT, EQUIVALENT, ComparisonSettings, verdicts
+from headlab.sweeps.study.verdicts import (
+    DIFFERENT,
+    EQUIVALENT,
+    ComparisonSettings,
+    margin_rule,
+    verdicts,
+)
 
 Cell = tuple[str, str]  # (head, estimator)
 
@@ -31,7 +37,7 @@ def study_verdicts(folder: str | Path, settings: ComparisonSettings) -> dict[Cel
     scores = Scores(settings)
     pairs = head_pairs({h: js for h, js in groups.items() if js}, scores)
     diffs, _ = compare_heads(pairs, scores.point, scores.resampled, settings)
-    found = verdicts(diffs, settings.level)
+    found = verdicts(diffs, settings.level, margin_rule(settings))
     return {cell: (v.word, int(np.sign(diffs[cell].point))) for cell, v in found.items()}
 
 

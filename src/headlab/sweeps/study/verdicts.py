@@ -1,7 +1,10 @@
 """Three verdicts per (head, estimator) difference to the baseline, corrected for multiplicity.
 
 * *different*: the difference excludes 0 (Holm-adjusted p < 1 - level), every shared seed's
-  difference has the same sign, and it is not shown to lie within the margin;
+  difference has the same sign, and (``beyond_margin``, the default) its interval lies
+  wholly outside ±m: a difference larger than what counts as none. Without that last
+  condition a small real difference (|d| < m) is *equivalent* in one rerun and *different*
+  in the next (measured: seeds 1-5 against 6-10, docs/statistics.md);
 * *equivalent within ±m*: TOST at the estimator's margin m (Holm-adjusted p < 1 - level):
   the difference is shown to be smaller than anything that matters, zero or not;
 * *inconclusive*: neither; the data cannot tell.
@@ -52,6 +55,8 @@ class ComparisonSettings:
     level: float = 0.95
     n_resamples: int = 1000
     seed: int = 0
+    #: *different* only where the interval lies wholly outside ±margin (see module docstring)
+    beyond_margin: bool = True
 
     def __post_init__(self) -> None:
         unknown = [e for e in (*self.estimators, *self.margins) if e not in ESTIMATORS]
@@ -103,9 +108,12 @@ class Verdict:
 
 
 def verdicts(
-    differences: Mapping[tuple[str, str], Difference], level: float = 0.95
+    differences: Mapping[tuple[str, str], Difference],
+    level: float = 0.95,
+    margins: Mapping[str, float] | None = None,
 ) -> dict[tuple[str, str], Verdict]:
-    """A verdict per (head, estimator) cell, Holm-corrected over all cells given."""
+    """A verdict per (head, estimator) cell, Holm-corrected over all cells given; with
+    ``margins`` (per estimator), *different* also needs the interval wholly beyond ±m."""
     keys = list(differences)
     if not keys:
         return {}
@@ -115,12 +123,21 @@ def verdicts(
     out = {}
     for key, pd, pe in zip(keys, p_diff, p_equiv, strict=True):
         d = differences[key]
+        margin = (margins or {}).get(key[1])
+        beyond = margin is None or d.low > margin or d.high < -margin
         if pe < alpha:
             out[key] = Verdict(EQUIVALENT, pd, pe)
-        elif pd < alpha and d.sign_stable:
+        elif pd < alpha and d.sign_stable and beyond:
             out[key] = Verdict(DIFFERENT, pd, pe)
+        elif pd < alpha and d.sign_stable:
+            out[key] = Verdict(INCONCLUSIVE, pd, pe, "non-zero, but not shown beyond ±m")
         elif pd < alpha:
             out[key] = Verdict(INCONCLUSIVE, pd, pe, "per-seed differences change sign")
         else:
             out[key] = Verdict(INCONCLUSIVE, pd, pe)
     return out
+
+
+def margin_rule(settings: ComparisonSettings) -> Mapping[str, float] | None:
+    """The margins *different* must be shown beyond, or None (``beyond_margin`` off)."""
+    return settings.margins if settings.beyond_margin else None
