@@ -41,17 +41,17 @@ def fake_run(folder: Path, head: str, seed: int, shift: float) -> Job:
 
 def test_section_compares_each_head_with_softmax_paired_by_seed(tmp_path: Path):
     groups = {
-        "softmax": [fake_run(tmp_path / f"softmax{s}", "softmax", s, 0.0) for s in (1, 2)],
-        "sigmoid": [fake_run(tmp_path / f"sigmoid{s}", "sigmoid", s, 1.0) for s in (1, 2)],
+        "softmax": [fake_run(tmp_path / f"softmax{s}", "softmax", s, 0.0) for s in (1, 2, 3)],
+        "sigmoid": [fake_run(tmp_path / f"sigmoid{s}", "sigmoid", s, 1.0) for s in (1, 2, 3)],
     }
     text = "\n".join(off_distribution_section(groups, tmp_path, paired_difference))
     assert (tmp_path / "off_distribution_rotation.png").stat().st_size > 1000
     # the rows hold each head's seed mean of ECE at 60 deg and its temperature-scaling change
-    assert "| softmax | 2 | 0.010 ± 0.000 | 0.300 ± 0.000 | 0.500 ± 0.000 | 0.050 ± 0.000" in text
-    assert "| sigmoid | 2 | 0.010 ± 0.000 | 0.300 ± 0.000 | 0.400 ± 0.000 | 0.050 ± 0.000" in text
+    assert "| softmax | 3 | 0.010 ± 0.000 | 0.300 ± 0.000 | 0.500 ± 0.000 | 0.050 ± 0.000" in text
+    assert "| sigmoid | 3 | 0.010 ± 0.000 | 0.300 ± 0.000 | 0.400 ± 0.000 | 0.050 ± 0.000" in text
     # sigmoid's in-scores sit one std higher: its AUROC is higher by about 0.2, paired
     points = {
-        h: [js[i].metrics["ood/letters/msp/auroc"] for i in range(2)] for h, js in groups.items()
+        h: [js[i].metrics["ood/letters/msp/auroc"] for i in range(3)] for h, js in groups.items()
     }
     gain = np.mean(np.subtract(points["sigmoid"], points["softmax"]))
     (row,) = [line for line in text.splitlines() if line.startswith("| sigmoid |") and "[" in line]

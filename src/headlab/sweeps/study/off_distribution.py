@@ -18,7 +18,10 @@ import numpy as np
 import torch
 
 from headlab.shift import SHIFT_FILE
+from headlab.sweeps.study.paired import MIN_SEEDS
 
+#: AUROC/FPR95 differences within this are called equivalent (TOST)
+OOD_MARGIN = 0.02
 BASELINE = "softmax"
 #: resamples of the paired OOD bootstrap: scikit-learn per resample, ~8 ms per (run, set)
 N_RESAMPLES = 50
@@ -123,6 +126,16 @@ class OODScores:
         return {m: torch.tensor([d[m] for d in draws]) for m in OOD_METRICS}
 
 
+def seed_paired(pairs, scores: OODScores, metric: str, paired_difference: Callable):
+    """``metric`` of head - softmax over the shared seeds (outer level) and shared resample
+    rows of the in- and out-of-distribution scores (inner level), as the study pairs."""
+    point = np.array([scores.point(a)[metric] - scores.point(b)[metric] for a, b in pairs])
+    resampled = torch.stack(
+        [scores.resampled(a)[metric] - scores.resampled(b)[metric] for a, b in pairs]
+    )
+    return paired_difference(metric, point, resampled, OOD_MARGIN)
+
+
 def paired_ood_rows(groups, ood_set: str, paired_difference: Callable) -> list[list[str]]:
     """Per head: AUROC and FPR95 (mean ± std over seeds) and head - softmax, paired."""
     runs = {h: [j for j in js if (j.path / SHIFT_FILE).is_file()] for h, js in groups.items()}
@@ -141,11 +154,12 @@ def paired_ood_rows(groups, ood_set: str, paired_difference: Callable) -> list[l
             for j in jobs
             if str(j.seed) in base and head != BASELINE
         ]
-        if pairs:
-            diffs = paired_difference(pairs, scores.point, scores.resampled, ("auroc", "fpr95"))
-            cells += [f"{d.point:+.3f} [{d.low:+.3f}, {d.high:+.3f}]" for d in diffs.values()]
+        if len(pairs) >= MIN_SEEDS:
+            for metric in ("auroc", "fpr95"):
+                d = seed_paired(pairs, scores, metric, paired_difference)
+                cells.append(f"{d.point:+.3f} [{d.low:+.3f}, {d.high:+.3f}]")
         else:
-            cells += ["n/a", "n/a"]
+            cells += [f"n/a (< {MIN_SEEDS} shared seeds)"] * 2
         rows.append(cells)
     return rows
 
