@@ -125,6 +125,7 @@ def run_analysis(tmp_path: Path, exclusive: bool = True, **settings) -> dict:
     return analysis.run(val, test, "index")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("exclusive", [True, False])
 def test_analysis_writes_every_key_file_and_interval(tmp_path: Path, exclusive: bool):
     metrics = run_analysis(tmp_path, exclusive)
@@ -151,12 +152,14 @@ def test_analysis_writes_every_key_file_and_interval(tmp_path: Path, exclusive: 
     assert saved["probs"].shape == saved["logits"].shape == (3000, 10)
 
 
+@pytest.mark.slow
 def test_method_intervals_are_optional(tmp_path: Path):
     metrics = run_analysis(tmp_path, method_intervals=False)
     assert "test/ece_ci_low" in metrics and "test/ece_vector" in metrics
     assert not any(k.endswith("_ci_low") for k in metrics if "_vector" in k)
 
 
+@pytest.mark.slow
 def test_a_method_that_fails_is_recorded_with_its_reason(tmp_path: Path, monkeypatch):
     def broken(self, logits, target):
         raise np.linalg.LinAlgError("singular matrix")
@@ -170,6 +173,7 @@ def test_a_method_that_fails_is_recorded_with_its_reason(tmp_path: Path, monkeyp
     assert params["vector"] == {"error": "LinAlgError: singular matrix"}
 
 
+@pytest.mark.slow
 def test_a_nonfinite_fit_is_a_failure_not_a_nan(monkeypatch):
     logits, labels = overconfident(100)
     logits[0, 0] = float("nan")
@@ -202,6 +206,7 @@ def multilabel_data(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     return logits * 5, target  # too sharp: per-label calibration has work to do
 
 
+@pytest.mark.slow
 def test_multilabel_analysis_calibrates_each_label_and_saves_predictions(tmp_path: Path):
     val, test = multilabel_data(1500, 1), multilabel_data(2000, 2)
     analysis = Analysis(SigmoidBCE(), Settings(bootstrap=50), tmp_path)

@@ -124,6 +124,7 @@ def test_smooth_ece_resamples_match_relplot_tightly():
         )
 
 
+@pytest.mark.slow
 def test_perfectly_confident_and_right_is_zero_with_an_interval_at_zero():
     labels = np.arange(400) % 10
     probs = np.eye(10)[labels]

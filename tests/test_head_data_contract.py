@@ -138,6 +138,7 @@ def test_the_table_covers_every_head():
     assert sorted(HEADS) == list(ALL_HEADS)
 
 
+@pytest.mark.slow
 def test_soft_head_learns_a_fixed_target_distribution_for_a_constant_input():
     torch.manual_seed(0)
     backbone = MLP(in_channels=1, image_size=2, hidden=(8,), dropout=0.0, batch_norm=False)

@@ -129,6 +129,7 @@ def test_a_target_that_contradicts_the_kind_names_both_kinds(kind, target, seen)
         model.training_step((torch.randn(4, 1, 28, 28), target), 0)
 
 
+@pytest.mark.slow
 def test_the_python_api_trains_a_soft_model_on_a_fixed_distribution():
     """The README's Python API, no Trainer: the model must train on the distribution itself,
     not on a label-smoothed version of it (which would end near 0.46 for the 0.5 class)."""

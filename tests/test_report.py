@@ -87,6 +87,7 @@ def interval(cell: str) -> tuple[float, float]:
     return float(low), float(high)
 
 
+@pytest.mark.slow
 def test_paired_interval_contains_zero_for_the_same_head_and_seed(synthetic_sweep):
     report = write_report(synthetic_sweep).read_text()
     _, seeds, *cells = difference_row(report, "twin")
@@ -96,6 +97,7 @@ def test_paired_interval_contains_zero_for_the_same_head_and_seed(synthetic_swee
         assert low <= 0 <= high and "equivalent" in cell and "different" not in cell
 
 
+@pytest.mark.slow
 def test_paired_interval_excludes_zero_for_softmax_vs_soft_ece(synthetic_sweep):
     report = write_report(synthetic_sweep).read_text()
     header = report[report.index("Difference to `softmax`") :].splitlines()
@@ -108,6 +110,7 @@ def test_paired_interval_excludes_zero_for_softmax_vs_soft_ece(synthetic_sweep):
     assert cells["ece"].endswith("**different**")
 
 
+@pytest.mark.slow
 def test_report_states_setting_lists_missing_runs_and_is_reproducible(synthetic_sweep):
     path = write_report(synthetic_sweep)
     report = path.read_text()
@@ -123,6 +126,7 @@ def test_report_states_setting_lists_missing_runs_and_is_reproducible(synthetic_
     assert sorted(p.name for p in synthetic_sweep.iterdir() if p.name.startswith(".")) == []
 
 
+@pytest.mark.slow
 def test_multilabel_jobs_of_a_second_sweep_get_their_table(synthetic_sweep, tmp_path):
     other = tmp_path / "multilabel"
     for num, (seed, value) in enumerate([(1, 0.95), (2, 0.97)]):

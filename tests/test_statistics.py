@@ -53,6 +53,7 @@ def runs(n: int, seeds: int, shift: float) -> list[tuple[torch.Tensor, torch.Ten
     return out
 
 
+@pytest.mark.slow
 def test_two_level_bootstrap_equals_a_slow_reference_loop():
     n, seeds, rows, draws = 300, 3, 40, 10
     a, b = runs(n, seeds, 0.5), runs(n, seeds, 0.0)
