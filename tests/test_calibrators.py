@@ -45,6 +45,7 @@ def test_vector_scaling_at_identity_is_the_uncalibrated_model(exclusive: bool):
     torch.testing.assert_close(identity.probs(logits), head.probs(logits.double()))
 
 
+@pytest.mark.slow
 def test_matrix_scaling_recovers_a_known_affine_distortion():
     # labels drawn from softmax(true); the model shows A^-1 (true - b): W z + b undoes it
     g = torch.Generator().manual_seed(1)
@@ -65,6 +66,7 @@ def test_matrix_scaling_recovers_a_known_affine_distortion():
     assert errors["temperature"] > 4 * errors["matrix"] and errors["vector"] > 4 * errors["matrix"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("exclusive", [True, False])
 @pytest.mark.parametrize("method", METHODS)
 def test_no_method_raises_val_nll(method: str, exclusive: bool):

@@ -136,6 +136,7 @@ def test_perfectly_confident_and_right_is_zero_with_an_interval_at_zero():
         assert low <= 1e-9 and high <= 1e-9, name
 
 
+@pytest.mark.slow
 def test_calibrated_synthetic_set_scores_near_zero_and_bias_explains_the_rest():
     # outcomes drawn from the stated confidence: calibrated by construction
     rng = np.random.default_rng(7)
