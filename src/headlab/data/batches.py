@@ -80,6 +80,13 @@ class InMemoryDataModule(L.LightningDataModule):
     train_set: InMemoryImages | None
     val_set: InMemoryImages | None
     test_set: InMemoryImages | None
+    #: what training batches' targets are (``index``, ``multi_hot``, ``distribution``)
+    target_kind: str
+
+    @property
+    def eval_target_kind(self) -> str:
+        """Validation and test targets: the training kind unless a subclass says otherwise."""
+        return self.target_kind
 
     def _loader(self, dataset: InMemoryImages | None, train: bool = False):
         size = self.batch_size if train else self.eval_batch_size

@@ -141,10 +141,6 @@ class ImageDataModule(InMemoryDataModule):
         self.test_set: InMemoryImages | None = None
 
     @property
-    def eval_target_kind(self) -> str:
-        return self.target_kind
-
-    @property
     def num_classes(self) -> int:
         return len(self.class_names)
 

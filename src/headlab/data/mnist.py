@@ -111,11 +111,6 @@ class MNISTDataModule(InMemoryDataModule):
         self.val_set: InMemoryImages | None = None
         self.test_set: InMemoryImages | None = None
 
-    @property
-    def eval_target_kind(self) -> str:
-        """Validation and test targets: the training kind unless a subclass says otherwise."""
-        return self.target_kind
-
     def prepare_data(self) -> None:
         # Lightning runs this on one process per node: the only place that may download.
         for train in (True, False):
