@@ -43,7 +43,11 @@ def normalised(probs: torch.Tensor) -> torch.Tensor:
 
 
 def categorical_nll(probs: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """-log(p_y / sum p) per sample, for class indices ``target``."""
+    """-log(p_y / sum p) per sample, for class indices ``target``.
+
+    >>> categorical_nll(torch.tensor([[0.5, 0.25, 0.25]]), torch.tensor([0])).tolist()  # ln 2
+    [0.6931471805599453]
+    """
     true_share = normalised(probs).gather(1, target.long().unsqueeze(1)).squeeze(1)
     return -true_share.clamp_min(EPS).log()
 
@@ -56,7 +60,11 @@ def bernoulli_nll(probs: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 
 def brier(probs: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """sum_k (p_k - y_k)^2 per sample; ``target`` indices or 0/1."""
+    """sum_k (p_k - y_k)^2 per sample; ``target`` indices or 0/1.
+
+    >>> brier(torch.tensor([[0.5, 0.5]]), torch.tensor([0])).tolist()  # 0.5^2 + 0.5^2
+    [0.5]
+    """
     return ((probs.double() - one_hot_of(target, probs.shape[1])) ** 2).sum(dim=1)
 
 
