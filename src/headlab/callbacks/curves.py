@@ -42,6 +42,7 @@ class TrainCurves(L.Callback):
         self.every_n_steps = every_n_steps
         self.min_points_per_epoch = min_points_per_epoch
         self._last: list[float] | None = None
+        self._every, self._batches = every_n_steps, math.inf
 
     def interval(self, trainer: L.Trainer) -> int:
         batches = trainer.num_training_batches
@@ -54,12 +55,14 @@ class TrainCurves(L.Callback):
 
     def on_train_epoch_start(self, trainer, pl_module) -> None:
         self._last = None  # the model resets its train metrics at every epoch end
+        # fixed for the epoch: the per-batch hook then only does a modulo
+        self._every = self.interval(trainer)
+        self._batches = trainer.num_training_batches
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int) -> None:
         if not trainer.loggers or not trainer.is_global_zero:
             return
-        last_batch = batch_idx + 1 >= trainer.num_training_batches
-        if (batch_idx + 1) % self.interval(trainer) and not last_batch:
+        if (batch_idx + 1) % self._every and batch_idx + 1 < self._batches:
             return
         now = pl_module.metrics_for("train").running_totals().tolist()
         before = self._last or [0.0] * len(now)
