@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from headlab.metrics import classification_metrics
+from headlab.metrics.stage import StageMetrics
 
 RNG = np.random.default_rng(0)
 N, K = 400, 10
@@ -97,3 +98,30 @@ def test_kl_of_a_prediction_that_underflowed_to_zero_stays_finite():
     metrics = classification_metrics("distribution", 3)
     metrics.update(torch.tensor([[1.0, 0.0, 0.0]]), torch.tensor([[0.5, 0.5, 0.0]]))
     assert torch.isfinite(metrics.compute()["kl"])
+
+
+@pytest.mark.parametrize("kind", ["index", "distribution", "multi_hot"])
+def test_buffered_train_metrics_equal_batch_by_batch_ones(kind):
+    """The train stage hands batches to torchmetrics 16 at a time: the epoch values must be
+    those of one update per batch, whatever the grouping (flushes at 3, and a partial one)."""
+    gen = torch.Generator().manual_seed(0)
+    each, grouped = StageMetrics(kind, 10), StageMetrics(kind, 10, update_every=3)
+    for size in (5, 7, 3, 8, 9, 4, 2):
+        probs = torch.rand(size, 10, generator=gen)
+        if kind == "index":
+            target = torch.randint(0, 10, (size,), generator=gen)
+        elif kind == "distribution":
+            target = torch.softmax(torch.randn(size, 10, generator=gen), 1)
+        else:
+            target = (torch.rand(size, 10, generator=gen) > 0.7).int()
+        if kind != "multi_hot":
+            probs = probs / probs.sum(1, keepdim=True)
+        loss = torch.rand((), generator=gen)
+        each.update(loss, probs, target)
+        grouped.update(loss, probs, target)
+    assert len(grouped._buffer) == 1  # 7 batches: two flushes of 3, one left for compute
+    expected, _ = each.compute("train")
+    values, _ = grouped.compute("train")
+    assert values.keys() == expected.keys()
+    for key, value in expected.items():
+        assert float(values[key]) == pytest.approx(float(value), abs=1e-6), key

@@ -83,7 +83,8 @@ def reliability_figure(reliability: Reliability, title: str) -> Figure:
     fig = Figure(figsize=(5, 5), dpi=100)
     ax = fig.subplots()
     draw_reliability(ax, reliability, title)
-    fig.tight_layout()
+    # fixed margins: tight_layout measured ~25 ms a figure, drawn every val epoch
+    fig.subplots_adjust(left=0.13, right=0.97, top=0.92, bottom=0.1)
     return fig
 
 

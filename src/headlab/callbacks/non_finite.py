@@ -3,6 +3,7 @@ poisoned weights is written, so ``last.ckpt`` stays the last good one."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import lightning as L
@@ -62,6 +63,9 @@ class StopOnNonFiniteLoss(L.Callback):
         if not isinstance(loss, torch.Tensor):
             return
         self._raise_if_bad(trainer)  # the previous step's flag, on an accelerator
+        now = self.every_step or (self.every_step is None and loss.device.type == "cpu")
+        if now and loss.numel() == 1 and math.isfinite(loss.item()):
+            return  # the common case, without building a flag (a tenth of a ms per step)
         # global_step already counts this step's optimizer update: the bad one is one less
         step = trainer.global_step - 1
         self._pending = (
@@ -70,7 +74,7 @@ class StopOnNonFiniteLoss(L.Callback):
             trainer.current_epoch,
             batch_idx,
         )
-        if self.every_step or (self.every_step is None and loss.device.type == "cpu"):
+        if now:
             self._raise_if_bad(trainer)
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:

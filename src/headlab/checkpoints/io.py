@@ -29,6 +29,22 @@ class ModelCheckpoint(LightningModelCheckpoint):
     good ``last.ckpt``) and writes an extra ``epoch_NNN.ckpt`` that looks like a best one.
     """
 
+    @property
+    def state_key(self) -> str:
+        """Lightning's key, built once: Lightning rebuilds it (a dict's repr) for every hook
+        call, six times per training step per checkpoint callback."""
+        inputs = (
+            self.monitor,
+            self.mode,
+            self._every_n_train_steps,
+            self._every_n_epochs,
+            self._train_time_interval,
+        )
+        cached = self.__dict__.get("_headlab_state_key")
+        if cached is None or cached[0] != inputs:
+            cached = self.__dict__["_headlab_state_key"] = (inputs, super().state_key)
+        return cached[1]
+
     def on_exception(
         self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException
     ) -> None:

@@ -55,11 +55,21 @@ class EpochSnapshot:
     prob_sum: dict[str, torch.Tensor] = field(default_factory=dict)
 
 
+#: buffered values are handed to the metrics at the latest when they hold this many numbers
+MAX_BUFFERED_VALUES = 1 << 20
+
+
 class StageMetrics(torch.nn.Module):
     """Loss average plus classification metrics for one stage (train, val or test).
 
     With ``calibration`` (val and test), also calibration of the head's probabilities and, for
     heads whose probabilities need not sum to one, of the renormalised vector (``*_norm``).
+
+    With ``update_every > 1`` (the train stage) the batches are buffered and handed to the
+    metrics ``update_every`` at a time: a torchmetrics update costs about the same for one
+    batch as for twenty (measured in training: ~0.4 ms per MNIST step, 15% of the step), and
+    the sums it keeps do not depend on how the batches are grouped. Every read (``compute``,
+    ``running_totals``) hands over what is buffered first.
     """
 
     def __init__(
@@ -71,8 +81,14 @@ class StageMetrics(torch.nn.Module):
         threshold: float = 0.5,
         n_bins: int = N_BINS,
         min_bin_count: int = MIN_BIN_COUNT,
+        update_every: int = 1,
     ) -> None:
         super().__init__()
+        if update_every < 1:
+            raise ValueError(f"update_every must be >= 1, got {update_every}")
+        self.update_every = update_every
+        self._buffer: list[tuple[torch.Tensor, int, torch.Tensor, torch.Tensor]] = []
+        self._buffered_values = 0
         self.loss = MeanMetric()
         self.classification = classification_metrics(target_kind, num_classes, threshold, n_bins)
         self.calibration = self.calibration_norm = self.prob_sum = None
@@ -85,8 +101,32 @@ class StageMetrics(torch.nn.Module):
                 )
 
     def update(self, loss: torch.Tensor, probs: torch.Tensor, target: torch.Tensor) -> None:
-        probs = probs.detach()
-        self.loss.update(loss.detach(), weight=len(target))
+        """Add one batch: its mean loss, the head's probabilities and the targets."""
+        if self.update_every == 1:
+            self._update(loss.detach(), len(target), probs.detach(), target)
+            return
+        self._buffer.append((loss.detach(), len(target), probs.detach(), target))
+        self._buffered_values += probs.numel()
+        if len(self._buffer) >= self.update_every or self._buffered_values >= MAX_BUFFERED_VALUES:
+            self.flush()
+
+    def flush(self) -> None:
+        """Hand the buffered batches to the metrics in one update."""
+        if not self._buffer:
+            return
+        losses, sizes, probs, targets = zip(*self._buffer, strict=True)
+        self._buffer, self._buffered_values = [], 0
+        weights = torch.tensor(sizes, dtype=torch.float32, device=losses[0].device)
+        self._update(torch.stack(losses), weights, torch.cat(probs), torch.cat(targets))
+
+    def _update(
+        self,
+        loss: torch.Tensor,
+        weight: torch.Tensor | int,
+        probs: torch.Tensor,
+        target: torch.Tensor,
+    ) -> None:
+        self.loss.update(loss, weight=weight)
         self.classification.update(probs, target)
         if self.calibration is not None:
             self.calibration.update(probs, target)
@@ -95,6 +135,7 @@ class StageMetrics(torch.nn.Module):
             self.calibration_norm.update(probs / probs.sum(dim=1, keepdim=True), target)
 
     def compute(self, prefix: str) -> tuple[dict[str, torch.Tensor], EpochSnapshot]:
+        self.flush()
         values = {f"{prefix}/loss": self.loss.compute()}
         values.update({f"{prefix}/{k}": v for k, v in self.classification.compute().items()})
         snapshot = EpochSnapshot()
@@ -117,6 +158,7 @@ class StageMetrics(torch.nn.Module):
         (``callbacks.curves``) takes differences of two readings and costs nothing per step.
         ``hits``/``count`` are 0 when the accuracy metric keeps no such totals.
         """
+        self.flush()
         loss = torch.stack([self.loss.mean_value, self.loss.weight]).to(torch.float64)
         acc = dict(self.classification.items(keep_base=True)).get("acc")
         if hasattr(acc, "tp"):  # Multiclass accuracy, micro: tp / (tp + fn)
@@ -128,6 +170,7 @@ class StageMetrics(torch.nn.Module):
         return torch.cat([loss, torch.stack([hits, count]).to(loss)])
 
     def reset(self) -> None:
+        self._buffer, self._buffered_values = [], 0
         parts = (
             self.loss,
             self.classification,

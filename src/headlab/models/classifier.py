@@ -20,6 +20,8 @@ log = logging.getLogger(__name__)
 OptimizerFactory = Callable[..., torch.optim.Optimizer]
 SchedulerFactory = Callable[[torch.optim.Optimizer], Any]
 STAGES = ("train", "val", "test")
+#: training batches handed to the train metrics at once (``StageMetrics.update_every``)
+TRAIN_METRICS_EVERY = 16
 #: checkpoint entry holding the multi-label threshold chosen on that epoch's validation
 THRESHOLD_KEY = "headlab_tuned_threshold"
 
@@ -130,6 +132,7 @@ class Classifier(L.LightningModule):
                 threshold=self.head.threshold,
                 n_bins=self.n_bins,
                 min_bin_count=self.min_bin_count,
+                update_every=TRAIN_METRICS_EVERY if stage == "train" else 1,
             )
             if stage != "train" and self.kind_for(stage) == "multi_hot":
                 # val picks the threshold maximising F1 micro, test scores the val-chosen one

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from omegaconf import DictConfig
 
+from headlab.callbacks.hooks import skip_unused_batch_hooks
 from headlab.errors import RunError
 
 log = logging.getLogger(__name__)
@@ -191,6 +192,7 @@ def predict(cfg: DictConfig) -> Path:
     model = build_model(cfg, datamodule)
     callbacks = instantiate_each(cfg.get("callbacks"))
     trainer = instantiate_group(cfg.trainer, "trainer", callbacks=callbacks, logger=False)
+    skip_unused_batch_hooks(trainer.callbacks)
     log.info("Predicting %d inputs with %s", len(names), cfg.ckpt_path)
     batches = trainer.predict(model, loader, ckpt_path=cfg.ckpt_path, weights_only=True)
     probs = torch.cat(batches)

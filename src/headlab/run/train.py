@@ -11,6 +11,7 @@ import lightning as L
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 
+from headlab.callbacks.hooks import skip_unused_batch_hooks
 from headlab.files import plain_number, write_metrics
 from headlab.run.checks import validate
 from headlab.run.distributed import check_launch
@@ -91,6 +92,7 @@ def build(cfg: DictConfig) -> tuple[L.LightningDataModule, L.LightningModule, L.
     trainer = instantiate_group(
         cfg.trainer, "trainer", callbacks=callbacks, logger=loggers or False
     )
+    skip_unused_batch_hooks(trainer.callbacks)
     check_launch(trainer)
     return datamodule, model, trainer
 
