@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from headlab.calibration.bootstrap import resample_index
-from headlab.calibration.consistency import TESTED, p_calibrated
+from headlab.calibration.consistency import TEST_FOR, p_calibrated
 from headlab.calibration.estimators import ECE_TYPE, resampled_scores, scores
 from headlab.calibration.intervals import INTERVALS, interval, reported
 from headlab.calibration.simulate import GENERATORS, as_predictions, population
@@ -42,11 +42,7 @@ COMPARED = ("acc", "ece", "ece_adaptive")  # smooth ECE: ~1 s per run, 10 runs p
 
 def reported_kind(name: str) -> str:
     """The interval headlab writes to metrics.json (``intervals.reported``)."""
-    if name in TESTED:
-        return "basic_or_zero"
-    return (
-        "basic" if name in ECE_TYPE else "percentile"
-    )  # smooth ECE: ~1 s per run, 10 runs per study
+    return "basic_or_zero" if name in ECE_TYPE else "percentile"
 
 
 def emit(record: dict) -> None:
@@ -75,12 +71,17 @@ def interval_part(
                     kind: interval(kind, point[name], draws[name], floor=floor)
                     for kind in INTERVALS
                 }
-                if name in TESTED:  # what headlab reports: basic, down to 0 unless rejected
+                if name in ECE_TYPE:
+                    # what headlab reports: basic, down to 0 unless "calibrated" is rejected
+                    p_value = p_values[TEST_FOR[name]]
                     bounds["basic_or_zero"] = reported(
-                        name, point[name], draws[name], p_calibrated=p_values[name]
+                        name, point[name], draws[name], p_calibrated=p_value
                     )
-                if name in ECE_TYPE:  # candidate: the hull of percentile and basic(_or_zero)
-                    wider = bounds.get("basic_or_zero", bounds["basic"])
+                    # candidates: BC percentile with the same rule; the hull of percentile
+                    # and basic_or_zero
+                    low, high = bounds["bc"]
+                    bounds["bc_or_zero"] = (0.0 if p_value >= 0.05 else low, high)
+                    wider = bounds["basic_or_zero"]
                     bounds["hull"] = (
                         min(bounds["percentile"][0], wider[0]),
                         max(bounds["percentile"][1], wider[1]),

@@ -36,7 +36,4 @@ if __name__ == "__main__":
 
     # resuming <run>/checkpoints/last.ckpt: that run's data/model/head first, yours after
     sys.argv[1:] = with_run_overrides(sys.argv[1:])
-    main()
-    from headlab.sweeps.failed import FailedJobs
-
-    sys.exit(1 if FailedJobs.failed else 0)
+    main()  # a sweep with failed jobs exits 1 from its last callback (sweeps.failed)

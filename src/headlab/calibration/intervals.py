@@ -23,7 +23,7 @@ from headlab.calibration.bootstrap import percentile_interval
 from headlab.calibration.estimators import ECE_TYPE
 from headlab.errors import ConfigValueError
 
-INTERVALS = ("percentile", "basic")
+INTERVALS = ("percentile", "basic", "bc")
 
 
 class UnknownInterval(ConfigValueError):
@@ -35,13 +35,37 @@ def interval(
 ) -> tuple[float, float]:
     """The ``kind`` bootstrap interval of an estimate ``point`` from its resampled ``values``;
     ``floor``: the estimator's smallest possible value (0 for an ECE), where ends are cut."""
-    low, high = percentile_interval(values, level)
+    if kind == "bc":
+        low, high = bias_corrected_percentile(point, values, level)
+    else:
+        low, high = percentile_interval(values, level)
     if kind == "basic":
         low, high = 2 * point - high, 2 * point - low
-    elif kind != "percentile":
+    elif kind not in INTERVALS:
         raise UnknownInterval(f"unknown interval {kind!r}; known: {', '.join(INTERVALS)}")
     if floor is not None:
         low, high = max(low, floor), max(high, floor)
+    return low, high
+
+
+def bias_corrected_percentile(
+    point: float, values: torch.Tensor, level: float = 0.95
+) -> tuple[float, float]:
+    """Efron's bias-corrected (BC) percentile interval: the percentile levels moved by
+    z0 = Φ⁻¹(share of resamples below the estimate), i.e. Φ(2 z0 ± z_(1+level)/2).
+
+    An upward-biased estimator has most resamples above its estimate, z0 < 0, and the
+    interval is taken from lower quantiles than the plain percentile one. Ties count half;
+    the share is kept inside (1/(B+1), B/(B+1)) so z0 stays finite.
+    """
+    values = values.double().flatten()
+    count = len(values)
+    below = float((values < point).sum() + 0.5 * (values == point).sum())
+    share = min(max(below / count, 1 / (count + 1)), count / (count + 1))
+    z0 = torch.special.ndtri(torch.tensor(share, dtype=torch.float64))
+    z = torch.special.ndtri(torch.tensor((1 + level) / 2, dtype=torch.float64))
+    q = torch.special.ndtr(torch.stack([2 * z0 - z, 2 * z0 + z]))
+    low, high = torch.quantile(values, q).tolist()
     return low, high
 
 

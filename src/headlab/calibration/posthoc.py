@@ -29,6 +29,7 @@ from headlab.calibration.calibrators import (
     fit_calibrator,
     params_as_json,
 )
+from headlab.calibration.consistency import TEST_FOR as CONSISTENCY_TEST_FOR
 from headlab.calibration.consistency import TESTED as CONSISTENCY_TESTED
 from headlab.calibration.consistency import p_calibrated
 from headlab.calibration.estimators import ECE_TYPE, ESTIMATORS, resampled_scores, scores
@@ -99,7 +100,8 @@ def with_intervals(
     for name, value in point.items():
         out[f"{prefix}{name}{suffix}"] = value
         if name in resampled:
-            low, high = reported_interval(name, value, resampled[name], level, p_values.get(name))
+            p_value = p_values.get(CONSISTENCY_TEST_FOR.get(name, name))
+            low, high = reported_interval(name, value, resampled[name], level, p_value)
             out[f"{prefix}{name}{suffix}_ci_low"] = low
             out[f"{prefix}{name}{suffix}_ci_high"] = high
             if name in ECE_TYPE:
