@@ -234,6 +234,30 @@ def test_basic_interval_and_bias_correction_equal_their_formulas():
     assert low > 0
 
 
+def test_bc_interval_equals_efrons_formula_by_hand():
+    from scipy.stats import norm
+
+    values = np.random.default_rng(3).normal(0.014, 0.002, 999)
+    point = 0.012  # most resamples above the estimate, as for an upward-biased ECE
+    z0 = norm.ppf(np.mean(values < point))
+    levels = norm.cdf([2 * z0 - norm.ppf(0.975), 2 * z0 + norm.ppf(0.975)])
+    expected = np.quantile(values, levels)
+    assert interval("bc", point, torch.tensor(values)) == pytest.approx(tuple(expected))
+    assert expected[1] < np.quantile(values, 0.975)  # moved down from the percentile one
+
+
+def test_smooth_ece_interval_follows_the_binned_consistency_test():
+    from headlab.calibration.consistency import TEST_FOR
+    from headlab.calibration.posthoc import with_intervals
+
+    values = torch.tensor(np.random.default_rng(4).normal(0.012, 0.002, 999))
+    point = {"smece": 0.010}
+    for p_ece, reaches_zero in ((0.3, True), (0.01, False)):
+        out = with_intervals("test/", "", point, {"smece": values}, 0.95, {"ece": p_ece})
+        assert (out["test/smece_ci_low"] == 0.0) == reaches_zero
+    assert TEST_FOR["smece"] == "ece"
+
+
 def test_consistency_test_flags_miscalibration_and_passes_calibrated_predictions():
     rng = np.random.default_rng(2)
     conf = torch.tensor(rng.uniform(0.5, 1.0, 3000))
@@ -297,9 +321,18 @@ def test_coverage_script_prints_one_json_line_per_estimator_interval_and_method(
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     intervals = [r for r in lines if "interval" in r]
     comparisons = [r for r in lines if "comparison" in r]
-    # 6 estimators x (percentile, basic), basic_or_zero for ece and ece_adaptive, hull for
-    # the three ECE-type estimators
-    assert len(intervals) == 4 * (6 * 2 + 2 + 3) and len(comparisons) == 4 * 3
+    # 6 estimators x (percentile, basic, bc), and for the three ECE-type estimators
+    # basic_or_zero (the reported one), bc_or_zero and hull
+    assert len(intervals) == 4 * (6 * 3 + 3 * 3) and len(comparisons) == 4 * 3
+    reported = {(r["estimator"], r["interval"]) for r in intervals if r["reported"]}
+    assert reported == {
+        ("acc", "percentile"),
+        ("brier", "percentile"),
+        ("nll", "percentile"),
+        ("ece", "basic_or_zero"),
+        ("ece_adaptive", "basic_or_zero"),
+        ("smece", "basic_or_zero"),
+    }
     assert {"estimator", "interval", "n", "reps", "coverage", "mean_width"} <= set(intervals[0])
     assert all(0 <= r["coverage"] <= 1 and r["mean_width"] >= 0 for r in intervals)
     # the population of a calibrated generator is 0 for every ECE-type estimator
