@@ -231,3 +231,24 @@ def test_multilabel_softmax_head_records_why_no_method_ran(tmp_path: Path):
     metrics = Analysis(SoftmaxCE(), Settings(bootstrap=10), tmp_path).run(val, test, "multi_hot")
     for method in METHODS:
         assert "per-label calibrators do not apply" in metrics[f"calibration/{method}_error"]
+
+
+def test_class_names_of_own_data_reach_the_predictions_file_and_the_report(tmp_path: Path):
+    from headlab.sweeps.study.jobs import Job
+    from headlab.sweeps.study.legend import caveats
+    from headlab.sweeps.study.report import classes_line
+
+    val, test = multilabel_data(300, 1), multilabel_data(300, 2)
+    names = [f"class_{k}" for k in range(10)]
+    Analysis(SigmoidBCE(), Settings(bootstrap=10), tmp_path, class_names=names).run(
+        val, test, "multi_hot"
+    )
+    job = Job(tmp_path, "sigmoid", "image_csv", "mlp", 1, 2, {}, [])
+    assert job.class_names == names
+    assert classes_line([job]) == [f"- classes (10): {', '.join(names)}"]
+    unnamed = tmp_path / "mnist"
+    unnamed.mkdir()
+    Analysis(SigmoidBCE(), Settings(bootstrap=10), unnamed).run(val, test, "multi_hot")
+    assert Job(unnamed, "sigmoid", "mnist", "mlp", 1, 2, {}, []).class_names is None
+    text = " ".join(caveats("2", "mlp", "image_folder", 500, 3))
+    assert "500 test images of `data=image_folder`" in text and "the 3 outputs" in text

@@ -126,8 +126,11 @@ class Analysis:
         boards=(),
         step: int = 0,
         started: float | None = None,
+        class_names: list[str] | None = None,
     ) -> None:
         self.head, self.settings = head, settings
+        #: the data's class names (own images), saved beside the predictions for the report
+        self.class_names = list(class_names) if class_names else None
         self.output_dir = Path(output_dir)
         self.boards, self.step = list(boards), step
         self.params: dict[str, Any] = {}
@@ -151,6 +154,7 @@ class Analysis:
             probs=probs.numpy(),
             targets=test_target.numpy(),
             logits=test_logits.numpy(),
+            **({"class_names": np.array(self.class_names)} if self.class_names else {}),
         )
         if kind == "index":
             metrics = self.multiclass(val, test, probs)
@@ -332,7 +336,10 @@ def post_test_analysis(
     # small tensor ops: a second thread waiting on a busy core costs far more than it gives
     torch.set_num_threads(1)
     try:
-        analysis = Analysis(model.head, settings, output_dir, boards, step, started=start)
+        names = getattr(datamodule, "class_names", None)
+        analysis = Analysis(
+            model.head, settings, output_dir, boards, step, started=start, class_names=names
+        )
         return analysis.run(*_logits(model, datamodule, test), model.eval_target_kind)
     finally:
         torch.set_num_threads(threads)

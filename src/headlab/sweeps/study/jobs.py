@@ -61,6 +61,16 @@ class Job:
             return saved["probs"].astype(np.float64), saved["targets"]
 
     @cached_property
+    def class_names(self) -> list[str] | None:
+        """The data's class names as the run saved them beside its predictions (own image
+        data), or None (MNIST: the digits are their own names)."""
+        file = self.path / PREDICTIONS_FILE
+        if not file.is_file():
+            return None
+        with np.load(file) as saved:
+            return [str(n) for n in saved["class_names"]] if "class_names" in saved else None
+
+    @cached_property
     def grad_share(self) -> list[tuple[int, float]]:
         """(step, grad_rows/other_share) from the run's TensorBoard event files."""
         return read_scalar(self.path / "tensorboard", GRAD_SHARE_TAG)

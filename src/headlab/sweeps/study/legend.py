@@ -44,17 +44,22 @@ def heads_table(heads: Sequence[str]) -> list[str]:
     ]
 
 
-def caveats(epochs: str, model: str) -> list[str]:
+def caveats(
+    epochs: str, model: str, data: str = "mnist", test_size: int = 10_000, classes: int = 10
+) -> list[str]:
+    """The setting's limits and the columns' definitions, for the data the study ran on."""
+    data_name = "MNIST" if data == "mnist" else f"`data={data}`"
     return [
-        f"**Caveats.** {epochs} epoch(s) of a small `{model}` on MNIST: the heads are compared "
-        "early in training, where calibration still moves from epoch to epoch; what holds "
-        "here need not hold for a converged or larger model. Differences are measured on the "
-        "10,000 MNIST test images, paired over the shared training seeds.",
+        f"**Caveats.** {epochs} epoch(s) of a small `{model}` on {data_name}: the heads are "
+        "compared early in training, where calibration still moves from epoch to epoch; what "
+        "holds here need not hold for a converged or larger model. Differences are measured "
+        f"on the {test_size:,} test images of {data_name}, paired over the shared training "
+        "seeds.",
         "",
         "**Columns.** ECE-type columns (`ece`, `ece_adaptive`, `smece`) are top-label, on the "
         "head's own probabilities (raw sigmoids for sigmoid heads). `nll` and `brier` are of "
         "the normalised distribution p/Σp for every head (a softmax head's p unchanged); "
-        "`nll_ovr` and `brier_ovr` score the ten outputs as one-vs-rest Bernoullis (raw "
+        f"`nll_ovr` and `brier_ovr` score the {classes} outputs as one-vs-rest Bernoullis (raw "
         "sigmoids). NLL and Brier are summed over classes and averaged over samples, as in "
         "metrics.json and calibration.json (docs/statistics.md).",
         "",

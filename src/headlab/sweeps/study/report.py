@@ -152,6 +152,7 @@ def setting_section(study: Study) -> list[str]:
         "",
         f"- model: {values(lambda j: j.model)}; data: {values(lambda j: j.data)}; "
         f"epochs: {values(lambda j: j.max_epochs)}; seeds: {values(lambda j: j.seed)}",
+        *classes_line(done),
         f"- heads: {', '.join(dict.fromkeys(j.head for j in done))}",
         f"- code: git commit {commits}",
         f"- overrides shared by every run: {' '.join(f'`{o}`' for o in shared) or 'none'}",
@@ -163,6 +164,12 @@ def setting_section(study: Study) -> list[str]:
     ]
 
 
+def classes_line(done: list[Job]) -> list[str]:
+    """``- classes (3): cat, dog, bird`` for data with named classes (own images)."""
+    named = {tuple(names) for j in done if (names := j.class_names)}
+    return [f"- classes ({len(names)}): {', '.join(names)}" for names in sorted(named)]
+
+
 def prob_mass_section(groups: dict[str, list[Job]], out: Path) -> list[str]:
     from headlab.sweeps.study.figures import prob_sum_figure
 
@@ -171,6 +178,15 @@ def prob_mass_section(groups: dict[str, list[Job]], out: Path) -> list[str]:
         for head, jobs in groups.items()
     }
     sums = {h: s for h, s in sums.items() if s}
+    n_classes = next(
+        (
+            job.predictions[0].shape[1]
+            for jobs in groups.values()
+            for job in jobs
+            if has_predictions(job)
+        ),
+        "?",
+    )
     lines = ["## 1. Probability mass: what do a head's probabilities add up to?", ""]
     if not sums:
         return [*lines, "No run saved test predictions.", ""]
@@ -187,7 +203,8 @@ def prob_mass_section(groups: dict[str, list[Job]], out: Path) -> list[str]:
     ]
     return [
         *lines,
-        "Σp over the 10 classes of every test sample; mean ± std over seeds of each run's mean, "
+        f"Σp over the {n_classes} classes of every test sample; mean ± std over seeds of each "
+        "run's mean, "
         "of each run's spread, and of the share of samples with |Σp - 1| < 0.1.",
         "",
         *table(["head", "runs", "mean Σp", "std of Σp in a run", "share near 1"], rows),
@@ -434,7 +451,11 @@ def build_report(study: Study, out: Path, settings: ComparisonSettings | None = 
     epochs = ", ".join(sorted({str(j.max_epochs) for j in done}))
     models = ", ".join(sorted({str(j.model) for j in done}))
     lines = [f"# Head comparison: {study.folder.name}", "", *setting_section(study)]
-    lines += heads_table(list(groups)) + caveats(epochs, models)
+    shapes = [
+        j.predictions[0].shape for jobs in groups.values() for j in jobs if has_predictions(j)
+    ]
+    size, classes = shapes[0] if shapes else (10_000, 10)
+    lines += heads_table(list(groups)) + caveats(epochs, models, main_data, size, classes)
     lines += prob_mass_section(groups, out)
     lines += gradient_section(groups, out)
     lines += calibration_section(groups, scores, out)
