@@ -69,6 +69,20 @@ def test_wandb_offline_run_directory_is_written(tiny_cfg, tmp_path: Path, monkey
     assert wandb.run is None  # finished at the end of the run: the next one starts afresh
 
 
+def test_wandb_run_is_named_like_mlflows(tmp_path: Path, monkeypatch):
+    pytest.importorskip("wandb")
+    from headlab.tracking import trial
+    from headlab.tracking.trackers import wandb_logger
+
+    def logger(**kw):
+        return wandb_logger(save_dir=str(tmp_path), offline=True, **kw)
+
+    assert logger(default_name="train")._wandb_init["name"] == "train"  # a plain run
+    assert logger(name="mine", default_name="train")._wandb_init["name"] == "mine"
+    monkeypatch.setattr(trial, "trial_name", lambda default="": "003 head=soft,seed=2")
+    assert logger(default_name="train")._wandb_init["name"] == "003 head=soft,seed=2"
+
+
 @pytest.mark.parametrize("package,extra", [("mlflow", "mlflow"), ("wandb", "wandb")])
 def test_a_missing_tracker_package_names_the_extra(monkeypatch, package, extra):
     real = importlib.util.find_spec

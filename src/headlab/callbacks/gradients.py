@@ -11,7 +11,7 @@ from headlab.models.grad_rows import grad_rows
 
 class GradientNorms(L.Callback):
     """Per-parameter L2 gradient norms (``grad_norm/``) and, for the last linear layer, the norm
-    of each class's weight row (``grad_row_norm/<class>``), every ``every_n_steps`` steps.
+    of each class's weight row (``grad_norm_per_class/<class>``), every ``every_n_steps`` steps.
 
     Runs before the optimizer step, after DDP has averaged gradients, so every process holds
     the same values and only the loggers' rank-zero write happens.
@@ -50,7 +50,7 @@ class GradientNorms(L.Callback):
         layer = pl_module.get_submodule(self.row_layer)
         if layer.weight.grad is not None:
             rows = layer.weight.grad.detach().norm(dim=1)
-            values.update({f"grad_row_norm/{k}": v for k, v in enumerate(rows)})
+            values.update({f"grad_norm_per_class/{k}": v for k, v in enumerate(rows)})
         if self.probe is not None:
             values.update(grad_rows(pl_module, *self.probe))
         values = {k: float(v) for k, v in values.items()}

@@ -109,13 +109,18 @@ def mlflow_logger(
     return logger
 
 
-def wandb_logger(**kwargs: Any):
-    """Lightning's ``WandbLogger`` (offline unless ``logger.wandb.offline=false``)."""
+def wandb_logger(name: str | None = None, default_name: str = "", **kwargs: Any):
+    """Lightning's ``WandbLogger`` (offline unless ``logger.wandb.offline=false``).
+
+    Without a ``name`` the run is named as MLflow's: by its overrides (``003 head=soft,
+    seed=2`` in a sweep), else ``default_name``; a whole sweep no longer shares one name."""
     require("wandb", "wandb", "wandb")
     from lightning.pytorch.loggers import WandbLogger
 
+    from headlab.tracking.trial import trial_name
+
     Path(kwargs.get("save_dir", ".")).mkdir(parents=True, exist_ok=True)
-    return WandbLogger(**kwargs)
+    return WandbLogger(name=name or trial_name(default_name) or None, **kwargs)
 
 
 def finish_trackers(
