@@ -88,6 +88,7 @@ def test_each_valid_cell_trains_end_to_end(tiny_cfg, tmp_path: Path, head: str, 
         keys = ("acc", "hamming_acc", "f1_micro", "f1_macro", "map", "ece")
         keys += ("f1_micro_tuned", "f1_macro_tuned")
         assert 0.0 <= written["val/best_threshold"] < 1.0, written
+        assert 0.0 <= written["val/best_threshold_macro"] < 1.0, written
         assert all(0.0 <= written[f"test/{k}"] <= 1.0 for k in keys), written
         # Brier summed over the 10 labels (calibration.scoring), so at most 10
         assert 0.0 <= written["test/brier"] <= 10.0, written

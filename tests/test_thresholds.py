@@ -12,7 +12,7 @@ import torch
 from sklearn.metrics import f1_score
 
 from headlab.metrics.thresholds import TunedThresholdF1
-from headlab.models.classifier import THRESHOLD_KEY
+from headlab.models.classifier import THRESHOLD_KEY, THRESHOLD_MACRO_KEY
 from headlab.run.train import build, train
 
 N_BINS = 100
@@ -27,11 +27,12 @@ def sample(n: int = 600, labels: int = 5, seed: int = 0) -> tuple[np.ndarray, np
 
 
 def brute_force(probs: np.ndarray, target: np.ndarray, thresholds: np.ndarray):
-    """sklearn's F1 at every candidate threshold, predicted where p > t, best by micro F1."""
+    """sklearn's F1 at every candidate threshold, predicted where p > t: the best micro F1
+    and its threshold, the best macro F1 and its threshold (each the lowest on ties)."""
     micro = [f1_score(target, probs > t, average="micro", zero_division=0) for t in thresholds]
-    best = int(np.argmax(micro))  # first maximum: the lowest threshold on ties
-    macro = f1_score(target, probs > thresholds[best], average="macro", zero_division=0)
-    return float(thresholds[best]), micro[best], macro
+    macro = [f1_score(target, probs > t, average="macro", zero_division=0) for t in thresholds]
+    best, best_macro = int(np.argmax(micro)), int(np.argmax(macro))
+    return float(thresholds[best]), micro[best], float(thresholds[best_macro]), macro[best_macro]
 
 
 def candidates(n_bins: int = N_BINS) -> np.ndarray:
@@ -51,19 +52,39 @@ def metric_on(probs: np.ndarray, target: np.ndarray, batch: int = 128) -> TunedT
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_best_threshold_and_tuned_f1_equal_a_brute_force_sklearn_search(seed: int):
     probs, target = sample(seed=seed)
-    threshold, micro, macro = brute_force(probs, target, candidates())
+    threshold, micro, threshold_macro, macro = brute_force(probs, target, candidates())
     result = metric_on(probs, target).compute()
     assert result["best_threshold"].item() == threshold
+    assert result["best_threshold_macro"].item() == threshold_macro
     assert result["f1_micro_tuned"].item() == pytest.approx(micro, rel=1e-6)
     assert result["f1_macro_tuned"].item() == pytest.approx(macro, rel=1e-6)
     assert threshold != pytest.approx(0.5)  # the search matters for this data
+
+
+def test_macro_f1_gets_its_own_threshold_where_a_rare_label_wants_another():
+    """Label 0 is common and separable at 0.5, label 1 rare with low probabilities: macro F1
+    (mean over labels) is best at a lower threshold than micro F1 (pooled over labels)."""
+    rng = np.random.default_rng(7)
+    n = 2000
+    common = (rng.random(n) < 0.5).astype(np.int64)
+    rare = (rng.random(n) < 0.03).astype(np.int64)
+    probs = np.stack(
+        [0.3 + 0.4 * common + 0.25 * rng.random(n), 0.05 + 0.2 * rare + 0.2 * rng.random(n)], 1
+    ).astype(np.float32)
+    target = np.stack([common, rare], 1)
+    threshold, _, threshold_macro, macro = brute_force(probs, target, candidates())
+    result = metric_on(probs, target).compute()
+    assert result["best_threshold_macro"].item() == threshold_macro < threshold
+    assert result["f1_macro_tuned"].item() == pytest.approx(macro, rel=1e-6)
+    at_micro = f1_score(target, probs > np.float32(threshold), average="macro", zero_division=0)
+    assert macro > at_micro + 0.05  # the old value: macro F1 at the micro threshold
 
 
 @pytest.mark.parametrize("threshold", [0.5, 0.23, 0.0])
 def test_a_given_threshold_is_scored_as_sklearn_scores_it(threshold: float):
     probs, target = sample(seed=3)
     metric = metric_on(probs, target)
-    metric.threshold = threshold
+    metric.threshold = metric.threshold_macro = threshold
     result = metric.compute()
     t = np.float32(threshold)
     assert result["best_threshold"].item() == pytest.approx(threshold)
@@ -87,7 +108,7 @@ def test_probabilities_on_bin_edges_and_at_0_and_1_count_as_torchmetrics_counts_
     # p > t decides: a probability equal to a candidate is not predicted at that candidate
     probs = np.array([[0.0, 1.0], [0.5, 0.25], [0.01, 0.99], [0.5, 0.0]], dtype=np.float32)
     target = np.array([[0, 1], [1, 0], [0, 1], [0, 0]])
-    threshold, micro, macro = brute_force(probs, target, candidates())
+    threshold, micro, _, macro = brute_force(probs, target, candidates())
     result = metric_on(probs, target).compute()
     assert result["best_threshold"].item() == threshold
     assert result["f1_micro_tuned"].item() == pytest.approx(micro, rel=1e-6)
@@ -143,8 +164,9 @@ def test_test_f1_uses_the_threshold_validation_chose_for_the_tested_checkpoint(
     assert {"val/best_threshold", "test/f1_micro_tuned", "test/f1_macro_tuned"} <= set(metrics)
     assert "test/best_threshold" not in metrics
     best = metrics["tested_ckpt_path"]
-    chosen = torch.load(best, weights_only=True)[THRESHOLD_KEY]
-    assert 0.0 <= chosen < 1.0
+    saved = torch.load(best, weights_only=True)
+    chosen, chosen_macro = saved[THRESHOLD_KEY], saved[THRESHOLD_MACRO_KEY]
+    assert 0.0 <= chosen < 1.0 and 0.0 <= chosen_macro < 1.0
 
     # independent: the checkpoint's weights, its test probabilities, sklearn at its threshold
     datamodule, model, _ = build(tiny_cfg("head=softmax", *TINY))
@@ -153,6 +175,7 @@ def test_test_f1_uses_the_threshold_validation_chose_for_the_tested_checkpoint(
     predicted = probs > np.float32(chosen)
     expected = f1_score(target, predicted, average="micro", zero_division=0)
     assert metrics["test/f1_micro_tuned"] == pytest.approx(expected, rel=1e-6)
+    predicted = probs > np.float32(chosen_macro)
     expected = f1_score(target, predicted, average="macro", zero_division=0)
     assert metrics["test/f1_macro_tuned"] == pytest.approx(expected, rel=1e-6)
 

@@ -16,7 +16,9 @@ import torch
 from torchmetrics import Metric
 
 #: names of the values ``compute`` returns (``val/best_threshold`` etc. once prefixed)
-TUNED_KEYS = ("best_threshold", "f1_micro_tuned", "f1_macro_tuned")
+TUNED_KEYS = ("best_threshold", "best_threshold_macro", "f1_micro_tuned", "f1_macro_tuned")
+#: the thresholds among them, chosen on validation and carried to test
+THRESHOLD_KEYS = TUNED_KEYS[:2]
 
 
 def _f1(tp: torch.Tensor, fp: torch.Tensor, fn: torch.Tensor) -> torch.Tensor:
@@ -26,11 +28,14 @@ def _f1(tp: torch.Tensor, fp: torch.Tensor, fn: torch.Tensor) -> torch.Tensor:
 
 
 class TunedThresholdF1(Metric):
-    """F1 micro and macro at the threshold maximising F1 micro, or at a given threshold.
+    """F1 micro at the threshold maximising F1 micro, and F1 macro at the threshold
+    maximising F1 macro (one threshold for all labels each: per-label thresholds would fit
+    rare labels to a handful of validation positives).
 
     With ``threshold=None`` (validation) the best of the candidate thresholds
-    ``0, 1/n_bins, ..., (n_bins-1)/n_bins`` is chosen (the lowest one on ties). Setting
-    ``threshold`` (test: the value chosen on validation) scores that candidate instead.
+    ``0, 1/n_bins, ..., (n_bins-1)/n_bins`` is chosen for each (the lowest one on ties).
+    Setting ``threshold`` and ``threshold_macro`` (test: the values chosen on validation)
+    scores those candidates instead.
     """
 
     full_state_update = False
@@ -42,6 +47,7 @@ class TunedThresholdF1(Metric):
             raise ValueError(f"n_bins must be >= 1, got {n_bins}")
         self.num_labels, self.n_bins = num_labels, n_bins
         self.threshold: float | None = None
+        self.threshold_macro: float | None = None
         # float64 edges: the candidate thresholds k / n_bins as the float32 values compared
         self.register_buffer(
             "edges", torch.linspace(0.0, 1.0, n_bins + 1, dtype=torch.float64).float(), False
@@ -70,17 +76,23 @@ class TunedThresholdF1(Metric):
         fn = self.positives.sum(1).double() - above_pos
         return above_pos, above_neg, fn
 
+    def _candidate(self, threshold: float) -> int:
+        k = int(torch.searchsorted(self.edges, torch.tensor(float(threshold))))
+        return min(k, self.n_bins - 1)
+
     def compute(self) -> dict[str, torch.Tensor]:
         tp, fp, fn = self._confusion()
         micro = _f1(tp.sum(1), fp.sum(1), fn.sum(1))
-        if self.threshold is None:
-            k = int(torch.argmax(micro))  # the first maximum: the lowest threshold
+        macro = _f1(tp, fp, fn).mean(1)
+        # argmax: the first maximum, i.e. the lowest threshold on ties
+        k = int(torch.argmax(micro)) if self.threshold is None else self._candidate(self.threshold)
+        if self.threshold_macro is None:
+            k_macro = int(torch.argmax(macro)) if self.threshold is None else k
         else:
-            k = int(torch.searchsorted(self.edges, torch.tensor(float(self.threshold))))
-            k = min(k, self.n_bins - 1)
-        macro = _f1(tp[k], fp[k], fn[k]).mean()
+            k_macro = self._candidate(self.threshold_macro)
         return {
             "best_threshold": self.edges[k].clone(),
+            "best_threshold_macro": self.edges[k_macro].clone(),
             "f1_micro_tuned": micro[k].float(),
-            "f1_macro_tuned": macro.float(),
+            "f1_macro_tuned": macro[k_macro].float(),
         }

@@ -13,7 +13,7 @@ from torch import nn
 from headlab.checkpoints.identity import IDENTITY_KEY, check_identity, identity
 from headlab.heads import TARGET_KINDS, Head, SoftmaxCE
 from headlab.metrics.stage import EpochSnapshot, StageMetrics
-from headlab.metrics.thresholds import TUNED_KEYS, TunedThresholdF1
+from headlab.metrics.thresholds import THRESHOLD_KEYS, TUNED_KEYS, TunedThresholdF1
 
 log = logging.getLogger(__name__)
 
@@ -24,6 +24,7 @@ STAGES = ("train", "val", "test")
 TRAIN_METRICS_EVERY = 16
 #: checkpoint entry holding the multi-label threshold chosen on that epoch's validation
 THRESHOLD_KEY = "headlab_tuned_threshold"
+THRESHOLD_MACRO_KEY = "headlab_tuned_threshold_macro"
 
 
 _COMPILED = "_orig_mod."  # what torch.compile's wrapper puts into parameter names
@@ -140,6 +141,8 @@ class Classifier(L.LightningModule):
             setattr(self, f"{stage}_metrics", metrics)
         #: the multi-label threshold chosen on the last validation epoch (saved in checkpoints)
         self.tuned_threshold: float | None = getattr(self, "tuned_threshold", None)
+        #: the same for F1 macro
+        self.tuned_threshold_macro: float | None = getattr(self, "tuned_threshold_macro", None)
         #: the last computed epoch per stage (``snapshot``), for the figure callback
         self.epoch_snapshots: dict[str, EpochSnapshot] = {}
         #: the last test epoch's logits and targets, for the post-test analysis (``test_outputs``)
@@ -223,7 +226,10 @@ class Classifier(L.LightningModule):
     def on_test_epoch_start(self) -> None:
         self._test_outputs = []
         if "tuned" in self.test_metrics.classification:
-            self.test_metrics.classification["tuned"].threshold = self.tuned_threshold
+            tuned = self.test_metrics.classification["tuned"]
+            tuned.threshold = self.tuned_threshold
+            # from a checkpoint of before the macro threshold: macro at the micro one
+            tuned.threshold_macro = self.tuned_threshold_macro or self.tuned_threshold
 
     def _tuned_threshold_values(self, stage: str, values: dict[str, torch.Tensor]) -> None:
         """Keep val's chosen threshold; test reports F1 only at that one, or not at all."""
@@ -231,14 +237,20 @@ class Classifier(L.LightningModule):
             return
         if stage == "val":
             self.tuned_threshold = float(values["val/best_threshold"])
+            self.tuned_threshold_macro = float(values["val/best_threshold_macro"])
             return
-        threshold = values.pop(f"{stage}/best_threshold")
+        micro, macro = (float(values.pop(f"{stage}/{key}")) for key in THRESHOLD_KEYS)
         if stage == "test" and self.tuned_threshold is None:
-            for key in TUNED_KEYS[1:]:
-                values.pop(f"{stage}/{key}")
+            for key in TUNED_KEYS:
+                values.pop(f"{stage}/{key}", None)
             log.warning("No threshold chosen on validation: test/f1_*_tuned not reported.")
         else:
-            log.info("test/f1_*_tuned at threshold %.3f chosen on validation", float(threshold))
+            log.info(
+                "test/f1_micro_tuned at threshold %.3f, test/f1_macro_tuned at %.3f, both "
+                "chosen on validation",
+                micro,
+                macro,
+            )
 
     def _identity(self) -> dict[str, str]:
         return identity(self.head, getattr(self._trainer, "datamodule", None))
@@ -246,6 +258,7 @@ class Classifier(L.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint[IDENTITY_KEY] = self._identity()
         checkpoint[THRESHOLD_KEY] = self.tuned_threshold
+        checkpoint[THRESHOLD_MACRO_KEY] = self.tuned_threshold_macro
         # always the uncompiled names: a checkpoint loads whether or not model.compile is on
         checkpoint["state_dict"] = compiled_keys(checkpoint["state_dict"], compiled=False)
 
@@ -254,6 +267,7 @@ class Classifier(L.LightningModule):
         source = getattr(self._trainer, "ckpt_path", None) or "the checkpoint"
         check_identity(checkpoint.get(IDENTITY_KEY), self._identity(), str(source))
         self.tuned_threshold = checkpoint.get(THRESHOLD_KEY)
+        self.tuned_threshold_macro = checkpoint.get(THRESHOLD_MACRO_KEY)
         checkpoint["state_dict"] = compiled_keys(checkpoint["state_dict"], self.compiled)
 
     def configure_optimizers(self):

@@ -19,6 +19,7 @@ MULTILABEL_COLUMNS = (
     "test/f1_macro",
     "test/f1_macro_tuned",
     "val/best_threshold",
+    "val/best_threshold_macro",
     "test/ece",
 )
 
