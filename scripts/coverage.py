@@ -42,7 +42,7 @@ COMPARED = ("acc", "ece", "ece_adaptive")  # smooth ECE: ~1 s per run, 10 runs p
 
 def reported_kind(name: str) -> str:
     """The interval headlab writes to metrics.json (``intervals.reported``)."""
-    return "basic_or_zero" if name in ECE_TYPE else "percentile"
+    return "hull" if name in ECE_TYPE else "percentile"
 
 
 def emit(record: dict) -> None:
@@ -72,20 +72,13 @@ def interval_part(
                     for kind in INTERVALS
                 }
                 if name in ECE_TYPE:
-                    # what headlab reports: basic, down to 0 unless "calibrated" is rejected
+                    # candidates: basic and BC, down to 0 unless "calibrated" is rejected
                     p_value = p_values[TEST_FOR[name]]
-                    bounds["basic_or_zero"] = reported(
-                        name, point[name], draws[name], p_calibrated=p_value
-                    )
-                    # candidates: BC percentile with the same rule; the hull of percentile
-                    # and basic_or_zero
-                    low, high = bounds["bc"]
-                    bounds["bc_or_zero"] = (0.0 if p_value >= 0.05 else low, high)
-                    wider = bounds["basic_or_zero"]
-                    bounds["hull"] = (
-                        min(bounds["percentile"][0], wider[0]),
-                        max(bounds["percentile"][1], wider[1]),
-                    )
+                    for kind in ("basic", "bc"):
+                        low, high = bounds[kind]
+                        bounds[f"{kind}_or_zero"] = (0.0 if p_value >= 0.05 else low, high)
+                    # what headlab reports: the hull of percentile and basic_or_zero
+                    bounds["hull"] = reported(name, point[name], draws[name], p_calibrated=p_value)
                 for kind, (low, high) in bounds.items():
                     covered.setdefault((name, kind), []).append(low <= truth[name] <= high)
                     widths.setdefault((name, kind), []).append(high - low)

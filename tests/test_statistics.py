@@ -228,9 +228,12 @@ def test_basic_interval_and_bias_correction_equal_their_formulas():
     assert bias_corrected(0.001, values) == 0.0  # floored: an ECE is never negative
     assert reported("ece", 0.001, values)[0] == 0.0  # basic, floored at 0
     assert reported("acc", 0.010, values) == pytest.approx((q_low, q_high))
-    # ECE intervals reach down to 0 only where the consistency test does not reject
-    assert reported("ece", 0.010, values, p_calibrated=0.2) == pytest.approx((0.0, high))
-    assert reported("ece", 0.010, values, p_calibrated=0.01) == pytest.approx((low, high))
+    # ECE-type: the hull of basic and percentile (here basic lies below the percentile one)
+    hull = (min(low, q_low), max(high, q_high))
+    assert hull == (low, q_high)
+    assert reported("ece", 0.010, values, p_calibrated=0.01) == pytest.approx(hull)
+    # ... reaching down to 0 only where the consistency test does not reject
+    assert reported("ece", 0.010, values, p_calibrated=0.2) == pytest.approx((0.0, q_high))
     assert low > 0
 
 
@@ -322,16 +325,16 @@ def test_coverage_script_prints_one_json_line_per_estimator_interval_and_method(
     intervals = [r for r in lines if "interval" in r]
     comparisons = [r for r in lines if "comparison" in r]
     # 6 estimators x (percentile, basic, bc), and for the three ECE-type estimators
-    # basic_or_zero (the reported one), bc_or_zero and hull
+    # basic_or_zero, bc_or_zero and hull (the reported one)
     assert len(intervals) == 4 * (6 * 3 + 3 * 3) and len(comparisons) == 4 * 3
     reported = {(r["estimator"], r["interval"]) for r in intervals if r["reported"]}
     assert reported == {
         ("acc", "percentile"),
         ("brier", "percentile"),
         ("nll", "percentile"),
-        ("ece", "basic_or_zero"),
-        ("ece_adaptive", "basic_or_zero"),
-        ("smece", "basic_or_zero"),
+        ("ece", "hull"),
+        ("ece_adaptive", "hull"),
+        ("smece", "hull"),
     }
     assert {"estimator", "interval", "n", "reps", "coverage", "mean_width"} <= set(intervals[0])
     assert all(0 <= r["coverage"] <= 1 and r["mean_width"] >= 0 for r in intervals)

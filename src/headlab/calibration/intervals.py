@@ -8,9 +8,9 @@ coverage for smooth ECE). headlab reports, for those:
 * the bootstrap bias-corrected estimate 2 θ̂ - mean(θ*), floored at 0: one correction that
   applies to all three estimators alike (Kumar et al.'s debiased estimator exists for binned
   L2 ECE only; ECE_sweep changes the binning rather than correcting it);
-* the *basic* interval [2 θ̂ - q_hi, 2 θ̂ - q_lo], floored at 0, centred on the bias-corrected
-  estimate, and reaching down to 0 wherever the consistency test cannot reject
-  "calibrated" (``reported``); its coverage is measured, not assumed (``scripts/coverage.py``).
+* the hull of the *basic* interval [2 θ̂ - q_hi, 2 θ̂ - q_lo] and the percentile one, floored
+  at 0 and reaching down to 0 wherever the consistency test cannot reject "calibrated"
+  (``reported``); its coverage is measured, not assumed (``scripts/coverage.py``).
 
 Means of per-sample terms (acc, Brier, NLL) are unbiased: they keep the percentile interval.
 """
@@ -83,17 +83,24 @@ def reported(
     p_calibrated: float | None = None,
 ):
     """The interval headlab reports for estimator ``name``: percentile for means; for the
-    ECE-type estimators the basic interval floored at 0, reaching down to 0 wherever the
-    consistency test (``consistency.p_calibrated``) cannot reject "calibrated" at this level.
+    ECE-type estimators the hull of the percentile interval and the basic one, both floored
+    at 0, reaching down to 0 wherever the consistency test (``consistency.p_calibrated``,
+    ``TEST_FOR``) cannot reject "calibrated" at this level.
 
-    Why the second rule: at a population ECE of 0 the plug-in bias is largest relative to the
-    spread and the bootstrap, which sees the bias at the estimate rather than at 0,
-    under-corrects it (basic intervals then held 0 in 46-83 % of repetitions, scripts/
-    coverage.py). The consistency test is exact for calibrated predictions, so the union
-    holds 0 in (1 - its rejection rate) of them, and never covers less elsewhere."""
+    Why: the percentile interval inherits the estimator's upward bias and misses a truth
+    below it; the basic one corrects the bias as it is at the estimate, which under-corrects
+    where the bias grows as the truth gets smaller, and at a population ECE of 0 it held 0
+    in only 46-83 % of repetitions. Each fails on its own side, so the hull covers both; the
+    consistency test is exact for calibrated predictions, so the interval holds 0 as often
+    as the test does not reject. Measured by ``scripts/coverage.py`` (n = 10,000, 200
+    repetitions, docs/statistics.md): on an overconfident MNIST-like generator the hull
+    covered 0.945-0.950 where basic covered 0.895-0.915 and percentile 0.905-0.935, 5 %
+    wider than either."""
     if name not in ECE_TYPE:
         return interval("percentile", point, values, level)
     low, high = interval("basic", point, values, level, floor=0.0)
+    p_low, p_high = interval("percentile", point, values, level, floor=0.0)
+    low, high = min(low, p_low), max(high, p_high)
     if p_calibrated is not None and p_calibrated >= 1 - level:
         low = 0.0
     return low, high

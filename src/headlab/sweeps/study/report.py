@@ -278,8 +278,9 @@ def calibration_section(groups: dict[str, list[Job]], scores: Scores, out: Path)
     lines += [
         "",
         "Per run, as the run wrote them: the 95 % bootstrap interval (`test/<m>_ci_low/high`; "
-        "percentile for acc; basic, floored at 0, for ECE-type estimators, for ece and "
-        "ece_adaptive down to 0 where p_calibrated >= 0.05), the "
+        "percentile for acc; for ECE-type estimators the hull of the basic and the "
+        "percentile interval, floored at 0, down to 0 where the binned p_calibrated >= 0.05), "
+        "the "
         'bias-corrected estimate (`test/<m>_bc`) and the p-value of "this run is calibrated" '
         "by consistency resampling (`test/<m>_p_calibrated`; small: miscalibrated). "
         "Runs from before these keys show —.",
