@@ -354,3 +354,38 @@ def test_mean_over_corruptions_takes_its_interval_from_the_paired_mean_of_draws(
     assert out["m/ece_ci_low"] == pytest.approx(np.percentile(mean, 2.5))
     assert out["m/ece_ci_high"] == pytest.approx(np.percentile(mean, 97.5))
     assert set(mean_over_sets("m/", {"nll": [1.0]}, {})) == {"m/nll"}  # no draws: no interval
+
+
+def test_sets_are_built_once_per_process_and_equal_a_fresh_build():
+    from headlab.shift import sets
+
+    gen = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (30, 1, 28, 28), dtype=torch.uint8, generator=gen)
+    targets = torch.zeros(30, dtype=torch.long)
+    settings = Settings(rotation=(30,), translation=(4,), corruptions=("shot_noise",), digits=False)
+    sets._BUILT.clear()
+    first = list(sets.shifted_sets(images, targets, settings))
+    again = list(sets.shifted_sets(images, targets, settings))
+    assert all(a.images is b.images for a, b in zip(first, again, strict=True))  # kept
+    sets._BUILT.clear()
+    fresh = list(sets.shifted_sets(images, targets, settings))
+    assert all(torch.equal(a.images, b.images) for a, b in zip(first, fresh, strict=True))
+    other = images.clone()
+    other[0, 0, 0, 0] ^= 1  # other source pixels: another set, never the kept one
+    moved = next(sets.shifted_sets(other, targets, settings)).images
+    assert moved is not first[0].images
+    ood = sets.ood_set("permuted", images, 30, settings, "data")
+    assert ood is sets.ood_set("permuted", images, 30, settings, "data")
+
+
+def test_shift_bootstrap_zero_gives_points_without_intervals():
+    from headlab.shift.metrics import shift_metrics
+
+    gen = torch.Generator().manual_seed(1)
+    probs = torch.softmax(torch.randn(50, 10, generator=gen), 1)
+    targets = torch.randint(0, 10, (50,), generator=gen)
+    points = shift_metrics("shift/x/", probs, targets, None)
+    assert points and not any(k.endswith(("_ci_low", "_ci_high")) for k in points)
+    assert Settings.from_config({"bootstrap": 0, "ood_bootstrap": 0}).bootstrap == 0
+    with pytest.raises(ConfigValueError, match="0: no per-run intervals"):
+        Settings.from_config({"bootstrap": -1})

@@ -150,7 +150,11 @@ class OffDistribution:
             self.samples[shifted.name] = shifted.images[:8]
             logits = predict(self.model, self.datamodule, shifted.images)
             n = len(shifted.targets)
-            index = index_of.setdefault(n, resample_index(n, s.bootstrap, s.seed))
+            index = (
+                index_of.setdefault(n, resample_index(n, s.bootstrap, s.seed))
+                if s.bootstrap
+                else None  # shift.bootstrap=0: points only (a study pairs over seeds)
+            )
             prefix = f"shift/{shifted.name}/"
             probs = self.head.probs(logits)
             kept = draws if shifted.kind == "corruption" else None

@@ -85,10 +85,10 @@ class Settings:
                 )
         if self.samples < 10:
             raise ConfigValueError(f"shift.samples must be >= 10, got {self.samples}")
-        if self.bootstrap < 1 or self.ood_bootstrap < 1:
+        if self.bootstrap < 0 or self.ood_bootstrap < 0:
             raise ConfigValueError(
-                "shift.bootstrap and shift.ood_bootstrap must be >= 1, "
-                f"got {self.bootstrap} and {self.ood_bootstrap}"
+                "shift.bootstrap and shift.ood_bootstrap must be >= 0 (0: no per-run "
+                f"intervals), got {self.bootstrap} and {self.ood_bootstrap}"
             )
 
 
