@@ -14,6 +14,8 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from headlab.errors import ConfigValueError
+
 Batch = tuple[torch.Tensor, torch.Tensor]
 
 
@@ -82,6 +84,30 @@ class InMemoryDataModule(L.LightningDataModule):
     test_set: InMemoryImages | None
     #: what training batches' targets are (``index``, ``multi_hot``, ``distribution``)
     target_kind: str
+
+    def __init__(
+        self,
+        batch_size: int,
+        eval_batch_size: int,
+        val_size: float,
+        split_seed: int,
+        pin_memory: bool,
+        normalize: Normalize,
+    ) -> None:
+        """The batching settings every data module takes, checked once here."""
+        super().__init__()
+        if batch_size <= 0 or eval_batch_size <= 0:
+            raise ConfigValueError(
+                "data.batch_size and data.eval_batch_size must be > 0, "
+                f"got {batch_size} and {eval_batch_size}"
+            )
+        self.batch_size = batch_size
+        self.eval_batch_size = eval_batch_size
+        self.val_size = val_size
+        self.split_seed = split_seed
+        self.pin_memory = pin_memory
+        self.normalize = normalize
+        self.train_set = self.val_set = self.test_set = None
 
     @property
     def eval_target_kind(self) -> str:

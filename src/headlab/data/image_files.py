@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from headlab.data.batches import InMemoryDataModule, InMemoryImages, Normalize
+from headlab.data.batches import InMemoryDataModule, Normalize
 from headlab.errors import ConfigValueError, RunError
 
 log = logging.getLogger(__name__)
@@ -117,28 +117,20 @@ class ImageDataModule(InMemoryDataModule):
         resize: bool = True,
         num_classes: int | None = None,
     ) -> None:
-        super().__init__()
         if channels not in (1, 3):
             raise ConfigValueError(f"data.channels must be 1 (grey) or 3 (RGB), got {channels}")
-        if image_size < 1 or batch_size < 1 or eval_batch_size < 1 or std <= 0:
+        if image_size < 1 or std <= 0:
             raise ConfigValueError(
-                "data.image_size, data.batch_size, data.eval_batch_size and data.std must be > 0"
+                f"data.image_size and data.std must be > 0, got {image_size} and {std}"
             )
+        # fixed constants, not the data's statistics: predict normalises without reading it
+        normalize = Normalize(mean, std)
+        super().__init__(batch_size, eval_batch_size, val_size, split_seed, pin_memory, normalize)
         self.root = Path(str(root)).expanduser()
         self.image_size = int(image_size)
         self.channels = int(channels)
-        self.batch_size = batch_size
-        self.eval_batch_size = eval_batch_size
-        self.val_size = val_size
-        self.split_seed = split_seed
-        self.pin_memory = pin_memory
         self.resize = resize
         self.declared_classes = num_classes
-        # fixed constants, not the data's statistics: predict normalises without reading it
-        self.normalize = Normalize(mean, std)
-        self.train_set: InMemoryImages | None = None
-        self.val_set: InMemoryImages | None = None
-        self.test_set: InMemoryImages | None = None
 
     @property
     def num_classes(self) -> int:

@@ -93,23 +93,10 @@ class MNISTDataModule(InMemoryDataModule):
         download: bool = True,
         pin_memory: bool = False,
     ) -> None:
-        super().__init__()
-        if batch_size <= 0 or eval_batch_size <= 0:
-            raise ConfigValueError(
-                "data.batch_size and data.eval_batch_size must be > 0, "
-                f"got {batch_size} and {eval_batch_size}"
-            )
+        normalize = Normalize(MNIST_MEAN, MNIST_STD)
+        super().__init__(batch_size, eval_batch_size, val_size, split_seed, pin_memory, normalize)
         self.data_dir = data_dir
-        self.batch_size = batch_size
-        self.eval_batch_size = eval_batch_size
-        self.val_size = val_size
-        self.split_seed = split_seed
         self.download = download
-        self.pin_memory = pin_memory
-        self.normalize = Normalize(MNIST_MEAN, MNIST_STD)
-        self.train_set: InMemoryImages | None = None
-        self.val_set: InMemoryImages | None = None
-        self.test_set: InMemoryImages | None = None
 
     def prepare_data(self) -> None:
         # Lightning runs this on one process per node: the only place that may download.
