@@ -27,8 +27,10 @@ from optuna.trial import TrialState  # noqa: E402
 from headlab.callbacks.pruning import StorageError, TrialPruning, open_storage  # noqa: E402
 from headlab.run.outcome import outcome_of  # noqa: E402
 from headlab.sweeps.optuna_search import (  # noqa: E402
+    Heartbeats,
     SearchSpaceError,
     counted,
+    fail_stale,
     give_up,
     search_space,
     study_counts,
@@ -153,6 +155,28 @@ def test_trials_a_stopped_sweeper_gave_up_are_failed_and_not_counted(tmp_path):
     states = [t.state for t in study.trials]
     assert states == [TrialState.COMPLETE, TrialState.FAIL, TrialState.FAIL]
     assert counted(study) == 1  # a resume runs those two again
+
+
+def test_a_trial_whose_sweeper_stopped_beating_is_failed_and_run_again(tmp_path):
+    """A SIGKILLed worker leaves its trial RUNNING; with heartbeats every second, the next
+    sweeper finds it silent after two seconds, fails it and does not count it."""
+    import time
+
+    storage = open_storage(f"sqlite:///{tmp_path}/s.db", heartbeat_interval=1)
+    study = optuna.create_study(storage=storage, study_name="hb")
+    space = {"x": FloatDistribution(0, 1)}
+    alive, killed = study.ask(space), study.ask(space)
+    with Heartbeats(storage, study, [alive, killed], interval=1):
+        time.sleep(0.3)  # both beat once; then "killed"'s worker dies
+    with Heartbeats(storage, study, [alive], interval=1):
+        time.sleep(2.6)  # grace period: 2 intervals
+        assert fail_stale(study) == [killed.number]
+    states = {t.number: t.state for t in study.trials}
+    assert states == {alive.number: TrialState.RUNNING, killed.number: TrialState.FAIL}
+    assert counted(study) == 1  # the killed one is run again
+    plain = optuna.create_study(storage=f"sqlite:///{tmp_path}/p.db")
+    plain.ask(space)
+    assert fail_stale(plain) == []  # without heartbeats nothing is ever stale
 
 
 def test_a_pruned_run_is_recorded_as_pruned_and_does_not_fail_the_sweep(tmp_path):

@@ -10,6 +10,7 @@ attach the last validation metrics to the ``TrialPruned`` it raises (metrics.jso
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -24,10 +25,12 @@ class StorageError(ConfigValueError):
     """The study's storage URL cannot be opened."""
 
 
-def open_storage(url: str) -> Any:
+def open_storage(url: str, heartbeat_interval: int | None = None) -> Any:
     """An Optuna storage from a URL: ``journal:///<path>`` or any SQLAlchemy URL (SQLite,
     PostgreSQL, MySQL). A SQLite file's folder is created; anything else that cannot be
-    opened is one ``StorageError`` line."""
+    opened is one ``StorageError`` line. ``heartbeat_interval`` (seconds; databases only,
+    Optuna's journal storage keeps no heartbeats): running trials record a heartbeat, and one
+    not heard from for two intervals is failed by the next sweeper that opens the study."""
     import optuna
 
     try:
@@ -38,6 +41,10 @@ def open_storage(url: str) -> Any:
             return optuna.storages.JournalStorage(backend)
         if url.startswith("sqlite:///"):
             Path(url[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
+        if heartbeat_interval:
+            with warnings.catch_warnings():  # "experimental" since Optuna 2.9
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return optuna.storages.RDBStorage(url, heartbeat_interval=int(heartbeat_interval))
         return optuna.storages.RDBStorage(url)
     except Exception as err:  # SQLAlchemy, a missing driver, a bad path: all the user's to fix
         message = str(err).splitlines()[0] if str(err) else type(err).__name__

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -135,10 +137,71 @@ def probe_params(distributions: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def given_up(trial: Any) -> bool:
+    """Asked but never run to an end: given up by a stopped sweeper (``interrupted``), or
+    failed as stale (no heartbeat: its sweeper was killed) before anyone told its result."""
+    from optuna.trial import TrialState
+
+    status = trial.user_attrs.get(STATUS_ATTR)
+    return status == INTERRUPTED or (trial.state == TrialState.FAIL and status is None)
+
+
 def counted(study: Any) -> int:
-    """Trials that count toward ``n_trials``: all but those a stopped sweeper gave up."""
-    trials = study.get_trials(deepcopy=False)
-    return sum(t.user_attrs.get(STATUS_ATTR) != INTERRUPTED for t in trials)
+    """Trials that count toward ``n_trials``: all but those given up (run again instead)."""
+    return sum(not given_up(t) for t in study.get_trials(deepcopy=False))
+
+
+def fail_stale(study: Any) -> list[int]:
+    """Fail the running trials whose sweeper stopped sending heartbeats (a SIGKILLed worker,
+    a lost machine); returns their numbers. A no-op without heartbeats."""
+    import optuna
+    from optuna.trial import TrialState
+
+    running = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
+    with warnings.catch_warnings():  # "experimental" since Optuna 2.9, unchanged through 5.0
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)
+    now_failed = study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
+    stale = sorted(t.number for t in now_failed if t.number in running)
+    for number in stale:
+        log.warning("Trial %d: no heartbeat from its worker; failed, to be run again", number)
+    return stale
+
+
+class Heartbeats:
+    """While a batch of trials runs, record each one's heartbeat every ``interval`` seconds
+    from this (the sweeper's) process: it outlives its jobs, and if it is killed the
+    heartbeats stop and the next sweeper fails the trials (``fail_stale``)."""
+
+    def __init__(self, storage: Any, study: Any, trials: Sequence[Any], interval: int | None):
+        self.storage, self.interval = storage, interval
+        study_id = storage.get_study_id_from_name(study.study_name)
+        self.trial_ids = [
+            storage.get_trial_id_from_study_id_trial_number(study_id, t.number) for t in trials
+        ]
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _beat(self) -> None:
+        while True:
+            for trial_id in self.trial_ids:
+                try:
+                    self.storage.record_heartbeat(trial_id)
+                except Exception as err:  # a storage hiccup must not end the search
+                    log.warning("heartbeat of trial id %d not recorded: %s", trial_id, err)
+            if self._stop.wait(self.interval):
+                return
+
+    def __enter__(self) -> Heartbeats:
+        if self.interval and hasattr(self.storage, "record_heartbeat"):
+            self._thread = threading.Thread(target=self._beat, name="optuna-heartbeat", daemon=True)
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
 
 
 def study_counts(study: Any) -> dict[str, Any]:
@@ -214,8 +277,10 @@ class OptunaSearch:
         sampler: Any = None,
         pruner: Any = None,
         params: DictConfig | dict | None = None,
+        heartbeat_interval: int | None = 60,
     ) -> None:
         self.storage = storage
+        self.heartbeat_interval = heartbeat_interval
         self.study_name = study_name
         self.n_trials = int(n_trials)
         self.n_jobs = int(n_jobs)
@@ -253,8 +318,9 @@ class OptunaSearch:
 
         from headlab.callbacks.pruning import make_pruner, open_storage
 
+        self.opened = open_storage(str(self.storage), self.heartbeat_interval)
         study = optuna.create_study(
-            storage=open_storage(str(self.storage)),
+            storage=self.opened,
             sampler=self.sampler,
             pruner=make_pruner(self.pruner),
             study_name=self.study_name,
@@ -297,10 +363,17 @@ class OptunaSearch:
         returns: list[Any] = []
         pending: list[Any] = []
         try:
-            while (left := self.n_trials - counted(study)) > 0:
-                pending = [study.ask(distributions) for _ in range(min(self.n_jobs, left))]
+            while True:
+                fail_stale(study)  # a killed worker's trials: failed here, run again below
+                left = self.n_trials - counted(study)
+                if left <= 0:
+                    break
+                with warnings.catch_warnings():  # Optuna: heartbeats are "for optimize()"
+                    warnings.filterwarnings("ignore", "Heartbeat of storage", UserWarning)
+                    pending = [study.ask(distributions) for _ in range(min(self.n_jobs, left))]
                 batch = [trial_overrides(t.params, fixed, t.number) for t in pending]
-                results = self.launcher.launch(batch, initial_job_idx=pending[0].number)
+                with Heartbeats(self.opened, study, pending, self.heartbeat_interval):
+                    results = self.launcher.launch(batch, initial_job_idx=pending[0].number)
                 for trial, job_return in zip(pending, results, strict=True):
                     status = tell(study, trial, job_return, str(metric))
                     log.info("Trial %d %s: %s", trial.number, status, dict(trial.params))
