@@ -389,3 +389,19 @@ def test_shift_bootstrap_zero_gives_points_without_intervals():
     assert Settings.from_config({"bootstrap": 0, "ood_bootstrap": 0}).bootstrap == 0
     with pytest.raises(ConfigValueError, match="0: no per-run intervals"):
         Settings.from_config({"bootstrap": -1})
+
+
+@pytest.mark.parametrize("ties", [False, True])
+def test_resampled_auroc_and_fpr95_equal_scikit_learn_per_resample(ties):
+    from headlab.shift.metrics import resampled_auroc_fpr95
+
+    rng = np.random.default_rng(5)
+    score_in, score_out = rng.normal(1, 1, 300), rng.normal(0, 1, 200)
+    if ties:  # many equal scores across and within the two sets
+        score_in, score_out = np.round(score_in, 1), np.round(score_out, 1)
+    rows_in, rows_out = rng.integers(0, 300, (25, 300)), rng.integers(0, 200, (25, 200))
+    together = resampled_auroc_fpr95(score_in, score_out, rows_in, rows_out)
+    for b, (a, o) in enumerate(zip(rows_in, rows_out, strict=True)):
+        one = ood_point(score_in[a], score_out[o])
+        assert together["auroc"][b].item() == pytest.approx(one["auroc"], abs=1e-12)
+        assert together["fpr95"][b].item() == one["fpr95"]

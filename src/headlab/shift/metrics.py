@@ -90,6 +90,43 @@ def ood_point(score_in: np.ndarray, score_out: np.ndarray) -> dict[str, float]:
         }
 
 
+def resampled_auroc_fpr95(
+    score_in: np.ndarray, score_out: np.ndarray, rows_in: np.ndarray, rows_out: np.ndarray
+) -> dict[str, torch.Tensor]:
+    """AUROC and FPR95 (as ``ood_point`` computes them) on every resample row at once.
+
+    ``rows_in`` (B, n_in) and ``rows_out`` (B, n_out) index the two score sets. Each row
+    becomes counts per distinct score value, so one pass of cumulative sums gives every row's
+    ROC: scikit-learn per resample took ~8 ms, which made 1,000 resamples of every run of a
+    study minutes. Ties count half in AUROC, as the trapezoid of scikit-learn's ROC does.
+    """
+    values, inverse = np.unique(np.concatenate([score_in, score_out]), return_inverse=True)
+    inv_in = torch.from_numpy(inverse[: len(score_in)])
+    inv_out = torch.from_numpy(inverse[len(score_in) :])
+
+    def counts(rows: np.ndarray, inv: torch.Tensor) -> torch.Tensor:
+        """How often each distinct value is drawn in each row: (B, distinct values)."""
+        drawn = inv[torch.from_numpy(rows)]
+        per_value = torch.zeros(len(rows), len(values), dtype=torch.int32)
+        return per_value.scatter_add_(1, drawn, torch.ones(drawn.shape, dtype=torch.int32))
+
+    # integer counts throughout (exact), values in ascending order
+    h_in, h_out = counts(rows_in, inv_in), counts(rows_out, inv_out)
+    n_in, n_out = rows_in.shape[1], rows_out.shape[1]
+    cum_out = h_out.cumsum(1, dtype=torch.int32)
+    # AUROC: each in-sample against the out-samples below it, ties counted half
+    twice = (h_in.long() * (2 * cum_out - h_out)).sum(1)
+    auroc = twice.double() / (2.0 * n_in * n_out)
+    # thresholds in descending order: TPR(t) = share of in-scores >= t; FPR95 is the FPR at
+    # the first threshold whose TPR reaches 0.95, i.e. the highest value that still does
+    tail_in = n_in - h_in.cumsum(1, dtype=torch.int32) + h_in
+    reaching = 100 * tail_in >= 95 * n_in  # TPR >= 0.95, in integers
+    last = (reaching.sum(1) - 1)[:, None]  # tail sums fall with the value: a prefix
+    tail_out = n_out - cum_out.gather(1, last) + h_out.gather(1, last)
+    fpr95 = tail_out.squeeze(1).double() / n_out
+    return {"auroc": auroc, "fpr95": fpr95}
+
+
 def ood_metrics(
     prefix: str,
     score_in: np.ndarray,
