@@ -159,17 +159,20 @@ def test_trials_a_stopped_sweeper_gave_up_are_failed_and_not_counted(tmp_path):
 
 def test_a_trial_whose_sweeper_stopped_beating_is_failed_and_run_again(tmp_path):
     """A SIGKILLed worker leaves its trial RUNNING; with heartbeats every second, the next
-    sweeper finds it silent after two seconds, fails it and does not count it."""
+    sweeper finds it silent after the grace period, fails it and does not count it."""
     import time
 
-    storage = open_storage(f"sqlite:///{tmp_path}/s.db", heartbeat_interval=1)
+    assert isinstance(open_storage(f"sqlite:///{tmp_path}/s.db", 60), optuna.storages.RDBStorage)
+    storage = optuna.storages.RDBStorage(
+        f"sqlite:///{tmp_path}/s.db", heartbeat_interval=1, grace_period=1
+    )
     study = optuna.create_study(storage=storage, study_name="hb")
     space = {"x": FloatDistribution(0, 1)}
     alive, killed = study.ask(space), study.ask(space)
     with Heartbeats(storage, study, [alive, killed], interval=1):
-        time.sleep(0.3)  # both beat once; then "killed"'s worker dies
+        time.sleep(0.1)  # both beat once; then "killed"'s worker dies
     with Heartbeats(storage, study, [alive], interval=1):
-        time.sleep(2.6)  # grace period: 2 intervals
+        time.sleep(1.3)  # past the grace period
         assert fail_stale(study) == [killed.number]
     states = {t.number: t.state for t in study.trials}
     assert states == {alive.number: TrialState.RUNNING, killed.number: TrialState.FAIL}
