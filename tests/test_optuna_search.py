@@ -157,14 +157,17 @@ def test_trials_a_stopped_sweeper_gave_up_are_failed_and_not_counted(tmp_path):
     assert counted(study) == 1  # a resume runs those two again
 
 
+@pytest.mark.slow  # waits 4.6 s for the heartbeats
 def test_a_trial_whose_sweeper_stopped_beating_is_failed_and_run_again(tmp_path):
     """A SIGKILLed worker leaves its trial RUNNING; with heartbeats every second, the next
     sweeper finds it silent after the grace period, fails it and does not count it."""
     import time
 
     assert isinstance(open_storage(f"sqlite:///{tmp_path}/s.db", 60), optuna.storages.RDBStorage)
+    # heartbeat times are kept to the second: a grace of 3 s keeps the live trial (last beat
+    # under 1 s ago) clear of it, and 4.5 s of silence puts the killed one past it
     storage = optuna.storages.RDBStorage(
-        f"sqlite:///{tmp_path}/s.db", heartbeat_interval=1, grace_period=1
+        f"sqlite:///{tmp_path}/s.db", heartbeat_interval=1, grace_period=3
     )
     study = optuna.create_study(storage=storage, study_name="hb")
     space = {"x": FloatDistribution(0, 1)}
@@ -172,7 +175,7 @@ def test_a_trial_whose_sweeper_stopped_beating_is_failed_and_run_again(tmp_path)
     with Heartbeats(storage, study, [alive, killed], interval=1):
         time.sleep(0.1)  # both beat once; then "killed"'s worker dies
     with Heartbeats(storage, study, [alive], interval=1):
-        time.sleep(1.3)  # past the grace period
+        time.sleep(4.5)
         assert fail_stale(study) == [killed.number]
     states = {t.number: t.state for t in study.trials}
     assert states == {alive.number: TrialState.RUNNING, killed.number: TrialState.FAIL}
