@@ -59,13 +59,14 @@ def fingerprint(images: torch.Tensor) -> tuple:
     return (tuple(images.shape), str(images.dtype), zlib.crc32(data))
 
 
-def built(name: str, seed: int, source: torch.Tensor, build) -> torch.Tensor:
-    """The set ``name`` built from ``source`` with ``seed``: built once per process.
+def built(name: str, seed: int, source: tuple, build) -> torch.Tensor:
+    """The set ``name`` built with ``seed`` from the images whose ``fingerprint`` is
+    ``source``: built once per process.
 
     Every set is a deterministic function of (source, seed, name), and the jobs of a sweep in
     one process (Hydra's basic launcher) test on the same source images: the study's 45
     jobs built the same 38 sets 45 times (~2.5 s a job). Callers must not modify the set."""
-    key = (name, int(seed), fingerprint(source))
+    key = (name, int(seed), source)
     images = _BUILT.get(key)
     if images is None:
         images = build()
@@ -96,23 +97,23 @@ def sklearn_digits(n: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def shifted_sets(images: torch.Tensor, targets: torch.Tensor, settings: Settings):
-    """Yield every shifted set the settings ask for, one at a time (memory stays small)."""
-    seed = settings.seed
+    """Yield every shifted set the settings ask for, each built once per process (``built``)."""
+    seed, source = settings.seed, fingerprint(images)
     for angle in settings.rotation:
         name = f"rotation/{level_name(angle)}"
-        rotated = built(name, seed, images, lambda a=angle: transforms.rotate(images, a))
+        rotated = built(name, seed, source, lambda a=angle: transforms.rotate(images, a))
         yield Shifted("rotation", level_name(angle), rotated, targets)
     for px in settings.translation:
         rng = rng_for(seed, f"translation/{px}")
         name = f"translation/{level_name(px)}"
         moved = built(
-            name, seed, images, lambda p=px, r=rng: transforms.translate(images, int(p), r)
+            name, seed, source, lambda p=px, r=rng: transforms.translate(images, int(p), r)
         )
         yield Shifted("translation", level_name(px), moved, targets)
     for name in settings.corruptions:
         rng = rng_for(seed, f"corruption/{name}")
         corrupted = built(
-            f"corruption/{name}", seed, images, lambda c=CORRUPTIONS[name], r=rng: c(images, r)
+            f"corruption/{name}", seed, source, lambda c=CORRUPTIONS[name], r=rng: c(images, r)
         )
         yield Shifted("corruption", name, corrupted, targets)
     if settings.digits:  # at most as many as the other sets (all 1,797 from samples=1797)
@@ -148,7 +149,7 @@ def ood_set(name: str, images: torch.Tensor, n: int, settings: Settings, data_di
     return built(
         f"ood/{name}/{n}",
         settings.seed,
-        images[:n],
+        fingerprint(images[:n]),
         lambda: _ood_set(name, images, n, settings, data_dir),
     )
 
