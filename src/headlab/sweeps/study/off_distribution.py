@@ -9,7 +9,6 @@ seed-aware difference to softmax, and the none-of-the-above rates of sigmoid hea
 
 from __future__ import annotations
 
-import functools
 import statistics
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -98,6 +97,8 @@ class OODScores:
         self.ood_set, self.n_resamples, self.seed = ood_set, n_resamples, seed
         self.jobs: list = []
         self.rows: tuple[np.ndarray, np.ndarray] | None = None
+        #: per run, computed once: its point metrics and its resampled AUROC/FPR95
+        self._points: dict[int, dict[str, float]] = {}
         self._resampled: dict[int, dict[str, torch.Tensor]] = {}
 
     def id_of(self, job) -> int:
@@ -109,11 +110,12 @@ class OODScores:
         with np.load(self.jobs[run].path / SHIFT_FILE) as saved:
             return saved[f"ood/test/{SCORE}"], saved[f"ood/{self.ood_set}/{SCORE}"]
 
-    @functools.cache  # noqa: B019  one OODScores per report: it lives as long as the report
     def point(self, run: int) -> dict[str, float]:
         from headlab.shift.metrics import ood_point
 
-        return ood_point(*self.arrays(run))
+        if run not in self._points:
+            self._points[run] = ood_point(*self.arrays(run))
+        return self._points[run]
 
     def resampled(self, run: int) -> dict[str, torch.Tensor]:
         """AUROC and FPR95 of ``run`` on the shared resample rows, computed once per run."""

@@ -170,7 +170,7 @@ def classes_line(done: list[Job]) -> list[str]:
     return [f"- classes ({len(names)}): {', '.join(names)}" for names in sorted(named)]
 
 
-def prob_mass_section(groups: dict[str, list[Job]], out: Path) -> list[str]:
+def prob_mass_section(groups: dict[str, list[Job]], out: Path, n_classes: int) -> list[str]:
     from headlab.sweeps.study.figures import prob_sum_figure
 
     sums = {
@@ -178,15 +178,6 @@ def prob_mass_section(groups: dict[str, list[Job]], out: Path) -> list[str]:
         for head, jobs in groups.items()
     }
     sums = {h: s for h, s in sums.items() if s}
-    n_classes = next(
-        (
-            job.predictions[0].shape[1]
-            for jobs in groups.values()
-            for job in jobs
-            if has_predictions(job)
-        ),
-        "?",
-    )
     lines = ["## 1. Probability mass: what do a head's probabilities add up to?", ""]
     if not sums:
         return [*lines, "No run saved test predictions.", ""]
@@ -452,12 +443,13 @@ def build_report(study: Study, out: Path, settings: ComparisonSettings | None = 
     epochs = ", ".join(sorted({str(j.max_epochs) for j in done}))
     models = ", ".join(sorted({str(j.model) for j in done}))
     lines = [f"# Head comparison: {study.folder.name}", "", *setting_section(study)]
-    shapes = [
-        j.predictions[0].shape for jobs in groups.values() for j in jobs if has_predictions(j)
-    ]
-    size, classes = shapes[0] if shapes else (10_000, 10)
+    # the test set's size and class count, from the first run that saved its predictions
+    size, classes = next(
+        (j.predictions[0].shape for js in groups.values() for j in js if has_predictions(j)),
+        (10_000, 10),
+    )
     lines += heads_table(list(groups)) + caveats(epochs, models, main_data, size, classes)
-    lines += prob_mass_section(groups, out)
+    lines += prob_mass_section(groups, out, classes)
     lines += gradient_section(groups, out)
     lines += calibration_section(groups, scores, out)
     from headlab.sweeps.study.off_distribution import off_distribution_section
