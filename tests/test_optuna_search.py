@@ -94,6 +94,63 @@ def test_an_unopenable_storage_is_one_line_naming_the_url(tmp_path):
         assert url in str(error.value) and "\n" not in str(error.value)
 
 
+def test_opening_retries_only_while_another_process_creates_the_database(monkeypatch):
+    """Two sweepers started together both create the new database's tables; the loser's
+    errors (as seen in CI) are retried, anything else is reported at once."""
+    import sqlalchemy.exc
+
+    import headlab.callbacks.pruning as pruning
+
+    monkeypatch.setattr(pruning.time, "sleep", lambda seconds: None)
+    race = [
+        sqlalchemy.exc.IntegrityError("INSERT", {}, Exception("UNIQUE constraint failed")),
+        sqlalchemy.exc.OperationalError("CREATE", {}, Exception("table studies already exists")),
+    ]
+    calls: list[str] = []
+
+    def open_once(url, heartbeat_interval):
+        calls.append(url)
+        if len(calls) <= len(race):
+            raise race[len(calls) - 1]
+        return "storage"
+
+    monkeypatch.setattr(pruning, "_open_storage_once", open_once)
+    assert open_storage("sqlite:///x.db") == "storage" and len(calls) == 3
+
+    calls.clear()
+    race[:] = [sqlalchemy.exc.OperationalError("", {}, Exception("unable to open database"))] * 9
+    with pytest.raises(StorageError, match="unable to open"):
+        open_storage("sqlite:///x.db")
+    assert len(calls) == 1
+
+
+@pytest.mark.slow  # four processes, five new databases (without the retry most of them fail)
+def test_four_processes_opening_one_new_database_together_all_succeed(tmp_path):
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(4) as pool:
+        for i in range(5):
+            url = f"sqlite:///{tmp_path}/{i}/s.db"
+            start = _now() + 1.0
+            assert pool.map(_open_at, [(url, start)] * 4) == ["ok"] * 4
+
+
+def _now() -> float:
+    import time
+
+    return time.time()
+
+
+def _open_at(args: tuple[str, float]) -> str:
+    """Open ``url`` at wall time ``start`` (a spawned pool's worker: all start together)."""
+    url, start = args
+    while _now() < start:
+        pass
+    open_storage(url)
+    return "ok"
+
+
 @pytest.mark.parametrize("scheme", ["sqlite", "journal"])
 def test_a_study_is_found_again_in_its_storage(tmp_path, scheme):
     url = f"{scheme}:///{tmp_path}/deep/study.{'db' if scheme == 'sqlite' else 'log'}"

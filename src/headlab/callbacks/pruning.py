@@ -10,6 +10,7 @@ attach the last validation metrics to the ``TrialPruned`` it raises (metrics.jso
 
 from __future__ import annotations
 
+import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,9 @@ import lightning as L
 from headlab.errors import ConfigValueError
 
 JOURNAL_PREFIX = "journal:///"  # Optuna's journal file (a shared file system, no database)
+
+
+OPEN_ATTEMPTS = 5  # sweepers creating one new database at once collide at most a few times
 
 
 class StorageError(ConfigValueError):
@@ -31,27 +35,50 @@ def open_storage(url: str, heartbeat_interval: int | None = None) -> Any:
     opened is one ``StorageError`` line. ``heartbeat_interval`` (seconds; databases only,
     Optuna's journal storage keeps no heartbeats): running trials record a heartbeat, and one
     not heard from for two intervals is failed by the next sweeper that opens the study."""
+    for attempt in range(OPEN_ATTEMPTS):
+        try:
+            return _open_storage_once(url, heartbeat_interval)
+        except Exception as err:  # SQLAlchemy, a missing driver, a bad path: the user's to fix
+            if attempt + 1 < OPEN_ATTEMPTS and _is_creation_race(err):
+                time.sleep(0.2 * (attempt + 1))
+                continue
+            message = str(err).splitlines()[0] if str(err) else type(err).__name__
+            raise StorageError(
+                f"hydra.sweeper.storage={url!r} cannot be opened ({type(err).__name__}: "
+                f"{message}); give a writable sqlite:///<file>, journal:///<file> or a "
+                "reachable database URL"
+            ) from None
+    raise AssertionError("unreachable")
+
+
+def _is_creation_race(err: Exception) -> bool:
+    """Whether ``err`` is another process creating the same new database at this moment:
+    both create Optuna's tables and insert its schema version, and the second insert fails
+    (``UNIQUE constraint failed: alembic_version``), a table the other just made exists, or
+    the SQLite file is locked. Opening again a moment later finds the finished schema."""
+    import sqlalchemy.exc
+
+    if isinstance(err, sqlalchemy.exc.IntegrityError):
+        return True
+    racing = ("locked", "already exists")
+    return isinstance(err, sqlalchemy.exc.OperationalError) and any(r in str(err) for r in racing)
+
+
+def _open_storage_once(url: str, heartbeat_interval: int | None) -> Any:
     import optuna
 
-    try:
-        if url.startswith(JOURNAL_PREFIX):
-            path = Path(url[len(JOURNAL_PREFIX) - 1 :])
-            path.parent.mkdir(parents=True, exist_ok=True)
-            backend = optuna.storages.journal.JournalFileBackend(str(path))
-            return optuna.storages.JournalStorage(backend)
-        if url.startswith("sqlite:///"):
-            Path(url[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
-        if heartbeat_interval:
-            with warnings.catch_warnings():  # "experimental" since Optuna 2.9
-                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                return optuna.storages.RDBStorage(url, heartbeat_interval=int(heartbeat_interval))
-        return optuna.storages.RDBStorage(url)
-    except Exception as err:  # SQLAlchemy, a missing driver, a bad path: all the user's to fix
-        message = str(err).splitlines()[0] if str(err) else type(err).__name__
-        raise StorageError(
-            f"hydra.sweeper.storage={url!r} cannot be opened ({type(err).__name__}: {message}); "
-            "give a writable sqlite:///<file>, journal:///<file> or a reachable database URL"
-        ) from None
+    if url.startswith(JOURNAL_PREFIX):
+        path = Path(url[len(JOURNAL_PREFIX) - 1 :])
+        path.parent.mkdir(parents=True, exist_ok=True)
+        backend = optuna.storages.journal.JournalFileBackend(str(path))
+        return optuna.storages.JournalStorage(backend)
+    if url.startswith("sqlite:///"):
+        Path(url[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
+    if heartbeat_interval:
+        with warnings.catch_warnings():  # "experimental" since Optuna 2.9
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.storages.RDBStorage(url, heartbeat_interval=int(heartbeat_interval))
+    return optuna.storages.RDBStorage(url)
 
 
 def make_pruner(pruner: Any) -> Any:
