@@ -82,7 +82,7 @@ class PlainLoop:
         datamodule.setup("fit")
         self.device = device
         self.model = instantiate(cfg.model).to(device)
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg.model.optimizer.lr)
+        self.optimizer = self.model.optimizer_factory(self.model.parameters())  # the config's
         self.train = (datamodule.train_set.images, datamodule.train_set.targets)
         self.val = (datamodule.val_set.images, datamodule.val_set.targets)
         self.normalize = datamodule.normalize

@@ -36,4 +36,10 @@ if __name__ == "__main__":
 
     # resuming <run>/checkpoints/last.ckpt: that run's data/model/head first, yours after
     sys.argv[1:] = with_run_overrides(sys.argv[1:])
-    main()  # a sweep with failed jobs exits 1 from its last callback (sweeps.failed)
+    try:
+        main()  # a sweep with failed jobs exits 1 from its last callback (sweeps.failed)
+    except KeyboardInterrupt:  # Ctrl-C while a parallel launcher waits on its workers
+        from headlab.run.outcome import EXIT_SIGINT
+
+        print("Interrupted: each started job's metrics.json says where it stopped", file=sys.stderr)
+        sys.exit(EXIT_SIGINT)

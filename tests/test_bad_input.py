@@ -59,6 +59,19 @@ def test_nonsense_numbers_fail_at_start_naming_the_key(tiny_cfg, tmp_path, overr
     assert not (tmp_path / "checkpoints").exists()  # nothing was built, let alone trained
 
 
+def test_an_optimizer_argument_the_optimizer_does_not_take_is_named_with_the_fix(tiny_cfg):
+    """The default Adam is fused; RMSprop has no ``fused``: one line saying how to drop it."""
+    from headlab.run.checks import validate
+
+    with pytest.raises(ConfigValueError) as err:
+        validate(tiny_cfg("model.optimizer._target_=torch.optim.RMSprop"))
+    assert str(err.value) == (
+        "Invalid config: torch.optim.RMSprop takes no fused; drop it with ~model.optimizer.fused"
+    )
+    validate(tiny_cfg("model.optimizer._target_=torch.optim.RMSprop", "~model.optimizer.fused"))
+    validate(tiny_cfg("model.optimizer._target_=torch.optim.SGD"))  # SGD has fused too
+
+
 def test_val_size_larger_than_the_train_set_fails_before_training(tiny_cfg, tmp_path):
     with pytest.raises(ValueError, match=r"data\.val_size must lie in 1\.\.599"):
         train(tiny_cfg("data.val_size=600"))

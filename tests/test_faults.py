@@ -157,6 +157,32 @@ def test_sigint_sigterm_stop_cleanly_with_last_ckpt_and_status(tiny_mnist, tmp_p
 
 
 @pytest.mark.slow
+def test_ctrl_c_stops_a_parallel_sweep_each_job_interrupted_and_exits_130(tiny_mnist, tmp_path):
+    """experiment=compare_heads runs two jobs at a time (joblib): Ctrl-C reaches the whole
+    process group, each job stops as a single run does, the sweep says so in one line."""
+    overrides = ("-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "seed=1,2")
+    process = subprocess.Popen(
+        cli_args(tiny_mnist, *overrides, "trainer.max_epochs=1000"),
+        cwd=tmp_path,
+        env=cli_env(tmp_path),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own process group, as a terminal's foreground job
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    multiruns = tmp_path / "logs" / "train" / "multiruns"
+    while len(list(multiruns.glob("*/*/checkpoints/last.ckpt"))) < 2:  # both jobs training
+        assert process.poll() is None, process.stderr.read()
+        time.sleep(0.05)
+    os.killpg(process.pid, signal.SIGINT)
+    assert process.wait(timeout=120) == 130
+    assert "Traceback" not in process.stderr.read()
+    jobs = sorted(multiruns.glob("*/*/metrics.json"))
+    assert [json.loads(p.read_text())["status"] for p in jobs] == ["interrupted"] * 2
+
+
+@pytest.mark.slow
 def test_sigkill_leaves_a_loadable_last_ckpt_and_resuming_finishes(tiny_mnist, tmp_path):
     process = start(tiny_mnist, tmp_path, "trainer.max_epochs=1000")
     run_dir = wait_for_checkpoint(process, tmp_path / "logs" / "train" / "runs")

@@ -244,3 +244,29 @@ def test_a_failing_job_still_leaves_a_summary_of_every_job(tiny_mnist, tmp_path)
         (1, "completed", "100"),
     ]
     assert rows[0]["test/acc"] == "" and float(rows[1]["test/acc"]) > 0.5
+
+
+def test_under_joblib_the_first_ctrl_c_is_left_to_the_workers_and_the_second_stops():
+    import signal
+
+    from headlab.sweeps.interrupt import WorkersFinishOnCtrlC
+
+    before = signal.getsignal(signal.SIGINT)
+    with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
+        basic = compose("train.yaml", [], return_hydra_config=True)
+        study = compose("train.yaml", ["experiment=compare_heads"], return_hydra_config=True)
+    assert "Joblib" in study.hydra.launcher._target_ and study.hydra.launcher.n_jobs == 2
+
+    callback = WorkersFinishOnCtrlC()
+    callback.on_multirun_start(basic)  # jobs in this process: Ctrl-C stops them as usual
+    assert signal.getsignal(signal.SIGINT) is before
+
+    callback.on_multirun_start(study)
+    try:
+        signal.raise_signal(signal.SIGINT)  # first: only logged, the workers stop themselves
+        with pytest.raises(KeyboardInterrupt):
+            signal.raise_signal(signal.SIGINT)  # second: at once
+        assert signal.getsignal(signal.SIGINT) is before
+    finally:
+        callback.on_multirun_end(study)
+        signal.signal(signal.SIGINT, before)

@@ -107,11 +107,38 @@ def check_methods(cfg: DictConfig) -> None:
         )
 
 
+def check_optimizer_arguments(cfg: DictConfig) -> None:
+    """Every ``model.optimizer`` key is an argument of its optimizer: the default config's
+    ``fused: true`` (Adam's) would otherwise end a run with another optimizer in a traceback."""
+    node = OmegaConf.select(cfg, "model.optimizer", default=None)
+    if not OmegaConf.is_dict(node) or "_target_" not in node:
+        return
+    import inspect
+
+    from hydra.utils import get_class
+
+    try:
+        optimizer = get_class(node._target_)
+        accepted = inspect.signature(optimizer).parameters
+    except Exception:  # not importable here: Hydra's own error says so when it is built
+        return
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in accepted.values()):
+        return
+    unknown = [k for k in node if not k.startswith("_") and k not in accepted]
+    if unknown:
+        drop = " ".join(f"~model.optimizer.{k}" for k in unknown)
+        raise ConfigValueError(
+            f"Invalid config: {node._target_} takes no {', '.join(unknown)}; "
+            f"drop it with {drop}"
+        )
+
+
 def validate(cfg: DictConfig) -> None:
     """Everything that can be checked from the config alone, before anything is built."""
     check_numbers(cfg)
     check_booleans(cfg)
     check_choices(cfg)
     check_methods(cfg)
+    check_optimizer_arguments(cfg)
     if cfg.get("ckpt_path"):
         check_checkpoint(cfg.ckpt_path)
