@@ -128,8 +128,7 @@ def check_optimizer_arguments(cfg: DictConfig) -> None:
     if unknown:
         drop = " ".join(f"~model.optimizer.{k}" for k in unknown)
         raise ConfigValueError(
-            f"Invalid config: {node._target_} takes no {', '.join(unknown)}; "
-            f"drop it with {drop}"
+            f"Invalid config: {node._target_} takes no {', '.join(unknown)}; drop it with {drop}"
         )
 
 
