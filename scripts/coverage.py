@@ -77,6 +77,18 @@ def interval_part(
                     for kind in ("basic", "bc"):
                         low, high = bounds[kind]
                         bounds[f"{kind}_or_zero"] = (0.0 if p_value >= 0.05 else low, high)
+                    # candidates around the estimate: half the percentile width each side
+                    # (centered), and basic's lower end with centered's upper one
+                    q_low, q_high = interval("percentile", point[name], draws[name])
+                    half = (q_high - q_low) / 2
+                    basic_low = bounds["basic"][0]
+                    zero = p_value >= 0.05
+                    centered_low = max(point[name] - half, 0.0)
+                    bounds["centered_or_zero"] = (0.0 if zero else centered_low, point[name] + half)
+                    bounds["basic_centered_or_zero"] = (
+                        0.0 if zero else basic_low,
+                        point[name] + half,
+                    )
                     # what headlab reports: the hull of percentile and basic_or_zero
                     bounds["hull"] = reported(name, point[name], draws[name], p_calibrated=p_value)
                 for kind, (low, high) in bounds.items():

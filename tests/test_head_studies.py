@@ -28,6 +28,17 @@ def test_compare_heads_includes_focal_and_poly():
     assert {"focal", "poly"} <= set(heads) and all(head in HEADS for head in heads)
 
 
+def test_the_reports_heads_table_describes_every_head_the_study_runs():
+    """The report's legend is its own table: a head added to the study must be described
+    (sigmoid_softmax once showed up as '? | ?')."""
+    from headlab.sweeps.study.legend import HEADS as DESCRIBED
+    from headlab.sweeps.study.legend import heads_table
+
+    heads = sweep("compare_heads").hydra.sweeper.params.head.split(",")
+    assert set(heads) <= set(DESCRIBED)
+    assert not any("?" in row for row in heads_table(heads))
+
+
 def test_study_table_gives_mean_and_sample_std_per_head_over_completed_jobs(tmp_path):
     import numpy as np
 

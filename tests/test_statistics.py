@@ -325,8 +325,8 @@ def test_coverage_script_prints_one_json_line_per_estimator_interval_and_method(
     intervals = [r for r in lines if "interval" in r]
     comparisons = [r for r in lines if "comparison" in r]
     # 6 estimators x (percentile, basic, bc), and for the three ECE-type estimators
-    # basic_or_zero, bc_or_zero and hull (the reported one)
-    assert len(intervals) == 4 * (6 * 3 + 3 * 3) and len(comparisons) == 4 * 3
+    # basic_or_zero, bc_or_zero, centered_or_zero, basic_centered_or_zero and hull
+    assert len(intervals) == 4 * (6 * 3 + 3 * 5) and len(comparisons) == 4 * 3
     reported = {(r["estimator"], r["interval"]) for r in intervals if r["reported"]}
     assert reported == {
         ("acc", "percentile"),

@@ -18,6 +18,11 @@ HEADS = {
     "sigmoid": ("one sigmoid per class", "binary cross-entropy against one-hot targets"),
     "sigmoid_focal": ("one sigmoid per class", "binary focal loss per class, gamma = 2"),
     "asl": ("one sigmoid per class", "asymmetric loss, gamma- = 4, clip 0.05"),
+    "sigmoid_softmax": (
+        "softmax of the sigmoids of the logits",
+        "cross-entropy: no class can get more than e / (e + 9) = 0.232, so the loss never "
+        "reaches 0 and its ECE is large by construction",
+    ),
     "sigmoid_nll": (
         "one sigmoid per class",
         "-log sigmoid(z_y) only: **deliberately degenerate**, "
