@@ -42,7 +42,7 @@ COMPARED = ("acc", "ece", "ece_adaptive")  # smooth ECE: ~1 s per run, 10 runs p
 
 def reported_kind(name: str) -> str:
     """The interval headlab writes to metrics.json (``intervals.reported``)."""
-    return "hull" if name in ECE_TYPE else "percentile"
+    return "basic_centered_or_zero" if name in ECE_TYPE else "percentile"
 
 
 def emit(record: dict) -> None:
@@ -77,20 +77,19 @@ def interval_part(
                     for kind in ("basic", "bc"):
                         low, high = bounds[kind]
                         bounds[f"{kind}_or_zero"] = (0.0 if p_value >= 0.05 else low, high)
-                    # candidates around the estimate: half the percentile width each side
-                    # (centered), and basic's lower end with centered's upper one
-                    q_low, q_high = interval("percentile", point[name], draws[name])
-                    half = (q_high - q_low) / 2
-                    basic_low = bounds["basic"][0]
+                    # earlier candidates: the hull of basic_or_zero and percentile (reported
+                    # before), and half the percentile width on each side of the estimate
+                    q_low, q_high = bounds["percentile"]
                     zero = p_value >= 0.05
+                    hull_low = min(bounds["basic"][0], q_low)
+                    bounds["hull"] = (0.0 if zero else hull_low, max(bounds["basic"][1], q_high))
+                    half = (q_high - q_low) / 2
                     centered_low = max(point[name] - half, 0.0)
                     bounds["centered_or_zero"] = (0.0 if zero else centered_low, point[name] + half)
-                    bounds["basic_centered_or_zero"] = (
-                        0.0 if zero else basic_low,
-                        point[name] + half,
+                    # what headlab reports: basic's lower end, the centered upper end
+                    bounds["basic_centered_or_zero"] = reported(
+                        name, point[name], draws[name], p_calibrated=p_value
                     )
-                    # what headlab reports: the hull of percentile and basic_or_zero
-                    bounds["hull"] = reported(name, point[name], draws[name], p_calibrated=p_value)
                 for kind, (low, high) in bounds.items():
                     covered.setdefault((name, kind), []).append(low <= truth[name] <= high)
                     widths.setdefault((name, kind), []).append(high - low)

@@ -228,12 +228,11 @@ def test_basic_interval_and_bias_correction_equal_their_formulas():
     assert bias_corrected(0.001, values) == 0.0  # floored: an ECE is never negative
     assert reported("ece", 0.001, values)[0] == 0.0  # basic, floored at 0
     assert reported("acc", 0.010, values) == pytest.approx((q_low, q_high))
-    # ECE-type: the hull of basic and percentile (here basic lies below the percentile one)
-    hull = (min(low, q_low), max(high, q_high))
-    assert hull == (low, q_high)
-    assert reported("ece", 0.010, values, p_calibrated=0.01) == pytest.approx(hull)
+    # ECE-type: basic's lower end, and half the bootstrap's width above the estimate
+    expected = (0.020 - q_high, 0.010 + (q_high - q_low) / 2)
+    assert reported("ece", 0.010, values, p_calibrated=0.01) == pytest.approx(expected)
     # ... reaching down to 0 only where the consistency test does not reject
-    assert reported("ece", 0.010, values, p_calibrated=0.2) == pytest.approx((0.0, q_high))
+    assert reported("ece", 0.010, values, p_calibrated=0.2) == pytest.approx((0.0, expected[1]))
     assert low > 0
 
 
@@ -332,9 +331,9 @@ def test_coverage_script_prints_one_json_line_per_estimator_interval_and_method(
         ("acc", "percentile"),
         ("brier", "percentile"),
         ("nll", "percentile"),
-        ("ece", "hull"),
-        ("ece_adaptive", "hull"),
-        ("smece", "hull"),
+        ("ece", "basic_centered_or_zero"),
+        ("ece_adaptive", "basic_centered_or_zero"),
+        ("smece", "basic_centered_or_zero"),
     }
     assert {"estimator", "interval", "n", "reps", "coverage", "mean_width"} <= set(intervals[0])
     assert all(0 <= r["coverage"] <= 1 and r["mean_width"] >= 0 for r in intervals)
