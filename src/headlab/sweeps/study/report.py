@@ -269,7 +269,7 @@ def calibration_section(groups: dict[str, list[Job]], scores: Scores, out: Path)
     lines += [
         "",
         "Per run, as the run wrote them: the 95 % bootstrap interval (`test/<m>_ci_low/high`; "
-        "percentile for acc; for ECE-type estimators [2θ̂ − q₀.₉₇₅, θ̂ + (q₀.₉₇₅ − q₀.₀₂₅)/2]: "
+        "percentile for acc; for ECE-type estimators [2 θ - q_97.5, θ + (q_97.5 - q_2.5) / 2]: "
         "the basic interval's lower end and half the bootstrap's width above the estimate, "
         "floored at 0, down to 0 where the binned p_calibrated >= 0.05), "
         "the "
