@@ -60,16 +60,17 @@ def test_nonsense_numbers_fail_at_start_naming_the_key(tiny_cfg, tmp_path, overr
 
 
 def test_an_optimizer_argument_the_optimizer_does_not_take_is_named_with_the_fix(tiny_cfg):
-    """The default Adam is fused; RMSprop has no ``fused``: one line saying how to drop it."""
+    """The study's Adam is fused; RMSprop has no ``fused``: one line saying how to drop it."""
     from headlab.run.checks import validate
 
+    fused = "+model.optimizer.fused=true"
     with pytest.raises(ConfigValueError) as err:
-        validate(tiny_cfg("model.optimizer._target_=torch.optim.RMSprop"))
+        validate(tiny_cfg(fused, "model.optimizer._target_=torch.optim.RMSprop"))
     assert str(err.value) == (
         "Invalid config: torch.optim.RMSprop takes no fused; drop it with ~model.optimizer.fused"
     )
-    validate(tiny_cfg("model.optimizer._target_=torch.optim.RMSprop", "~model.optimizer.fused"))
-    validate(tiny_cfg("model.optimizer._target_=torch.optim.SGD"))  # SGD has fused too
+    validate(tiny_cfg("model.optimizer._target_=torch.optim.RMSprop"))  # the default: no fused
+    validate(tiny_cfg(fused, "model.optimizer._target_=torch.optim.SGD"))  # SGD has fused too
 
 
 def test_val_size_larger_than_the_train_set_fails_before_training(tiny_cfg, tmp_path):

@@ -256,6 +256,7 @@ def test_under_joblib_the_first_ctrl_c_is_left_to_the_workers_and_the_second_sto
         basic = compose("train.yaml", [], return_hydra_config=True)
         study = compose("train.yaml", ["experiment=compare_heads"], return_hydra_config=True)
     assert "Joblib" in study.hydra.launcher._target_ and study.hydra.launcher.n_jobs == 2
+    assert study.model.optimizer.fused is True and "fused" not in basic.model.optimizer
 
     callback = WorkersFinishOnCtrlC()
     callback.on_multirun_start(basic)  # jobs in this process: Ctrl-C stops them as usual
