@@ -335,6 +335,32 @@ def test_search_prunes_then_resumes_from_its_storage(tiny_mnist, tmp_path):
 
 
 @pytest.mark.slow
+def test_a_ddp_trial_pruned_during_fit_ends_pruned_not_completed(tiny_mnist, tmp_path):
+    """Under DDP Optuna's callback only stops training and marks the trial in the study; the
+    run raises it after fit (TrialPruning.raise_if_pruned). Before, such a trial was told
+    to the study as COMPLETE with the value of the epoch it stopped in."""
+    args = (
+        "trainer=ddp_cpu",
+        "trainer.strategy.start_method=spawn",  # DDP inside a multirun
+        "trainer.max_epochs=3",
+        "optimized_metric=val/loss",
+        "hydra.sweeper.direction=minimize",
+        "hydra.sweeper.pruner.n_startup_trials=1",
+        "hydra.sweeper.n_trials=3",  # with the sampler's seed, trial 2 is soft: its loss stays high
+    )
+    code, output = search(tmp_path, tiny_mnist, *args)
+    assert code == 0, output[-3000:]
+    trials = load(tmp_path).trials
+    pruned = [t for t in trials if t.state == TrialState.PRUNED]
+    assert pruned, [(t.state, t.params, t.intermediate_values) for t in trials]
+    folders = trial_folders(tmp_path)
+    for trial in pruned:
+        metrics = json.loads((folders[trial.number] / "metrics.json").read_text())
+        assert metrics["status"] == "pruned"
+        assert metrics["pruned_at_epoch"] == max(trial.intermediate_values) < 2
+
+
+@pytest.mark.slow
 def test_two_workers_share_one_study_without_running_a_trial_twice(tiny_mnist, tmp_path):
     common = ("trainer.max_epochs=1", "hydra.sweeper.pruner=null", "hydra.sweeper.n_trials=4")
     workers = [

@@ -121,6 +121,7 @@ class TrialPruning(L.Callback):
         study = optuna.load_study(study_name=study_name, storage=opened, pruner=make_pruner(pruner))
         study_id = opened.get_study_id_from_name(study.study_name)
         trial_id = opened.get_trial_id_from_study_id_trial_number(study_id, int(trial_number))
+        self._storage, self._trial_id = opened, trial_id
         self._inner = PyTorchLightningPruningCallback(optuna.trial.Trial(study, trial_id), monitor)
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -135,11 +136,31 @@ class TrialPruning(L.Callback):
         try:
             self._inner.on_validation_end(trainer, pl_module)
         except optuna.TrialPruned as pruned:
-            # metrics.json of a pruned run keeps where it stood (headlab.run.outcome)
-            pruned.metrics = {
-                key: float(value)
-                for key, value in trainer.callback_metrics.items()
-                if getattr(value, "numel", lambda: 1)() == 1
-            }
-            pruned.metrics["pruned_at_epoch"] = trainer.current_epoch
-            raise
+            raise with_metrics(pruned, trainer, trainer.current_epoch) from None
+
+    def raise_if_pruned(self, trainer: L.Trainer) -> None:
+        """Call after ``trainer.fit``. Under DDP Optuna's callback cannot raise across the
+        processes: it stops training and marks the trial pruned in the study. Raising here
+        ends the run as pruned (metrics.json, the study's state) instead of as completed at
+        the epoch it stopped in. A run without DDP raised during fit already."""
+        if self._inner is None:
+            return
+        import optuna
+
+        try:
+            self._inner.check_pruned()
+        except optuna.TrialPruned as pruned:
+            reported = self._storage.get_trial(self._trial_id).intermediate_values
+            raise with_metrics(pruned, trainer, max(reported, default=0)) from None
+
+
+def with_metrics(pruned: Exception, trainer: L.Trainer, epoch: int) -> Exception:
+    """``pruned`` carrying the run's last validation metrics and the epoch it was pruned at:
+    metrics.json of a pruned run keeps where it stood (headlab.run.outcome)."""
+    pruned.metrics = {
+        key: float(value)
+        for key, value in trainer.callback_metrics.items()
+        if getattr(value, "numel", lambda: 1)() == 1
+    }
+    pruned.metrics["pruned_at_epoch"] = epoch
+    return pruned

@@ -12,6 +12,7 @@ from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 
 from headlab.callbacks.hooks import skip_unused_batch_hooks
+from headlab.callbacks.pruning import TrialPruning
 from headlab.files import plain_number, write_metrics
 from headlab.run.checks import validate
 from headlab.run.distributed import check_launch
@@ -139,6 +140,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         log.info("Training: %s", output_dir)
         # resuming restores epoch, optimizer, schedulers and (callbacks.rng_state) the RNGs
         trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"), weights_only=True)
+        for callback in trainer.callbacks:  # a DDP trial pruned during fit ends here
+            if isinstance(callback, TrialPruning):
+                callback.raise_if_pruned(trainer)
         metrics.update(trainer.callback_metrics)
         logged.update(trainer.callback_metrics)
 
