@@ -108,9 +108,9 @@ def check_methods(cfg: DictConfig) -> None:
 
 
 def check_optimizer_arguments(cfg: DictConfig) -> None:
-    """Every ``model.optimizer`` key is an argument of its optimizer: the default config's
-    ``fused: true`` of experiment=compare_heads would otherwise end a run with another
-    optimizer (RMSprop has no ``fused``) in a traceback."""
+    """Every ``model.optimizer`` key is an argument of its optimizer: experiment=compare_heads's
+    ``fused: true`` would otherwise end a run with another optimizer (RMSprop has no
+    ``fused``) in a traceback."""
     node = OmegaConf.select(cfg, "model.optimizer", default=None)
     if not OmegaConf.is_dict(node) or "_target_" not in node:
         return
