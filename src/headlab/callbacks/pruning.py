@@ -4,8 +4,9 @@ reports the monitored validation metric every epoch and stops when the pruner sa
 The sweeper (``headlab.sweeps.optuna_search``) asks Optuna for the trial and passes its
 number to the job as ``optuna_trial=N``; storage, study name and pruner come from the same
 ``hydra.sweeper`` config, so a job on another machine needs nothing but the storage URL.
-Optuna's own Lightning callback does the reporting; this wraps it to open the study and to
-attach the last validation metrics to the ``TrialPruned`` it raises (metrics.json keeps them).
+Optuna's own Lightning callback does the reporting; this wraps it to open the study, to
+attach the last validation metrics to the ``TrialPruned`` it raises (metrics.json keeps them)
+and, under DDP, where that callback only stops training, to raise the pruning after ``fit``.
 """
 
 from __future__ import annotations
