@@ -63,9 +63,10 @@ def built(name: str, seed: int, source: tuple, build) -> torch.Tensor:
     """The set ``name`` built with ``seed`` from the images whose ``fingerprint`` is
     ``source``: built once per process.
 
-    Every set is a deterministic function of (source, seed, name), and the jobs of a sweep in
-    one process (Hydra's basic launcher) test on the same source images: the study's 45
-    jobs built the same 38 sets 45 times (~2.5 s a job). Callers must not modify the set."""
+    Every set is a deterministic function of (source, seed, name), and the jobs a process runs
+    (all of them under Hydra's basic launcher, each worker's share under joblib) test on the
+    same source images: the study's 45 jobs built the same 38 sets 45 times (~2.5 s a job).
+    Callers must not modify the set."""
     key = (name, int(seed), source)
     images = _BUILT.get(key)
     if images is None:
