@@ -74,13 +74,13 @@ def interval_part(
                 if name in ECE_TYPE:
                     # candidates: basic and BC, down to 0 unless "calibrated" is rejected
                     p_value = p_values[TEST_FOR[name]]
+                    zero = p_value >= 0.05  # "calibrated" not rejected: down to 0
                     for kind in ("basic", "bc"):
                         low, high = bounds[kind]
-                        bounds[f"{kind}_or_zero"] = (0.0 if p_value >= 0.05 else low, high)
+                        bounds[f"{kind}_or_zero"] = (0.0 if zero else low, high)
                     # earlier candidates: the hull of basic_or_zero and percentile (reported
                     # before), and half the percentile width on each side of the estimate
                     q_low, q_high = bounds["percentile"]
-                    zero = p_value >= 0.05
                     hull_low = min(bounds["basic"][0], q_low)
                     bounds["hull"] = (0.0 if zero else hull_low, max(bounds["basic"][1], q_high))
                     half = (q_high - q_low) / 2
