@@ -17,6 +17,13 @@ os.environ.setdefault("HEADLAB_ROOT", str(Path(__file__).resolve().parents[1]))
 @hydra.main(version_base="1.3", config_path="../configs", config_name="train.yaml")
 def main(cfg: DictConfig) -> float | None:
     register()  # in a parallel launcher's worker too
+    from headlab.sweeps.interrupt import ctrl_c_stops_this_job
+
+    with ctrl_c_stops_this_job():  # a joblib worker ignores Ctrl-C between its jobs
+        return run(cfg)
+
+
+def run(cfg: DictConfig) -> float | None:
     from headlab.layout import in_multirun
     from headlab.sweeps.interrupt import skip_if_interrupted
 

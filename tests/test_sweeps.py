@@ -435,3 +435,92 @@ def test_a_job_that_begins_after_the_ctrl_c_is_recorded_not_trained(tmp_path):
         "signal": "SIGINT",
         "last_ckpt_path": "",
     }
+
+
+def start_sweep(tiny_mnist: Path, cwd: Path, *overrides: str):
+    """A sweep in its own process group, as a terminal's foreground job (Ctrl-C reaches every
+    process of it); what it prints goes to ``cwd/output.txt``."""
+    import signal
+    import subprocess
+
+    from tests.test_faults import cli_args, cli_env
+
+    with (cwd / "output.txt").open("w") as output:
+        return subprocess.Popen(
+            cli_args(tiny_mnist, "-m", "shift=none", *overrides),
+            cwd=cwd,
+            env=cli_env(cwd),
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        )
+
+
+def ended_with_ctrl_c(process, cwd: Path) -> str:
+    """What the interrupted sweep printed, once it exited 130 saying so in one line."""
+    assert process.wait(timeout=300) == 130
+    output = (cwd / "output.txt").read_text()
+    assert "Traceback" not in output, output
+    said = "Sweep interrupted by SIGINT: summary.csv says where each job stopped"
+    assert len([line for line in output.splitlines() if said in line]) == 1, output
+    return output
+
+
+def wait_until(process, ready) -> None:
+    import time
+
+    while not ready():
+        assert process.poll() is None
+        time.sleep(0.05)
+
+
+@pytest.mark.slow
+def test_ctrl_c_with_idle_joblib_workers_exits_130_and_every_job_has_its_row(tiny_mnist, tmp_path):
+    """Three workers for two jobs: one idle from the start, one idle once its one-epoch job
+    is done; an idle worker killed by the Ctrl-C broke the pool (BrokenProcessPool, exit 1,
+    the running job left `missing`)."""
+    import os
+    import signal
+
+    process = start_sweep(
+        tiny_mnist,
+        tmp_path,
+        "hydra/launcher=joblib",
+        "hydra.launcher.n_jobs=3",
+        "trainer.max_epochs=1,1000",
+    )
+    multiruns = tmp_path / "logs" / "train" / "multiruns"
+
+    def one_done_one_training() -> bool:
+        """Job 0 returned (its summary row is written after that) and job 1 is training."""
+        summaries = list(multiruns.glob("*/summary.csv"))
+        done = summaries and read_csv(summaries[0])[0]["status"] == "completed"
+        return bool(done) and any(multiruns.glob("*/001_*/checkpoints/last.ckpt"))
+
+    wait_until(process, one_done_one_training)
+    os.killpg(process.pid, signal.SIGINT)
+    output = ended_with_ctrl_c(process, tmp_path)
+    assert "BrokenProcessPool" not in output and "TerminatedWorkerError" not in output
+    rows = read_csv(sweep_dir(tmp_path) / "summary.csv")
+    assert [(r["trainer.max_epochs"], r["status"]) for r in rows] == [
+        ("1", "completed"),
+        ("1000", "interrupted"),
+    ]
+
+
+@pytest.mark.slow
+def test_ctrl_c_of_a_sweep_in_one_process_keeps_the_interrupted_jobs_row(tiny_mnist, tmp_path):
+    """The basic launcher: the interrupted job's row used to be missing from summary.csv."""
+    import os
+    import signal
+
+    process = start_sweep(tiny_mnist, tmp_path, "trainer.max_epochs=1000", "seed=1,2")
+    multiruns = tmp_path / "logs" / "train" / "multiruns"
+    wait_until(process, lambda: any(multiruns.glob("*/*/checkpoints/last.ckpt")))
+    os.killpg(process.pid, signal.SIGINT)
+    ended_with_ctrl_c(process, tmp_path)
+    rows = read_csv(sweep_dir(tmp_path) / "summary.csv")
+    assert [(r["job"], r["status"]) for r in rows] == [("000_seed=1", "interrupted")]
+    assert [p.name for p in job_dirs(sweep_dir(tmp_path))] == ["000_seed=1"]  # 2 never began

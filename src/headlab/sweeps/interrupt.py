@@ -9,8 +9,8 @@ launcher.
 * hydra/launcher=joblib runs jobs in worker processes, and the terminal sends SIGINT to all
   of them. A worker that is running a job stops it as above; an *idle* worker would die of
   the ``KeyboardInterrupt``, and joblib would then kill every worker (``BrokenProcessPool``,
-  jobs without ``metrics.json``). So workers ignore SIGINT except while they run a job
-  (set by a loky initializer when they start, and at each job's start and end); the main
+  jobs without ``metrics.json``). So workers ignore SIGINT (a loky initializer, run in each
+  worker as it starts) except while the task runs (``ctrl_c_stops_this_job``); the main
   process lets the first Ctrl-C pass and stops at once on a second one. Jobs that begin
   after the Ctrl-C (queued ones) record ``interrupted`` without training. At the sweep's
   end, after the summary and the report, the sweep exits 130.
@@ -21,10 +21,12 @@ one thing every process of the sweep can see.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import os
 import signal
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -86,9 +88,30 @@ def skip_if_interrupted(hydra: Any = None) -> bool:
     return True
 
 
+#: set in a joblib worker process by ``worker_ignores_ctrl_c`` (loky's initializer)
+_in_worker = False
+
+
 def worker_ignores_ctrl_c() -> None:
     """A worker process between jobs: Ctrl-C is for the jobs, not for the worker."""
+    global _in_worker
+    _in_worker = True
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+@contextlib.contextmanager
+def ctrl_c_stops_this_job() -> Iterator[None]:
+    """In a joblib worker, Ctrl-C raises ``KeyboardInterrupt`` while the task runs and is
+    ignored again the moment it returns: one arriving in Hydra's code around the task (its
+    callbacks) would end the worker and, with it, the pool. Elsewhere nothing changes."""
+    if not _in_worker:
+        yield
+        return
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _job_status(config: DictConfig) -> tuple[str | None, str | None]:
@@ -155,18 +178,12 @@ class WorkersFinishOnCtrlC(Callback):
             "jobs not yet started are not trained; Ctrl-C again to stop at once"
         )
 
-    def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
-        if self.in_worker():  # a job runs: Ctrl-C stops it
-            signal.signal(signal.SIGINT, signal.default_int_handler)
-
     def on_job_end(self, config: DictConfig, job_return: Any = None, **kwargs: Any) -> None:
         status, name = _job_status(config)
         interrupted = status == "interrupted"
         if interrupted:
             mark_interrupted(sweep_dir_of_job(config.hydra), name or "SIGINT")
-        if self.in_worker():
-            worker_ignores_ctrl_c()  # idle again
-        elif interrupted and self.main_pid is not None and not self.pressed:
+        if interrupted and not self.in_worker() and self.main_pid is not None:
             # the jobs run in this process (basic launcher): the sweep stops here, its
             # summary.csv already written by the callbacks that ran before this one
             self.restore()
