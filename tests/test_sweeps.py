@@ -392,6 +392,39 @@ def test_under_joblib_the_first_ctrl_c_is_left_to_the_workers_and_the_second_sto
     assert stop.value.code == 130
 
 
+def test_after_a_ctrl_c_a_sweeper_cannot_launch_another_batch(tmp_path):
+    """Optuna launches batch after batch: after a Ctrl-C the next launch ends the sweep
+    (its trials asked and not run are given up, run again on resume) instead of running
+    every later trial as an instantly interrupted, uncounted job, forever."""
+    import signal
+
+    from joblib import Parallel, delayed
+
+    from headlab.sweeps.interrupt import WorkersFinishOnCtrlC
+
+    before = signal.getsignal(signal.SIGINT)
+    with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
+        study = compose(
+            "train.yaml",
+            ["experiment=compare_heads", f"hydra.sweep.dir={tmp_path}"],
+            return_hydra_config=True,
+        )
+    callback = WorkersFinishOnCtrlC()
+    callback.on_multirun_start(study)
+    try:
+        with Parallel(n_jobs=2, backend="loky") as parallel:  # workers start ignoring Ctrl-C
+            handlers = set(parallel(delayed(signal.getsignal)(signal.SIGINT) for _ in range(4)))
+        assert handlers == {signal.SIG_IGN}
+        signal.raise_signal(signal.SIGINT)
+        with pytest.raises(SystemExit) as stop:
+            Parallel(n_jobs=2, backend="loky")
+        assert stop.value.code == 130
+        assert signal.getsignal(signal.SIGINT) is before  # put back, as at the sweep's end
+    finally:
+        callback.restore()
+        signal.signal(signal.SIGINT, before)
+
+
 def fake_job(sweep: Path, num: int, launcher: str = "basic") -> DictConfig:
     """The config a job of a sweep in ``sweep`` gets (the parts the sweep callbacks read)."""
     subdir = job_dir(num, f"seed={num}")

@@ -22,7 +22,6 @@ one thing every process of the sweep can see.
 from __future__ import annotations
 
 import contextlib
-import functools
 import logging
 import os
 import signal
@@ -158,13 +157,23 @@ class WorkersFinishOnCtrlC(Callback):
             self.previous = None
 
     def _workers_start_ignoring_ctrl_c(self) -> None:
-        """joblib's loky backend, with an initializer run in each worker it starts."""
+        """joblib's loky backend, built by ``loky_backend`` while the sweep runs."""
         from joblib import parallel
 
         self.loky = parallel.BACKENDS.get("loky")
-        base = getattr(self.loky, "func", self.loky)  # the class, also if already wrapped
-        if base is not None:
-            parallel.BACKENDS["loky"] = functools.partial(base, initializer=worker_ignores_ctrl_c)
+        if self.loky is not None:
+            parallel.BACKENDS["loky"] = self.loky_backend
+
+    def loky_backend(self, **kwargs: Any) -> Any:
+        """What Hydra's joblib launcher gets at each launch: loky with an initializer run in
+        each worker as it starts; none once the sweep was interrupted. A sweeper that
+        launches batches (Optuna) would otherwise launch the next batch after a Ctrl-C, and
+        the next, each job recorded as interrupted and none counted."""
+        name = interrupted_by(self.sweep_dir) if self.sweep_dir is not None else None
+        if self.pressed or name is not None:
+            self.restore()
+            self._exit(name or "SIGINT")
+        return self.loky(initializer=worker_ignores_ctrl_c, **kwargs)
 
     def handle(self, signum: int, frame: Any) -> None:
         if self.pressed:
