@@ -129,6 +129,7 @@ def test_job_folder_names_are_safe_zero_padded_and_sort_by_job_number(tmp_path, 
         ("head@loss=focal", "head@loss", "focal", ["focal"]),
         ("model.optimizer.lr=interval(0.1,1)", "model.optimizer.lr", "interval(0.1,1)", None),
         ("ckpt_path=/a=b.ckpt", "ckpt_path", "/a=b.ckpt", None),  # Hydra rejects it itself
+        ("hydra.run.dir=${unique_dir:a}", "hydra.run.dir", "${unique_dir:a}", ["${unique_dir:a}"]),
     ],
 )
 def test_overrides_read_as_hydra_reads_them(override, key, value, values):

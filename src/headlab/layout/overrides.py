@@ -11,7 +11,7 @@ from functools import lru_cache
 from typing import Any
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
-from hydra.core.override_parser.types import Override, OverrideType
+from hydra.core.override_parser.types import Override
 from hydra.errors import HydraException
 
 
@@ -33,7 +33,7 @@ def _key_of(parsed: Override) -> str:
 
 def split_override(override: str) -> tuple[str, str]:
     """``+model.x=1`` -> ``("model.x", "1")``; ``~trainer.plugins`` -> ``("trainer.plugins", "")``;
-    a sweep keeps its text: ``seed=range(1,4)`` -> ``("seed", "range(1,4)")``.
+    values as written: ``seed=range(1,4)`` -> ``("seed", "range(1,4)")``.
 
     Text Hydra cannot parse is split at its first ``=`` (prefixes dropped) so that the caller
     can pass it on and Hydra itself reports the error, in its own words, when it composes.
@@ -46,11 +46,9 @@ def split_override(override: str) -> tuple[str, str]:
     except HydraException:
         key, _, value = override.partition("=")
         return key.lstrip("+~").strip(), value
-    if parsed.is_sweep_override():
-        return _key_of(parsed), override.partition("=")[2]  # the sweep as written
-    if parsed.type == OverrideType.DEL and parsed.value() is None:
-        return _key_of(parsed), ""
-    return _key_of(parsed), parsed.get_value_element_as_str()
+    # the value as written (Hydra's canonical text would escape ``${..}`` and ``:``): a
+    # key never holds "=", so once Hydra has read the key the first "=" ends it
+    return _key_of(parsed), override.partition("=")[2]
 
 
 def override_key(override: str) -> str:
