@@ -17,13 +17,33 @@ os.environ.setdefault("HEADLAB_ROOT", str(Path(__file__).resolve().parents[1]))
 @hydra.main(version_base="1.3", config_path="../configs", config_name="train.yaml")
 def main(cfg: DictConfig) -> float | None:
     register()  # in a parallel launcher's worker too
+    from headlab.sweeps.interrupt import ctrl_c_stops_this_job
+
+    with ctrl_c_stops_this_job():  # a joblib worker ignores Ctrl-C between its jobs
+        return run(cfg)
+
+
+def run(cfg: DictConfig) -> float | None:
+    from headlab.layout import in_multirun
+    from headlab.sweeps.interrupt import skip_if_interrupted
+
+    if skip_if_interrupted():  # a sweep job queued before a Ctrl-C: recorded, not trained
+        return float("nan")
     # after Hydra parsed args: `--help` stays instant
     from headlab.run.extras import apply_extras
-    from headlab.run.outcome import run_task
+    from headlab.run.outcome import EXIT_SIGINT, EXIT_SIGTERM, run_task
     from headlab.run.train import train
 
     apply_extras(cfg)
-    metrics = run_task(train, cfg)  # None: this sweep job failed, the sweep goes on
+    try:
+        metrics = run_task(train, cfg)  # None: this sweep job failed, the sweep goes on
+    except SystemExit as stop:
+        # an interrupted sweep job (its metrics.json says so) returns: Hydra's end-of-job
+        # callbacks then still run (summary.csv gets its row, a joblib worker stays alive),
+        # and sweeps.interrupt ends the sweep with 130/143
+        if stop.code in (EXIT_SIGINT, EXIT_SIGTERM) and in_multirun():
+            return float("nan")
+        raise
     if metrics is None:
         return float("nan")
     value = metrics.get(cfg.get("optimized_metric"))  # what a sweeper optimises
@@ -38,7 +58,7 @@ if __name__ == "__main__":
     sys.argv[1:] = with_run_overrides(sys.argv[1:])
     try:
         main()  # a sweep with failed jobs exits 1 from its last callback (sweeps.failed)
-    except KeyboardInterrupt:  # Ctrl-C while a parallel launcher waits on its workers
+    except KeyboardInterrupt:  # a second Ctrl-C while a parallel launcher waits on its workers
         from headlab.run.outcome import EXIT_SIGINT
 
         print("Interrupted: each started job's metrics.json says where it stopped", file=sys.stderr)

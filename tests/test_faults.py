@@ -224,7 +224,7 @@ def test_multirun_records_the_failed_job_and_runs_the_others(tiny_mnist, tmp_pat
     (sweep,) = (tmp_path / "logs" / "train" / "multiruns").iterdir()
     assert not (tmp_path / "logs" / "train" / "runs").exists()  # no stray run folder
     first, second = sorted(sweep.glob("*/metrics.json"), key=lambda p: p.parent.name)
-    assert first.parent.name.startswith("0_") and "lr=-1" in first.parent.name
+    assert first.parent.name.startswith("000_") and "lr=-1" in first.parent.name
     failed, done = json.loads(first.read_text()), json.loads(second.read_text())
     assert failed["status"] == "failed" and "model.optimizer.lr must be > 0" in failed["error"]
     assert done["status"] == "completed" and done["test/acc"] > 0.5

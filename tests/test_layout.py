@@ -10,6 +10,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "headlab"
 LAYERS = (
     "errors",
     "files",
+    "layout",
     "heads",
     "calibration",
     "metrics",
@@ -55,3 +56,72 @@ def test_every_module_sits_in_a_layer_and_imports_only_below_it():
 def test_at_most_a_handful_of_modules_sit_flat():
     flat = sorted(p.name for p in SRC.glob("*.py"))
     assert flat == ["__init__.py", "errors.py", "files.py", "heads.py"]
+
+
+def constants_and_names(path: Path) -> tuple[set[str], set[str]]:
+    """String constants (docstrings aside) and attribute/variable names used in a module."""
+    tree = ast.parse(path.read_text())
+    docstrings = {
+        id(node.body[0].value)
+        for node in ast.walk(tree)
+        if isinstance(node, (ast.Module, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
+        and node.body
+        and isinstance(node.body[0], ast.Expr)
+        and isinstance(node.body[0].value, ast.Constant)
+    }
+    strings = {
+        node.value
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Constant) and isinstance(node.value, str)
+        if id(node) not in docstrings
+    }
+    names = {node.attr for node in ast.walk(tree) if isinstance(node, ast.Attribute)}
+    names |= {node.id for node in ast.walk(tree) if isinstance(node, ast.Name)}
+    return strings, names
+
+
+def owners(predicate) -> list[str]:
+    return sorted(str(path.relative_to(SRC)) for path in SRC.rglob("*.py") if predicate(path))
+
+
+def test_the_sweep_layout_has_one_owner():
+    """metrics.json is named, a multirun recognised and an override split in headlab.layout
+    only (the Optuna sweeper parses its search space, a different job, with Hydra's parser)."""
+
+    def names_metrics_json(path: Path) -> bool:
+        return "metrics.json" in constants_and_names(path)[0]
+
+    def reads_the_run_mode(path: Path) -> bool:
+        return "MULTIRUN" in constants_and_names(path)[1]
+
+    def parses_overrides(path: Path) -> bool:
+        return "OverridesParser" in constants_and_names(path)[1]
+
+    assert owners(names_metrics_json) == ["layout/metrics.py"]
+    assert owners(reads_the_run_mode) == ["layout/folders.py"]
+    assert owners(parses_overrides) == ["layout/overrides.py", "sweeps/optuna_search.py"]
+
+
+def test_files_and_the_layout_import_no_torch():
+    """Hydra loads the sweep callbacks (layout, reader, summary) at every start, --help too:
+    nothing they import when loaded may pull in torch (seconds on a loaded machine)."""
+    light = [SRC / "files.py", SRC / "errors.py", *sorted((SRC / "layout").glob("*.py"))]
+    light += [SRC / "sweeps" / f"{name}.py" for name in ("reader", "summary", "failed")]
+    light.append(SRC / "sweeps" / "interrupt.py")
+    heavy = []
+    for path in light:
+        for node in ast.parse(path.read_text()).body:  # at import time (lazy ones may be heavy)
+            if isinstance(node, ast.Import):
+                modules = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                modules = [node.module or ""]
+            else:
+                continue
+            for module in modules:
+                top = module.split(".")
+                light_headlab = module == "headlab.sweeps.reader" or (
+                    top[0] == "headlab" and top[1] in ("errors", "files", "layout")
+                )
+                if top[0] in ("torch", "lightning") or (top[0] == "headlab" and not light_headlab):
+                    heavy.append(f"{path.relative_to(SRC)}:{node.lineno} imports {module}")
+    assert not heavy, heavy

@@ -230,9 +230,9 @@ def test_compare_heads_sweep_ends_with_its_report(tiny_sweep: Path):
 def test_report_lists_broken_runs_of_a_real_sweep(tiny_sweep: Path, tmp_path: Path):
     sweep = tmp_path / "copy"
     shutil.copytree(tiny_sweep, sweep)
-    crashed = next(sweep.glob("3_*"))  # head=sigmoid seed=2 "crashed": no metrics
+    crashed = next(sweep.glob("003_*"))  # head=sigmoid seed=2 "crashed": no metrics
     (crashed / "metrics.json").unlink()
-    shutil.rmtree(next(sweep.glob("0_*")))  # head=softmax seed=1: its folder vanished
+    shutil.rmtree(next(sweep.glob("000_*")))  # head=softmax seed=1: its folder vanished
     started = time.monotonic()
     result = run_compare(sweep)
     assert result.returncode == 0, result.stderr

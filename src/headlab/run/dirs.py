@@ -1,6 +1,6 @@
 """``${unique_dir:...}``: a run folder no other run shares, even one started the same instant;
-``${job_dir:num,overrides}``: a sweep job's folder name that says which job it is, by the
-keys the sweep varies only (``3_head=sigmoid,seed=1``, not every command-line override).
+``${job_dir:num,override_dirname,task}``: a sweep job's folder name that says which job it is,
+by the keys the sweep varies only (``003_head=sigmoid,seed=1``; ``headlab.layout.folders``).
 
 Hydra names run folders by time; two runs started in the same microsecond (a job array, two
 shells) would write into one folder. The resolver creates the folder with ``mkdir`` (which
@@ -14,22 +14,21 @@ task function so that a parallel launcher's worker processes have the resolvers 
 
 from __future__ import annotations
 
-import os
-import re
 from pathlib import Path
-from typing import Any
 
-from hydra.experimental.callback import Callback
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import OmegaConf
+
+# job folder names live in headlab.layout; the names stay importable from here
+from headlab.layout.folders import (  # noqa: F401
+    SWEPT_KEYS_ENV,
+    SweptKeys,
+    job_dir,
+    job_number,
+)
+from headlab.layout.overrides import swept_keys  # noqa: F401
 
 RESOLVER = "unique_dir"
 JOB_DIR_RESOLVER = "job_dir"
-MAX_JOB_NAME = 200  # characters of overrides kept in a job folder name (limit: 255 bytes)
-#: the keys the running sweep varies, set by ``SweptKeys`` when the multirun starts (an
-#: environment variable, so that launcher workers and SLURM tasks see it too)
-SWEPT_KEYS_ENV = "HEADLAB_SWEPT_KEYS"
-#: a comma that starts the next ``key=value`` of ``override_dirname`` (not one inside ``[1,2]``)
-_ITEM_SEP = re.compile(r",(?=[\w.+~/@-]+=)")
 
 
 def unique_dir(path: str) -> str:
@@ -44,51 +43,6 @@ def unique_dir(path: str) -> str:
         except FileExistsError:
             n += 1
             candidate = base.with_name(f"{base.name}-{n}")
-
-
-def job_dir(num: int | str, overrides: str = "") -> str:
-    """``3_head=sigmoid,seed=1`` from Hydra's job number and ``override_dirname``.
-
-    The number keeps names unique and sortable; a ``/`` in a value (``optimized_metric=val/ece``)
-    would nest folders, so it becomes ``_``; very long override lists are cut.
-    """
-    swept = os.environ.get(SWEPT_KEYS_ENV)
-    items = _ITEM_SEP.split(str(overrides)) if overrides else []
-    if swept is not None:
-        keys = set(swept.split(","))
-        items = [item for item in items if item.partition("=")[0].lstrip("+~") in keys]
-    name = ",".join(items).replace("/", "_").replace("\\", "_")[:MAX_JOB_NAME]
-    return f"{num}_{name}" if name else str(num)
-
-
-def swept_keys(task_overrides: list[str], params: dict[str, Any] | None) -> list[str]:
-    """The keys a multirun varies: command-line sweeps (``head=a,b``, ``range(..)``,
-    ``choice(..)``) and ``hydra.sweeper.params``, parsed by Hydra's own override parser."""
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
-    parser = OverridesParser.create()
-    given = list(task_overrides) + [f"{k}={v}" for k, v in (params or {}).items()]
-    return list(
-        dict.fromkeys(
-            o.key_or_group for o in parser.parse_overrides(given) if o.is_sweep_override()
-        )
-    )
-
-
-class SweptKeys(Callback):
-    """At the start of a multirun, tell ``job_dir`` which keys the sweep varies."""
-
-    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        params = OmegaConf.select(config, "hydra.sweeper.params", default=None)
-        params = OmegaConf.to_container(params, resolve=False) if params else None
-        keys = swept_keys(list(config.hydra.overrides.task), params)
-        os.environ[SWEPT_KEYS_ENV] = ",".join(keys)
-
-
-def job_number(name: str) -> int | None:
-    """The job number a sweep job folder's name starts with (``3`` or ``3_head=...``)."""
-    head = name.split("_", 1)[0]
-    return int(head) if head.isdigit() else None
 
 
 def register() -> None:

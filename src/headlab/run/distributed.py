@@ -13,16 +13,16 @@ from __future__ import annotations
 import lightning as L
 from lightning.pytorch.strategies.launchers import _SubprocessScriptLauncher
 
+from headlab.layout import in_multirun
+
 
 class MultirunLaunchError(RuntimeError):
     """A multirun job asked for DDP processes started by re-running the script."""
 
 
 def in_hydra_multirun() -> bool:
-    from hydra.core.hydra_config import HydraConfig
-    from hydra.types import RunMode
-
-    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+    """The running Hydra app is a multirun job (one owner: ``headlab.layout.in_multirun``)."""
+    return in_multirun()
 
 
 def check_launch(trainer: L.Trainer) -> None:

@@ -17,14 +17,13 @@ import logging
 import signal
 import sys
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig
 
 from headlab.checkpoints.files import checkpoint_dir
 from headlab.errors import RunError, Terminated, interruption_signal
-from headlab.files import write_metrics
+from headlab.layout import write_metrics
 from headlab.run.distributed import in_hydra_multirun
 
 log = logging.getLogger(__name__)
@@ -83,7 +82,7 @@ def record_outcome(train: Callable[[DictConfig], dict[str, Any]]):
             except BaseException as exception:
                 if is_rank_zero():
                     outcome = outcome_of(cfg, exception)
-                    write_metrics(Path(cfg.paths.output_dir) / "metrics.json", outcome)
+                    write_metrics(cfg.paths.output_dir, outcome)
                 raise
 
     return wrapper

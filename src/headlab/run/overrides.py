@@ -12,7 +12,6 @@ on the command line, before Hydra composes, so that Hydra's own override rules a
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -20,30 +19,14 @@ from omegaconf import OmegaConf
 
 from headlab.checkpoints.files import run_dir_of
 
+# the one parser of a command-line override (Hydra's); the names stay importable from here
+from headlab.layout.overrides import override_key, split_override
+
 log = logging.getLogger(__name__)
 
 #: what decides the weights' meaning; trainer, logger and paths stay the eval's own
 RUN_KEYS = ("data", "model", "head", "experiment", "seed")
-_KEY = re.compile(r"^[+~]*([^=]+)")
-
-
-def split_override(override: str) -> tuple[str, str]:
-    """``+model.x=1`` -> ``("model.x", "1")``; ``~trainer.plugins`` -> ``("trainer.plugins", "")``.
-
-    The one parser of a command-line override: run overrides, sweep summaries and the study
-    all split them here.
-
-    >>> split_override("++trainer.max_epochs=2")
-    ('trainer.max_epochs', '2')
-    """
-    match = _KEY.match(override)
-    key = match.group(1).strip() if match else override
-    return key, override.partition("=")[2]
-
-
-def override_key(override: str) -> str:
-    """``+model.x=1`` -> ``model.x``; ``head=sigmoid`` -> ``head``."""
-    return split_override(override)[0]
+__all__ = ["missing_ckpt_message", "override_key", "split_override", "with_run_overrides"]
 
 
 def _is_run_key(key: str) -> bool:
@@ -58,7 +41,7 @@ def run_overrides(run_dir: Path) -> list[str]:
 def with_run_overrides(args: Sequence[str]) -> list[str]:
     """Command-line arguments with the checkpoint's run overrides put before the user's own."""
     args = list(args)
-    given = {override_key(a): a.partition("=")[2] for a in args if "=" in a}
+    given = dict(split_override(a) for a in args if "=" in a)
     ckpt = given.get("ckpt_path")
     if not ckpt or given.get("use_run_config", "true").lower() == "false":
         return args
@@ -86,7 +69,8 @@ def missing_ckpt_message(args: Sequence[str], script: str) -> str | None:
     """
     if any(a in _INFO_FLAGS or a.startswith(("--cfg=", "--info=")) for a in args):
         return None
-    if any(override_key(a) == "ckpt_path" and a.partition("=")[2] for a in args if "=" in a):
+    given = dict(split_override(a) for a in args if "=" in a)
+    if given.get("ckpt_path"):
         return None
     return (
         f"{script} needs a checkpoint: pass ckpt_path=logs/train/runs/<time>/checkpoints/"

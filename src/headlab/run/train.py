@@ -13,7 +13,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from headlab.callbacks.hooks import skip_unused_batch_hooks
 from headlab.callbacks.pruning import TrialPruning
-from headlab.files import plain_number, write_metrics
+from headlab.files import plain_number
+from headlab.layout import write_metrics
 from headlab.run.checks import validate
 from headlab.run.distributed import check_launch
 from headlab.run.instantiate import instantiate_each, instantiate_group
@@ -170,7 +171,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     metrics["status"] = "completed"
     metrics = {k: plain_number(v) for k, v in metrics.items()}
     if trainer.is_global_zero:
-        write_metrics(output_dir / "metrics.json", metrics)
+        write_metrics(output_dir, metrics)
         publish_final(
             trainer.loggers,
             hparams_of(cfg),

@@ -13,7 +13,7 @@ import json
 import sys
 from pathlib import Path
 
-from headlab.files import read_metrics
+from headlab.layout import read_metrics
 
 COLUMNS = {
     "test acc": "test/acc",
@@ -48,7 +48,7 @@ def summary(folders: list[Path]) -> str:
     header = ["run", *COLUMNS, "CPU s"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for folder in folders:
-        metrics = read_metrics(folder / "metrics.json")
+        metrics = read_metrics(folder)
         timing = folder / "off_distribution.json"
         cpu = json.loads(timing.read_text()).get("cpu_seconds") if timing.is_file() else None
         cells = [cell(metrics, key) for key in COLUMNS.values()]

@@ -238,7 +238,7 @@ def tell(study: Any, trial: Any, job_return: Any, direction_metric: str) -> str:
     from hydra.core.utils import JobStatus
     from optuna.trial import TrialState
 
-    from headlab.files import write_metrics
+    from headlab.layout import metrics_path, write_metrics
 
     status, metrics, folder = job_status(job_return)
     value = None
@@ -259,8 +259,8 @@ def tell(study: Any, trial: Any, job_return: Any, direction_metric: str) -> str:
         study.tell(trial, state=TrialState.PRUNED)
     else:
         study.tell(trial, state=TrialState.FAIL)
-    if folder is not None and (folder / "metrics.json").is_file():
-        write_metrics(folder / "metrics.json", {**metrics, "trial": trial.number})
+    if folder is not None and metrics_path(folder).is_file():
+        write_metrics(folder, {**metrics, "trial": trial.number})
     return status
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
-from headlab.run.dirs import job_number
+from headlab.layout import job_number, metrics_path, read_metrics
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +24,8 @@ MISSING_STATUS = "missing"  # no metrics.json: the job crashed, was killed or is
 
 
 def _job_sort_key(path: Path) -> tuple[int, int, str]:
-    """Job order: ``2_head=...`` before ``10_head=...``; other names after, by name."""
+    """Job order: ``002_head=...`` (or ``2_head=...``) before ``010_head=...``; other names
+    after, by name."""
     num = job_number(path.name)
     return (0, num, path.name) if num is not None else (1, 0, path.name)
 
@@ -34,7 +35,7 @@ def job_dirs(sweep_dir: Path) -> list[Path]:
     found = [
         p
         for p in sweep_dir.iterdir()
-        if p.is_dir() and ((p / ".hydra").is_dir() or (p / "metrics.json").is_file())
+        if p.is_dir() and ((p / ".hydra").is_dir() or metrics_path(p).is_file())
     ]
     return sorted(found, key=_job_sort_key)
 
@@ -46,11 +47,11 @@ def job_overrides(job_dir: Path) -> list[str]:
 
 def job_metrics(job_dir: Path) -> dict[str, Any]:
     """The job's metrics.json, or only a status when it is absent or unreadable."""
-    path = job_dir / "metrics.json"
+    path = metrics_path(job_dir)
     if not path.is_file():
         return {"status": MISSING_STATUS}
     try:
-        metrics = json.loads(path.read_text())
+        metrics = read_metrics(job_dir)
     except (OSError, json.JSONDecodeError) as err:
         log.warning("Unreadable %s: %s", path, err)
         return {"status": MISSING_STATUS}

@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from hydra.experimental.callback import Callback
-from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from headlab.run.overrides import split_override
+from headlab.files import atomic_write_text
+from headlab.layout import in_multirun, split_override, sweep_dir_of_job
 from headlab.sweeps.reader import job_dirs, job_metrics, job_overrides
 
 log = logging.getLogger(__name__)
@@ -59,20 +59,10 @@ def to_csv(rows: Iterable[dict[str, Any]]) -> str:
 
 def write_summary(sweep_dir: str | Path, filename: str = "summary.csv") -> Path:
     """Write ``<sweep_dir>/<filename>`` atomically; callable on its own for a finished sweep."""
-    from headlab.files import atomic_write_text  # imports torch: only when writing
-
     sweep_dir = Path(sweep_dir)
     path = sweep_dir / filename
     atomic_write_text(path, to_csv(summary_rows(sweep_dir)))
     return path
-
-
-def sweep_dir_of_job(config: DictConfig) -> Path:
-    """The sweep folder from a job's own folder (``sweep.dir`` may hold a ``${now:}`` that a
-    launcher's worker process would resolve anew)."""
-    output_dir = Path(config.hydra.runtime.output_dir)
-    depth = len(Path(str(config.hydra.sweep.subdir)).parts)
-    return output_dir.parents[depth - 1] if depth else output_dir
 
 
 class SweepSummary(Callback):
@@ -86,10 +76,10 @@ class SweepSummary(Callback):
         self.filename = filename
 
     def on_job_end(self, config: DictConfig, job_return: Any, **kwargs: Any) -> None:
-        if config.hydra.mode != RunMode.MULTIRUN:
+        if not in_multirun(config.hydra):
             return
         try:
-            write_summary(sweep_dir_of_job(config), self.filename)
+            write_summary(sweep_dir_of_job(config.hydra), self.filename)
         except Exception as err:  # a summary must never fail the job it summarises
             log.warning("No %s after job %s: %s", self.filename, config.hydra.job.num, err)
 

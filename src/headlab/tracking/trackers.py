@@ -132,12 +132,13 @@ def finish_trackers(
     reuse it."""
     from lightning.pytorch.loggers import MLFlowLogger, WandbLogger
 
+    from headlab.layout import metrics_path
     from headlab.tracking.mlflow_runs import log_config, log_results
 
     for logger in loggers:
         if isinstance(logger, MLFlowLogger):
             if config is not None:
                 log_config(logger, config)
-            log_results(logger, Path(output_dir), Path(output_dir) / "metrics.json")
+            log_results(logger, Path(output_dir), metrics_path(output_dir))
         if isinstance(logger, WandbLogger):
             logger.experiment.finish()

@@ -4,10 +4,11 @@ overrides it was swept over, from Hydra's runtime and the sweep's own ``multirun
 
 from __future__ import annotations
 
-from pathlib import Path
+from headlab.layout import JOB_DIGITS, in_multirun, override_key
+from headlab.layout import sweep_dir_of_job as sweep_dir
+from headlab.layout.folders import recorded_swept_keys
 
-#: digits of the job number in a trial name: "007 head=soft,seed=2" sorts as a number
-JOB_DIGITS = 3
+__all__ = ["hydra_runtime", "in_multirun", "sweep_dir", "trial_name"]  # the layout's, re-exported
 
 
 def hydra_runtime():
@@ -15,38 +16,6 @@ def hydra_runtime():
     from hydra.core.hydra_config import HydraConfig
 
     return HydraConfig.get() if HydraConfig.initialized() else None
-
-
-def in_multirun() -> bool:
-    from hydra.types import RunMode
-
-    hydra = hydra_runtime()
-    return hydra is not None and hydra.mode == RunMode.MULTIRUN
-
-
-def _key(override: str) -> str:
-    return override.partition("=")[0].lstrip("+~")
-
-
-def sweep_dir(hydra) -> Path:
-    """The sweep folder of a multirun job (its ``sweep.subdir`` may be several levels)."""
-    depth = len(Path(str(hydra.sweep.subdir)).parts)
-    return Path(hydra.runtime.output_dir).parents[depth - 1]
-
-
-def swept_keys(hydra) -> set[str]:
-    """Keys the sweep varies: its sweeper's ``params`` and the command line's sweep overrides
-    (``head=a,b``), as Hydra recorded them in ``<sweep>/multirun.yaml``."""
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-    from omegaconf import OmegaConf
-
-    keys = set(OmegaConf.select(hydra, "sweeper.params", default=None) or {})
-    record = sweep_dir(hydra) / "multirun.yaml"
-    if record.is_file():
-        given = OmegaConf.load(record).hydra.overrides.task
-        parsed = OverridesParser.create().parse_overrides([str(o) for o in given])
-        keys |= {o.key_or_group for o in parsed if o.is_sweep_override()}
-    return keys
 
 
 def trial_name(default: str = "") -> str:
@@ -59,8 +28,8 @@ def trial_name(default: str = "") -> str:
     if not in_multirun():
         return overrides or default
     try:
-        swept = swept_keys(hydra)
-        own = [str(o) for o in hydra.overrides.task if _key(str(o)) in swept]
+        swept = recorded_swept_keys(hydra)
+        own = [str(o) for o in hydra.overrides.task if override_key(str(o)) in swept]
         overrides = ",".join(own) or overrides
     except Exception:  # a name is never worth failing a run: keep all overrides
         pass

@@ -19,7 +19,7 @@ import numpy as np
 import yaml
 
 from headlab.calibration import PREDICTIONS_FILE  # every run that tests writes it
-from headlab.run.overrides import split_override
+from headlab.layout import override_key, sweep_values
 from headlab.sweeps.reader import MISSING_STATUS, job_dirs, job_metrics, job_overrides
 
 GRAD_SHARE_TAG = "grad_rows/other_share"
@@ -140,12 +140,14 @@ def expected_jobs(sweep_dir: Path) -> list[dict[str, str]]:
     if not path.is_file():
         return []
     hydra_cfg = yaml.safe_load(path.read_text())["hydra"]
+    params = hydra_cfg.get("sweeper", {}).get("params") or {}
+    given = [f"{key}={spec}" for key, spec in params.items()]
+    given += [str(o) for o in hydra_cfg.get("overrides", {}).get("task", [])]
     values: dict[str, list[str]] = {}
-    for key, spec in (hydra_cfg.get("sweeper", {}).get("params") or {}).items():
-        values[key] = [v.strip() for v in str(spec).split(",")]
-    for override in hydra_cfg.get("overrides", {}).get("task", []):
-        key, spec = split_override(override)
-        values[key] = [v.strip() for v in spec.split(",")]
+    for override in given:  # Hydra's reading: seed=range(1,4) is 1, 2, 3
+        swept = sweep_values(override)
+        if swept is not None:  # a sampled sweep (interval) lists no values in advance
+            values[override_key(override)] = swept
     keys = [k for k in ("head", "seed") if k in values]
     combos = itertools.product(*(values[k] for k in keys))
     return [dict(zip(keys, combo, strict=True)) for combo in combos]
@@ -167,7 +169,7 @@ class Study:
         """Command-line overrides every completed job had, other than head and seed."""
         common = set.intersection(*(set(j.overrides) for j in self.completed))
         first = self.completed[0].overrides
-        return [o for o in first if o in common and o.split("=")[0] not in ("head", "seed")]
+        return [o for o in first if o in common and override_key(o) not in ("head", "seed")]
 
     def completed_on(self, data: str) -> dict[str, list[Job]]:
         """head -> its completed jobs on ``data``, sorted by seed; heads in first-seen order."""

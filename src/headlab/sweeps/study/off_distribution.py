@@ -295,7 +295,7 @@ def runs_table(groups: dict[str, list]) -> list[str]:
 def main(argv: Sequence[str]) -> str:
     """``python -m headlab.sweeps.study.off_distribution OUT HEAD:SEED=RUN ...``: this
     section (and a per-run table) for runs that were not made as one sweep."""
-    from headlab.files import read_metrics
+    from headlab.layout import read_metrics
     from headlab.sweeps.study.jobs import Job
     from headlab.sweeps.study.paired import paired_difference
 
@@ -303,7 +303,7 @@ def main(argv: Sequence[str]) -> str:
     for arg in argv[1:]:
         label, folder = arg.split("=", 1)
         head, seed = label.split(":")
-        metrics = read_metrics(Path(folder) / "metrics.json")
+        metrics = read_metrics(folder)
         groups.setdefault(head, []).append(
             Job(Path(folder), head, "mnist", "?", seed, None, metrics)
         )

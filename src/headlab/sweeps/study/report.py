@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 import shutil
-import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ import torch
 from headlab.calibration import METHODS
 from headlab.calibration.estimators import ESTIMATORS
 from headlab.errors import ConfigValueError
+from headlab.files import make_temp_dir
 from headlab.sweeps.study.board_runs import write_head_runs
 from headlab.sweeps.study.jobs import BadSweep, Job, Study, load_study
 from headlab.sweeps.study.legend import caveats, degenerate, heads_table
@@ -473,7 +473,7 @@ def write_report(
     """
     study = load_study(folder, *more)
     final = study.folder / REPORT_DIR
-    staging = Path(tempfile.mkdtemp(prefix=".report-", dir=study.folder))
+    staging = make_temp_dir(study.folder, ".report-")  # 0755, as the report it becomes
     try:
         text = build_report(study, staging, settings)
         (staging / "report.md").write_text(text)
