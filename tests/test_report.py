@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from headlab.sweeps.study.jobs import BadSweep
+from headlab.sweeps.study.legend import head_config, heads_table
 from headlab.sweeps.study.report import write_report
 from tests.conftest import ROOT
 
@@ -33,7 +34,15 @@ def predictions(seed: int, confidence: float, accuracy: float) -> tuple[np.ndarr
 
 
 def write_job(
-    sweep: Path, num: int, head: str, seed: int, probs=None, targets=None, data="mnist", **metrics
+    sweep: Path,
+    num: int,
+    head: str,
+    seed: int,
+    probs=None,
+    targets=None,
+    data="mnist",
+    head_config: dict | None = None,
+    **metrics,
 ):
     job = sweep / f"{num}_head={head},seed={seed}"
     (job / ".hydra").mkdir(parents=True)
@@ -42,7 +51,7 @@ def write_job(
         yaml.safe_dump({"hydra": {"runtime": {"choices": choices}}})
     )
     (job / ".hydra" / "config.yaml").write_text(
-        yaml.safe_dump({"seed": seed, "trainer": {"max_epochs": 2}})
+        yaml.safe_dump({"seed": seed, "trainer": {"max_epochs": 2}, "head": head_config})
     )
     (job / "metrics.json").write_text(json.dumps({"status": "completed", **metrics}))
     if probs is not None:
@@ -72,6 +81,35 @@ def synthetic_sweep(tmp_path: Path) -> Path:
         )
     )
     return sweep
+
+
+def test_heads_table_describes_each_head_as_its_jobs_configured_it(tmp_path: Path):
+    """The legend comes from the head classes and the jobs' own head configs: a sweep run
+    with ``head.gamma=3`` must not read "gamma = 2" (the legend once hard-coded it)."""
+    focal = {"_target_": "headlab.heads.FocalLoss", "gamma": 3.0, "gamma_schedule": None}
+    jobs = [
+        write_job(tmp_path, 0, "focal", 1, head_config=focal),
+        write_job(tmp_path, 1, "focal", 2, head_config={**focal, "gamma": 0.5}),
+        write_job(tmp_path, 2, "focal", 3, head_config=focal),
+        write_job(
+            tmp_path,
+            3,
+            "asl",
+            1,
+            head_config={"_target_": "headlab.heads.AsymmetricLoss", "clip": 0.1},
+        ),
+    ]
+    configs = {"focal": [head_config(j) for j in jobs[:3]], "asl": [head_config(jobs[3])]}
+    cap = np.e / (np.e + 2)  # sigmoid_softmax's largest probability with 3 classes
+    rows = heads_table({**configs, "sigmoid_softmax": [None], "mine": [None]}, num_classes=3)
+    assert rows[4:8] == [
+        "| `focal` | softmax | focal loss, gamma = 3; focal loss, gamma = 0.5 |",
+        "| `asl` | one sigmoid per class | asymmetric loss, gamma+ = 0, gamma- = 4, clip 0.1 |",
+        "| `sigmoid_softmax` | softmax of the sigmoids of the logits | cross-entropy: no class "
+        f"can get more than e / (e + 2) = {cap:.3f}, so the loss never reaches 0 and its ECE is "
+        "large by construction |",
+        "| `mine` | ? | not described |",
+    ]
 
 
 def difference_row(report: str, head: str) -> list[str]:
