@@ -93,6 +93,7 @@ def test_cli_run_writes_its_own_folder_with_config_events_checkpoints(tiny_mnist
         f"data.data_dir={tiny_mnist}",
         "data.val_size=100",
         "trainer.max_epochs=1",
+        "shift=none",
         "callbacks.rich_progress_bar=null",
         cwd=tmp_path,
     )
