@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -23,6 +25,42 @@ register()  # the config resolvers (${unique_dir:}, ${folder_classes:}, ...), as
 def tiny_mnist(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A folder holding MNIST/raw/ with 600 train and 200 test learnable images."""
     return write_tiny_mnist(tmp_path_factory.mktemp("tiny"))
+
+
+@pytest.fixture(scope="session")
+def compare_sweep(tiny_mnist: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One real ``experiment=compare_heads`` sweep shared by the report and board tests:
+    heads softmax and soft x seeds 1, 2, one epoch on tiny data, ``logger=many`` into a store
+    under the returned root (``<root>/store/mlflow.db``), the sweep in ``<root>/sweep`` with
+    its report. No off-distribution analysis (``shift=none``): those tests run their own."""
+    root = tmp_path_factory.mktemp("compare_sweep")
+    env = {**os.environ, "HEADLAB_ROOT": str(root), "PYTHONPATH": str(ROOT / "src")}
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "scripts" / "train.py"),
+            "experiment=compare_heads",
+            "head=softmax,soft",
+            "seed=1,2",
+            "shift=none",
+            "logger=many",
+            f"logger.mlflow.tracking_uri=sqlite:///{root}/store/mlflow.db",
+            f"logger.mlflow.artifact_location={root}/store/artifacts",
+            f"data.data_dir={tiny_mnist}",
+            "data.val_size=100",
+            "data.batch_size=50",
+            "trainer.max_epochs=1",
+            "log_grad_every_n_steps=2",
+            "calibration.bootstrap=50",
+            "hydra.sweep.dir=" + str(root / "sweep"),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return root
 
 
 def compose_train(overrides: list[str] = ()) -> DictConfig:

@@ -1,12 +1,9 @@
-"""TensorBoard and MLflow as a person comparing heads reads them (issue 21): read back with
+"""TensorBoard and MLflow as a person comparing heads reads them: read back with
 TensorBoard's own readers and MlflowClient."""
 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +23,6 @@ from headlab.tracking.hparams import (
     session_hparams,
 )
 from headlab.tracking.mlflow_runs import flat_config
-from tests.conftest import ROOT
 
 
 def parse_experiment(summary):
@@ -164,6 +160,7 @@ def two_epoch_run(tiny_mnist: Path, tmp_path_factory) -> Path:
                 "logger.mlflow.log_model=true",
                 "callbacks.rich_progress_bar=null",
                 "calibration.bootstrap=50",
+                "shift=none",
                 f"paths.output_dir={out}",
             ]
         )
@@ -230,42 +227,11 @@ def test_mlflow_run_has_the_config_as_params_and_artifact(two_epoch_run):
     assert uploaded == [f"checkpoints/{best.name}"]  # the best one only, not last.ckpt
 
 
-@pytest.fixture(scope="module")
-def board_sweep(tiny_mnist: Path, tmp_path_factory) -> Path:
-    """experiment=compare_heads, 2 heads x 2 seeds, 1 epoch, logger=many into a tmp store."""
-    root = tmp_path_factory.mktemp("board_sweep")
-    env = {**os.environ, "HEADLAB_ROOT": str(root), "PYTHONPATH": str(ROOT / "src")}
-    result = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "scripts" / "train.py"),
-            "experiment=compare_heads",
-            "head=softmax,soft",
-            "seed=1,2",
-            "logger=many",
-            f"logger.mlflow.tracking_uri=sqlite:///{root}/store/mlflow.db",
-            f"logger.mlflow.artifact_location={root}/store/artifacts",
-            f"data.data_dir={tiny_mnist}",
-            "data.val_size=100",
-            "data.batch_size=50",
-            "trainer.max_epochs=1",
-            "calibration.bootstrap=50",
-            "hydra.sweep.dir=" + str(root / "sweep"),
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    return root
-
-
 @pytest.mark.slow
-def test_sweep_writes_one_definition_for_all_jobs(board_sweep: Path):
+def test_sweep_writes_one_definition_for_all_jobs(compare_sweep: Path):
     from headlab.sweeps.board import read_session
 
-    sweep = board_sweep / "sweep"
+    sweep = compare_sweep / "sweep"
     experiment = read_experiment(sweep / "sweep")
     hparams = [(h.name, h.differs) for h in experiment.hparam_infos]
     assert hparams == [("head", True), ("seed", True), ("head.smoothing", False)]
@@ -287,10 +253,10 @@ def test_sweep_writes_one_definition_for_all_jobs(board_sweep: Path):
 
 
 @pytest.mark.slow
-def test_study_writes_a_mean_run_per_head(board_sweep: Path):
+def test_study_writes_a_mean_run_per_head(compare_sweep: Path):
     from headlab.sweeps.study.jobs import read_scalar
 
-    sweep = board_sweep / "sweep"
+    sweep = compare_sweep / "sweep"
     runs = sweep / "report" / "tensorboard"
     assert sorted(p.name for p in runs.iterdir()) == ["soft", "softmax"]
     jobs = [p for p in sweep.iterdir() if (p / ".hydra").is_dir()]
@@ -305,10 +271,10 @@ def test_study_writes_a_mean_run_per_head(board_sweep: Path):
 
 
 @pytest.mark.slow
-def test_mlflow_runs_of_a_sweep_are_named_and_nested(board_sweep: Path):
+def test_mlflow_runs_of_a_sweep_are_named_and_nested(compare_sweep: Path):
     from mlflow.tracking import MlflowClient
 
-    client = MlflowClient(tracking_uri=f"sqlite:///{board_sweep}/store/mlflow.db")
+    client = MlflowClient(tracking_uri=f"sqlite:///{compare_sweep}/store/mlflow.db")
     runs = client.search_runs([client.get_experiment_by_name("headlab").experiment_id])
     parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
     (parent,) = parents

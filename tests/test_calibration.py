@@ -157,7 +157,7 @@ def test_temperature_scaling_lowers_nll_of_an_overconfident_model(head):
     clean = torch.randn(2000, 10)
     clean[torch.arange(2000), labels] += 2.0
     overconfident = clean * 6.0  # same ranking, far too sharp
-    t = Temperature(head.exclusive).fit(overconfident[:1000], labels[:1000]).temperature
+    t = Temperature(head.probs).fit(overconfident[:1000], labels[:1000]).temperature
     assert t > 2.0
     before = logits_nll(head.exclusive, overconfident[1000:], labels[1000:])
     after = logits_nll(head.exclusive, overconfident[1000:] / t, labels[1000:])

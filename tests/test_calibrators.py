@@ -16,13 +16,15 @@ from headlab.calibration.calibrators import (
     CalibrationFailed,
     Vector,
     fit_calibrator,
+    link_of,
+    map_nll,
 )
 from headlab.calibration.estimators import ESTIMATORS
 from headlab.calibration.posthoc import Analysis, Settings, val_nll
 from headlab.calibration.scoring import logits_nll
 from headlab.calibration.selective import aurc, risk_coverage
 from headlab.errors import ConfigValueError
-from headlab.heads import SigmoidBCE, SoftmaxCE
+from headlab.heads import SigmoidBCE, SigmoidSoftmax, SoftmaxCE
 from headlab.run.train import train
 
 
@@ -36,13 +38,52 @@ def overconfident(n: int = 4000, k: int = 10, seed: int = 0) -> tuple[torch.Tens
     return clean * 4.0 + bias, labels
 
 
-@pytest.mark.parametrize("exclusive", [True, False])
-def test_vector_scaling_at_identity_is_the_uncalibrated_model(exclusive: bool):
+@pytest.mark.parametrize("head", [SoftmaxCE(), SigmoidBCE(), SigmoidSoftmax()], ids=str)
+def test_vector_scaling_at_identity_is_the_uncalibrated_model(head):
+    """Calibrators use the head's own probability map: at the identity they give the head's
+    probabilities, sigmoid_softmax's softmax of sigmoids included (not a softmax of z)."""
     logits, _ = overconfident(200)
-    identity = Vector(exclusive)
+    identity = Vector(head.probs)
     identity.params = identity.initial(10)
-    head = SoftmaxCE() if exclusive else SigmoidBCE()
     torch.testing.assert_close(identity.probs(logits), head.probs(logits.double()))
+
+
+def test_the_likelihood_of_a_general_map_is_the_logit_likelihood_for_softmax_and_sigmoid():
+    """The probability-space objective (any head's map) equals the logit-space one where both
+    apply, so maps other than softmax/sigmoid are fitted on the same likelihood."""
+    logits, labels = overconfident(300)
+    z = logits.double() / 3
+    for link, exclusive in (("categorical", True), ("bernoulli", False)):
+        probs_of = SoftmaxCE().probs if exclusive else SigmoidBCE().probs
+        torch.testing.assert_close(
+            map_nll(link, probs_of, z, labels), logits_nll(exclusive, z, labels), rtol=1e-10, atol=0
+        )
+    assert [link_of(h.probs) for h in (SoftmaxCE(), SigmoidBCE(), SigmoidSoftmax())] == [
+        "softmax",
+        "sigmoid",
+        "categorical",
+    ]
+    assert link_of(lambda z: z.exp() / z.exp().sum(1, keepdim=True)) == "softmax"
+
+
+def test_temperature_on_sigmoid_softmax_calibrates_the_heads_own_model():
+    """T fitted for sigmoid_softmax minimises the categorical NLL of softmax(sigmoid(z / T)),
+    written out here: its slope in log T is 0 at the fitted T and 1% either way costs more;
+    the calibrated probabilities are the head's at z / T."""
+    head = SigmoidSoftmax()
+    logits, labels = overconfident(1000)
+    fitted = fit_calibrator("temperature", head.probs, logits, labels)
+    z, rows = logits.double(), torch.arange(1000)
+
+    def nll(log_t: torch.Tensor) -> torch.Tensor:
+        return -head.probs(z / log_t.exp())[rows, labels].log().mean()
+
+    at = torch.tensor(np.log(fitted.temperature), dtype=torch.float64, requires_grad=True)
+    (slope,) = torch.autograd.grad(nll(at), at)
+    assert abs(float(slope)) < 1e-4
+    for step in (-0.01, 0.01):
+        assert float(nll(at.detach() + step)) > float(nll(at.detach()))
+    torch.testing.assert_close(fitted.probs(logits), head.probs(z / fitted.temperature))
 
 
 @pytest.mark.slow
@@ -58,7 +99,7 @@ def test_matrix_scaling_recovers_a_known_affine_distortion():
     fit, check = slice(0, 20000), slice(20000, n)
     errors = {}
     for method in ("temperature", "vector", "matrix"):
-        calibrator = fit_calibrator(method, True, shown[fit], labels[fit])
+        calibrator = fit_calibrator(method, SoftmaxCE().probs, shown[fit], labels[fit])
         gap = calibrator.probs(shown[check]) - true[check].softmax(1)
         errors[method] = gap.abs().max(dim=1).values.mean().item()
     # mean over samples of the largest probability error; what is left is ODIR's shrinkage
@@ -71,8 +112,8 @@ def test_matrix_scaling_recovers_a_known_affine_distortion():
 @pytest.mark.parametrize("method", METHODS)
 def test_no_method_raises_val_nll(method: str, exclusive: bool):
     logits, labels = overconfident()
-    calibrator = fit_calibrator(method, exclusive, logits, labels)
     head = SoftmaxCE() if exclusive else SigmoidBCE()
+    calibrator = fit_calibrator(method, head.probs, logits, labels)
     before = val_nll(exclusive, head.probs(logits.double()).clamp(1e-12, 1 - 1e-12), labels)
     after = val_nll(exclusive, calibrator.probs(logits).clamp(1e-12, 1 - 1e-12), labels)
     assert after < before
@@ -180,7 +221,7 @@ def test_a_nonfinite_fit_is_a_failure_not_a_nan(monkeypatch):
     logits, labels = overconfident(100)
     logits[0, 0] = float("nan")
     with pytest.raises(CalibrationFailed, match="non-finite"):
-        fit_calibrator("temperature", True, logits, labels)
+        fit_calibrator("temperature", SoftmaxCE().probs, logits, labels)
 
 
 @pytest.mark.parametrize(

@@ -19,6 +19,7 @@ TINY_DDP = (
     "data.batch_size=50",
     "data.eval_batch_size=50",
     "trainer.max_epochs=1",
+    "shift=none",
     "callbacks.rich_progress_bar=null",
     "extras.print_config=false",
 )

@@ -14,6 +14,7 @@ from tests.conftest import ROOT
 from tests.markdown import anchors, code, links, paragraphs, slug
 
 README = ROOT / "README.md"
+DOCS_DIR = ROOT / "docs"
 DOCS = sorted((ROOT / "docs").glob("*.md"))
 #: written by other engineers in the same release: a link to one is fine before it exists
 PLANNED = {
@@ -114,3 +115,85 @@ def test_performance_table_has_the_columns_bench_prints():
     header = results_table([], None).splitlines()[2]  # after the machine line and a blank
     assert header.startswith("| model |")
     assert header in (ROOT / "docs" / "performance.md").read_text(encoding="utf-8").splitlines()
+
+
+#: a scratch folder given as where results live, or the history of how the text came about
+SCRATCH_OR_HISTORY = re.compile(
+    r"/tmp/|\b[Ii]ssues? ?#?\d+|\bthe issue(?:'s)?\b|\bin the issue\b|\bthis session\b"
+)
+
+
+@pytest.mark.parametrize("page", [README, *DOCS], ids=lambda p: str(p.relative_to(ROOT)))
+def test_no_scratch_paths_or_issue_history(page: Path):
+    """Docs say what is, with commands a reader can run: no /tmp folders of one session, no
+    'issue 18' or 'the issue describes' (the reader never saw it)."""
+    found = [
+        f"{number}: {line.strip()}"
+        for number, line in enumerate(page.read_text(encoding="utf-8").splitlines(), 1)
+        if SCRATCH_OR_HISTORY.search(line)
+    ]
+    assert found == []
+
+
+def options(group: str) -> set[str]:
+    return {p.stem for p in (ROOT / "configs" / group).glob("*.yaml")}
+
+
+def table_rows(page: Path, first_header: str) -> list[list[str]]:
+    """The rows of the first table whose first header cell is ``first_header``, as cells."""
+    lines = page.read_text(encoding="utf-8").splitlines()
+    start = next(
+        i
+        for i, line in enumerate(lines)
+        if line.startswith("|") and line.strip("|").split("|")[0].strip() == first_header
+    )
+    rows = []
+    for line in lines[start + 2 :]:
+        if not line.startswith("|"):
+            break
+        rows.append([cell.strip() for cell in line.strip().strip("|").split("|")])
+    return rows
+
+
+def names(cell: str) -> set[str]:
+    return set(re.findall(r"`([\w.=-]+)`", cell))
+
+
+@pytest.mark.parametrize("group", ["data", "head", "model", "trainer", "logger", "experiment"])
+def test_configuration_lists_every_option_of_a_group(group: str):
+    rows = {names(r[0]).pop(): r[1] for r in table_rows(DOCS_DIR / "configuration.md", "group")}
+    assert names(rows[group]) >= options(group)
+
+
+def test_readme_tables_list_every_head_and_data_set_and_what_fits():
+    from headlab.heads import HEADS
+
+    heads, data = options("head"), options("data")
+    assert {c[0].strip("`").split("`")[0] for c in table_rows(README, "`head=`")} == heads
+    assert {c[0].strip("`").split("`")[0] for c in table_rows(README, "`data=`")} == data
+    header = next(
+        line for line in README.read_text().splitlines() if line.startswith("| | `mnist`")
+    )
+    columns = [names(c) for c in header.strip("|").split("|")[1:]]
+    assert set().union(*columns) == data
+    kinds = ("index", "multi_hot", "distribution")  # the columns' target kinds, in order
+    fits = {
+        row[0].strip("`"): [cell != "error" for cell in row[1:]]
+        for row in table_rows(README, "")
+        if row[0].startswith("`")
+    }
+    assert fits == {h: [k in HEADS[h].accepts for k in kinds] for h in heads}
+    csv_heads = next(
+        r[3] for r in table_rows(DOCS_DIR / "own_data.md", "layout") if "image_csv" in r[1]
+    )
+    assert names(csv_heads) == {h for h in heads if "multi_hot" in HEADS[h].accepts}
+
+
+def test_every_status_a_run_records_is_documented():
+    source = (ROOT / "src" / "headlab" / "run" / "outcome.py").read_text()
+    statuses = {"completed", *re.findall(r'"status": "(\w+)"', source)}
+    assert statuses == {"completed", "failed", "interrupted", "pruned"}
+    for page, before in ((DOCS_DIR / "operations.md", "Exit codes"), (README, "what each failure")):
+        text = page.read_text(encoding="utf-8")
+        sentence = text[text.index("`status`") : text.index(before)]
+        assert names(sentence) >= statuses, page.name

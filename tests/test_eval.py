@@ -42,6 +42,7 @@ def test_eval_reproduces_the_test_metrics_of_the_trained_checkpoint(tiny_mnist, 
         "head=sigmoid",
         "model.backbone.hidden=[64]",
         "trainer.max_epochs=1",
+        "shift=none",
         "trainer.limit_train_batches=2",  # short of perfect, so accuracy is not trivially 1
         "callbacks.rich_progress_bar=null",
         cwd=tmp_path,
@@ -52,7 +53,8 @@ def test_eval_reproduces_the_test_metrics_of_the_trained_checkpoint(tiny_mnist, 
     assert 0.1 < train_metrics["test/acc"] < 1.0
 
     # only the checkpoint: data, head and width come from the training run's overrides
-    evaluated = run_script("eval.py", f"ckpt_path={train_metrics['best_ckpt_path']}", cwd=tmp_path)
+    ckpt = f"ckpt_path={train_metrics['best_ckpt_path']}"
+    evaluated = run_script("eval.py", ckpt, "shift=none", cwd=tmp_path)
     assert evaluated.returncode == 0, evaluated.stderr
     eval_run = only_run(tmp_path / "logs" / "eval" / "runs")
     eval_metrics = json.loads((eval_run / "metrics.json").read_text())

@@ -36,6 +36,7 @@ def cli_args(tiny_mnist: Path, *overrides: str) -> list[str]:
         "data.val_size=100",
         "data.batch_size=50",
         "logger=none",
+        "shift=none",
         "callbacks.rich_progress_bar=null",
         "callbacks.rich_model_summary=null",
         "+trainer.enable_progress_bar=false",

@@ -31,7 +31,7 @@ def test_compare_heads_includes_focal_and_poly():
 def test_the_reports_heads_table_describes_every_head_the_study_runs():
     """The report's legend is its own table: a head added to the study must be described
     (sigmoid_softmax once showed up as '? | ?')."""
-    from headlab.sweeps.study.legend import HEADS as DESCRIBED
+    from headlab.heads import HEADS as DESCRIBED
     from headlab.sweeps.study.legend import heads_table
 
     heads = sweep("compare_heads").hydra.sweeper.params.head.split(",")

@@ -36,6 +36,7 @@ def sigmoid_run(tiny_mnist: Path, tmp_path_factory) -> Path:
             "trainer.max_epochs=2",
             "head=sigmoid",
             "log_grad_every_n_steps=2",
+            "shift=none",
             "callbacks.rich_progress_bar=null",
             f"paths.output_dir={out}",
         ]

@@ -15,6 +15,7 @@ def test_one_epoch_on_real_mnist_beats_96_percent(tmp_path):
         [
             f"data.data_dir={REAL_MNIST}",
             "trainer.max_epochs=1",
+            "shift=none",
             f"paths.output_dir={tmp_path}",
             "callbacks.rich_progress_bar=null",
         ]

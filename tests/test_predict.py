@@ -22,6 +22,7 @@ TRAIN = (
     "trainer.max_epochs=1",
     "callbacks.rich_progress_bar=null",
     "logger=none",
+    "shift=none",
     "extras.print_config=false",
 )
 

@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from headlab.sweeps.study.jobs import BadSweep
+from headlab.sweeps.study.legend import head_config, heads_table
 from headlab.sweeps.study.report import write_report
 from tests.conftest import ROOT
 
@@ -33,7 +34,15 @@ def predictions(seed: int, confidence: float, accuracy: float) -> tuple[np.ndarr
 
 
 def write_job(
-    sweep: Path, num: int, head: str, seed: int, probs=None, targets=None, data="mnist", **metrics
+    sweep: Path,
+    num: int,
+    head: str,
+    seed: int,
+    probs=None,
+    targets=None,
+    data="mnist",
+    head_config: dict | None = None,
+    **metrics,
 ):
     job = sweep / f"{num}_head={head},seed={seed}"
     (job / ".hydra").mkdir(parents=True)
@@ -42,7 +51,7 @@ def write_job(
         yaml.safe_dump({"hydra": {"runtime": {"choices": choices}}})
     )
     (job / ".hydra" / "config.yaml").write_text(
-        yaml.safe_dump({"seed": seed, "trainer": {"max_epochs": 2}})
+        yaml.safe_dump({"seed": seed, "trainer": {"max_epochs": 2}, "head": head_config})
     )
     (job / "metrics.json").write_text(json.dumps({"status": "completed", **metrics}))
     if probs is not None:
@@ -72,6 +81,35 @@ def synthetic_sweep(tmp_path: Path) -> Path:
         )
     )
     return sweep
+
+
+def test_heads_table_describes_each_head_as_its_jobs_configured_it(tmp_path: Path):
+    """The legend comes from the head classes and the jobs' own head configs: a sweep run
+    with ``head.gamma=3`` must not read "gamma = 2" (the legend once hard-coded it)."""
+    focal = {"_target_": "headlab.heads.FocalLoss", "gamma": 3.0, "gamma_schedule": None}
+    jobs = [
+        write_job(tmp_path, 0, "focal", 1, head_config=focal),
+        write_job(tmp_path, 1, "focal", 2, head_config={**focal, "gamma": 0.5}),
+        write_job(tmp_path, 2, "focal", 3, head_config=focal),
+        write_job(
+            tmp_path,
+            3,
+            "asl",
+            1,
+            head_config={"_target_": "headlab.heads.AsymmetricLoss", "clip": 0.1},
+        ),
+    ]
+    configs = {"focal": [head_config(j) for j in jobs[:3]], "asl": [head_config(jobs[3])]}
+    cap = np.e / (np.e + 2)  # sigmoid_softmax's largest probability with 3 classes
+    rows = heads_table({**configs, "sigmoid_softmax": [None], "mine": [None]}, num_classes=3)
+    assert rows[4:8] == [
+        "| `focal` | softmax | focal loss, gamma = 3; focal loss, gamma = 0.5 |",
+        "| `asl` | one sigmoid per class | asymmetric loss, gamma+ = 0, gamma- = 4, clip 0.1 |",
+        "| `sigmoid_softmax` | softmax of the sigmoids of the logits | cross-entropy: no class "
+        f"can get more than e / (e + 2) = {cap:.3f}, so the loss never reaches 0 and its ECE is "
+        "large by construction |",
+        "| `mine` | ? | not described |",
+    ]
 
 
 def difference_row(report: str, head: str) -> list[str]:
@@ -187,57 +225,37 @@ def test_bad_input_one_line_exit_2_nothing_written(tmp_path: Path, make, says: s
         write_report(folder)
 
 
-@pytest.fixture(scope="module")
-def tiny_sweep(tiny_mnist: Path, tmp_path_factory) -> Path:
-    """experiment=compare_heads on tiny data: 2 heads x 2 seeds, its report at the end."""
-    root = tmp_path_factory.mktemp("sweep_root")
-    env = {**os.environ, "HEADLAB_ROOT": str(root), "PYTHONPATH": str(ROOT / "src")}
-    result = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "scripts" / "train.py"),
-            "experiment=compare_heads",
-            "head=softmax,sigmoid",
-            "seed=1,2",
-            f"data.data_dir={tiny_mnist}",
-            "data.val_size=100",
-            "data.batch_size=50",
-            "trainer.max_epochs=1",
-            "log_grad_every_n_steps=2",
-            "hydra.sweep.dir=" + str(root / "sweep"),
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    return root / "sweep"
+def job_folder(sweep: Path, head: str, seed: int) -> Path:
+    """The job folder that ran ``head`` with ``seed`` (whatever its number's padding)."""
+    (folder,) = sweep.glob(f"*_head={head},seed={seed}")
+    return folder
 
 
 @pytest.mark.slow
-def test_compare_heads_sweep_ends_with_its_report(tiny_sweep: Path):
-    report = (tiny_sweep / "report" / "report.md").read_text()  # written by the callback
-    assert "heads: softmax, sigmoid" in report and "seeds: 1, 2" in report
-    assert "| sigmoid | 2 |" in report  # every section has both seeds
+def test_compare_heads_sweep_ends_with_its_report(compare_sweep: Path):
+    sweep = compare_sweep / "sweep"
+    report = (sweep / "report" / "report.md").read_text()  # written by the callback
+    assert "heads: softmax, soft" in report and "seeds: 1, 2" in report
+    assert "| soft | 2 |" in report  # every section has both seeds
     for figure in ("prob_sum.png", "grad_rows.png", "reliability.png"):
-        assert (tiny_sweep / "report" / figure).read_bytes()[:4] == b"\x89PNG"
+        assert (sweep / "report" / figure).read_bytes()[:4] == b"\x89PNG"
     grad_rows = report[report.index("## 2.") : report.index("## 3.")]
     assert "| softmax | 2 | 0.500 ± 0.000 | 0.500 ± 0.000 |" in grad_rows
+    assert "| `soft` | softmax | cross-entropy against labels smoothed by 0.1 " in report
 
 
 @pytest.mark.slow
-def test_report_lists_broken_runs_of_a_real_sweep(tiny_sweep: Path, tmp_path: Path):
+def test_report_lists_broken_runs_of_a_real_sweep(compare_sweep: Path, tmp_path: Path):
     sweep = tmp_path / "copy"
-    shutil.copytree(tiny_sweep, sweep)
-    crashed = next(sweep.glob("003_*"))  # head=sigmoid seed=2 "crashed": no metrics
+    shutil.copytree(compare_sweep / "sweep", sweep)
+    crashed = job_folder(sweep, "soft", 2)  # "crashed": no metrics
     (crashed / "metrics.json").unlink()
-    shutil.rmtree(next(sweep.glob("000_*")))  # head=softmax seed=1: its folder vanished
+    shutil.rmtree(job_folder(sweep, "softmax", 1))  # its folder vanished
     started = time.monotonic()
     result = run_compare(sweep)
     assert result.returncode == 0, result.stderr
     assert time.monotonic() - started < 60  # README: ~15 s for 24 full-size runs
     report = (sweep / "report" / "report.md").read_text()
     assert "runs: 2 of 4 completed" in report
-    assert f"`{crashed.name}`: head=sigmoid seed=2: no metrics.json" in report
+    assert f"`{crashed.name}`: head=soft seed=2: no metrics.json" in report
     assert "head=softmax seed=1: no job folder" in report

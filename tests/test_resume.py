@@ -98,12 +98,14 @@ def test_a_checkpoint_with_another_head_or_data_fails_and_says_which(
 
 @pytest.mark.slow
 def test_cli_resume_takes_the_run_overrides_and_continues(tiny_mnist, tmp_path):
-    common = (f"data.data_dir={tiny_mnist}", "data.val_size=100", "logger=none")
+    common = (f"data.data_dir={tiny_mnist}", "data.val_size=100", "logger=none", "shift=none")
     first = run_cli(*common, "head=sigmoid", "trainer.max_epochs=1", cwd=tmp_path)
     assert first.returncode == 0, first.stderr
     (run,) = (tmp_path / "logs" / "train" / "runs").iterdir()
     last = run / "checkpoints" / "last.ckpt"
-    resumed = run_cli(f"ckpt_path={last}", "trainer.max_epochs=2", "logger=none", cwd=tmp_path)
+    resumed = run_cli(
+        f"ckpt_path={last}", "trainer.max_epochs=2", "logger=none", "shift=none", cwd=tmp_path
+    )
     assert resumed.returncode == 0, resumed.stderr
     (new_run,) = set((tmp_path / "logs" / "train" / "runs").iterdir()) - {run}
     overrides = OmegaConf.load(new_run / ".hydra" / "overrides.yaml")

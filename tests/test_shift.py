@@ -287,10 +287,10 @@ def test_sigmoid_softmax_trains_on_class_indices_only():
     ],
 )
 def test_bad_shift_settings_fail_with_one_line_before_anything_is_built(override, message):
-    from headlab.shift.analysis import check_shift_config
+    from headlab.run.checks import validate
 
     with pytest.raises(ConfigValueError) as err:
-        check_shift_config(compose_train([override]))
+        validate(compose_train([override]))
     assert message in str(err.value)
     assert "\n" not in str(err.value)
 
@@ -387,8 +387,10 @@ def test_shift_bootstrap_zero_gives_points_without_intervals():
     points = shift_metrics("shift/x/", probs, targets, None)
     assert points and not any(k.endswith(("_ci_low", "_ci_high")) for k in points)
     assert Settings.from_config({"bootstrap": 0, "ood_bootstrap": 0}).bootstrap == 0
+    from headlab.run.checks import validate  # the block's checks live with the others
+
     with pytest.raises(ConfigValueError, match="0: no per-run intervals"):
-        Settings.from_config({"bootstrap": -1})
+        validate(compose_train(["shift.bootstrap=-1"]))
 
 
 @pytest.mark.parametrize("ties", [False, True])

@@ -30,7 +30,7 @@ from headlab.sweeps.summary import job_dirs, summary_rows, write_summary
 from tests.conftest import CONFIGS
 from tests.test_train import run_cli
 
-TINY = ("data.val_size=100", "data.batch_size=50", "callbacks.rich_progress_bar=null")
+TINY = ("data.val_size=100", "data.batch_size=50", "callbacks.rich_progress_bar=null", "shift=none")
 
 
 def sweep_dir(cwd: Path) -> Path:

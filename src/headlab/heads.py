@@ -10,6 +10,7 @@ exactly one thing in an experiment. Targets come in three kinds, named by the da
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import ClassVar, Literal
 
@@ -65,6 +66,10 @@ class Head:
     accepts: ClassVar[frozenset[str]] = frozenset(TARGET_KINDS)
     #: whether probabilities sum to one (softmax family) or are per-class (sigmoid family)
     exclusive: ClassVar[bool] = True
+    #: one line each for reports: how logits become probabilities, and the loss; ``{name}``
+    #: fields are filled from the instance's own parameters by ``describe``
+    PROBABILITIES: ClassVar[str] = "?"
+    LOSS: ClassVar[str] = "?"
 
     def __init__(self, threshold: float = 0.5) -> None:
         # multi-label prediction: a label is predicted where its probability > threshold
@@ -75,6 +80,15 @@ class Head:
 
     def loss(self, logits: torch.Tensor, target: torch.Tensor, kind: TargetKind) -> torch.Tensor:
         raise NotImplementedError
+
+    def describe(self, num_classes: int = 10) -> tuple[str, str]:
+        """(probabilities, loss) in one line each, with this instance's parameters, so a
+        report says what was run (``head.gamma=3`` reads gamma = 3), not what the default is.
+
+        >>> FocalLoss(gamma=3).describe()
+        ('softmax', 'focal loss, gamma = 3')
+        """
+        return self.PROBABILITIES, self.LOSS.format(**vars(self))
 
     def check_fits(self, kind: str, data_name: str = "this data") -> None:
         """Fail before any data is loaded when this head has no loss for ``kind`` targets.
@@ -118,6 +132,8 @@ class SoftmaxCE(Head):
     """
 
     name = "softmax"
+    PROBABILITIES = "softmax"
+    LOSS = "cross-entropy"
 
     def probs(self, logits: torch.Tensor) -> torch.Tensor:
         return logits.softmax(dim=-1)
@@ -132,6 +148,10 @@ class SoftLabelCE(SoftmaxCE):
     """Cross-entropy against a target distribution; hard labels are label-smoothed first."""
 
     name = "soft"
+    LOSS = (
+        "cross-entropy against labels smoothed by {smoothing:g} (label smoothing, not the "
+        "soft-label data)"
+    )
 
     def __init__(self, smoothing: float = 0.1, threshold: float = 0.5) -> None:
         super().__init__(threshold)
@@ -157,6 +177,15 @@ class SigmoidSoftmax(SoftmaxCE):
 
     name = "sigmoid_softmax"
     accepts = frozenset({"index"})
+    PROBABILITIES = "softmax of the sigmoids of the logits"
+
+    def describe(self, num_classes: int = 10) -> tuple[str, str]:
+        """The loss line states the cap e / (e + K - 1) for the data's class count K."""
+        cap = math.e / (math.e + num_classes - 1)
+        return self.PROBABILITIES, (
+            f"cross-entropy: no class can get more than e / (e + {num_classes - 1}) = {cap:.3f}, "
+            "so the loss never reaches 0 and its ECE is large by construction"
+        )
 
     def probs(self, logits: torch.Tensor) -> torch.Tensor:
         return logits.sigmoid().softmax(dim=-1)
@@ -178,6 +207,8 @@ class SigmoidBCE(Head):
 
     name = "sigmoid"
     exclusive = False
+    PROBABILITIES = "one sigmoid per class"
+    LOSS = "binary cross-entropy against one-hot targets"
 
     def probs(self, logits: torch.Tensor) -> torch.Tensor:
         return logits.sigmoid()
@@ -197,6 +228,11 @@ class SigmoidNLL(Head):
     name = "sigmoid_nll"
     accepts = frozenset({"index"})
     exclusive = False
+    PROBABILITIES = "one sigmoid per class"
+    LOSS = (
+        "-log sigmoid(z_y) only: **deliberately degenerate**, the wrong classes get no "
+        "gradient, so every output drifts towards 1"
+    )
 
     def probs(self, logits: torch.Tensor) -> torch.Tensor:
         return logits.sigmoid()
@@ -224,6 +260,13 @@ class FocalLoss(SoftmaxCE):
     name = "focal"
     accepts = frozenset({"index", "distribution"})
     SCHEDULES: ClassVar[tuple[str, ...]] = PARAMETER_CHOICES["gamma_schedule"]
+    LOSS = "focal loss, gamma = {gamma:g}"
+
+    def describe(self, num_classes: int = 10) -> tuple[str, str]:
+        """A schedule replaces the constant gamma, so the line names the schedule instead."""
+        if self.gamma_schedule == "flsd53":
+            return self.PROBABILITIES, "focal loss, gamma by FLSD-53 (5 where p_t < 0.2, else 3)"
+        return super().describe(num_classes)
 
     def __init__(
         self, gamma: float = 2.0, gamma_schedule: str | None = None, threshold: float = 0.5
@@ -267,6 +310,7 @@ class PolyLoss(SoftmaxCE):
 
     name = "poly"
     accepts = frozenset({"index", "distribution"})
+    LOSS = "Poly-1: cross-entropy + {epsilon:g}·(1 - p_y)"
 
     def __init__(self, epsilon: float = 1.0, threshold: float = 0.5) -> None:
         super().__init__(threshold)
@@ -295,6 +339,12 @@ class SigmoidFocal(SigmoidBCE):
 
     name = "sigmoid_focal"
     accepts = frozenset({"index", "multi_hot"})
+    LOSS = "binary focal loss per class, gamma = {gamma:g}"
+
+    def describe(self, num_classes: int = 10) -> tuple[str, str]:
+        """alpha appears only when set (unset: positives and negatives weigh the same)."""
+        probabilities, loss = super().describe(num_classes)
+        return probabilities, loss if self.alpha is None else f"{loss}, alpha = {self.alpha:g}"
 
     def __init__(
         self, gamma: float = 2.0, alpha: float | None = None, threshold: float = 0.5
@@ -332,6 +382,7 @@ class AsymmetricLoss(SigmoidBCE):
 
     name = "asl"
     accepts = frozenset({"index", "multi_hot"})
+    LOSS = "asymmetric loss, gamma+ = {gamma_pos:g}, gamma- = {gamma_neg:g}, clip {clip:g}"
 
     def __init__(
         self,

@@ -1,7 +1,10 @@
 """Post-hoc calibrators: fitted on validation logits, applied to test logits.
 
-Softmax-family heads (``exclusive``) are calibrated as one categorical distribution; sigmoid
-heads per label, as what they are (one Bernoulli per class), with the same method names:
+A calibrator is built on the head's own probability map (``head.probs``, or any callable from
+logits to probabilities): it maps the logits, then lets the head turn them into probabilities,
+so a calibrated model is the same model with other logits (``sigmoid_softmax`` stays softmax of
+sigmoids). Maps whose rows sum to one are calibrated as one categorical distribution; the
+others per label, as what they are (one Bernoulli per class), with the same method names:
 
 * ``temperature``: softmax(z / T); sigmoid(z / T), one T for all labels;
 * ``vector``: softmax(a * z + b), a and b per class; Platt, sigmoid(a * z + b) per label;
@@ -11,20 +14,24 @@ heads per label, as what they are (one Bernoulli per class), with the same metho
   this class" (one-vs-rest); softmax rows renormalised to sum to 1.
 
 The affine maps start at the identity and minimise the head's own likelihood (categorical or
-per-label Bernoulli NLL) with L-BFGS in float64.
+per-label Bernoulli NLL) with L-BFGS in float64. Where the map is plain softmax or sigmoid
+(found on fixed probe logits) that likelihood is computed from the logits, stable at any
+logit; any other map's likelihood is computed from its probabilities.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from functools import cached_property
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import torch
 from sklearn.isotonic import IsotonicRegression
 
 from headlab.calibration import METHODS
-from headlab.calibration.scoring import logits_nll
+from headlab.calibration.scoring import bernoulli_nll, categorical_nll, logits_nll
 
 #: ODIR strengths (Kull et al. 2019): lambda / (K(K-1)) * sum of squared off-diagonal weights
 #: plus mu / K * sum of squared biases, added to the mean NLL
@@ -36,17 +43,77 @@ class CalibrationFailed(RuntimeError):
     """A calibrator could not be fitted; the message is recorded in metrics.json."""
 
 
-def to_probs(exclusive: bool, logits: torch.Tensor) -> torch.Tensor:
-    return logits.softmax(dim=1) if exclusive else logits.sigmoid()
+#: a head's probability map: logits (N, K) -> probabilities (N, K)
+ProbabilityMap = Callable[[torch.Tensor], torch.Tensor]
+#: how a map is scored: plain softmax / sigmoid from the logits, or from its probabilities
+Link = Literal["softmax", "sigmoid", "categorical", "bernoulli"]
+
+
+def _softmax(logits: torch.Tensor) -> torch.Tensor:
+    return logits.softmax(dim=1)
+
+
+def _sigmoid(logits: torch.Tensor) -> torch.Tensor:
+    return logits.sigmoid()
+
+
+#: the maps of the transitional ``exclusive`` flag (shift.analysis still passes it)
+_FLAG_MAPS: dict[bool, ProbabilityMap] = {True: _softmax, False: _sigmoid}
+
+
+def link_of(probs_of: ProbabilityMap) -> Link:
+    """What the map is, found on fixed probe logits: plain softmax or sigmoid, else a map
+    whose rows sum to one (categorical) or not (one Bernoulli per class).
+
+    >>> from headlab.heads import SigmoidBCE, SigmoidSoftmax, SoftmaxCE
+    >>> [link_of(h.probs) for h in (SoftmaxCE(), SigmoidBCE(), SigmoidSoftmax())]
+    ['softmax', 'sigmoid', 'categorical']
+    """
+    probe = torch.linspace(-6.0, 6.0, 30, dtype=torch.float64).reshape(3, 10)
+    probe[1] = probe[1].flip(0) / 3  # rows of different spread and order
+    probs = probs_of(probe).double()
+    for name, reference in (("softmax", probe.softmax(dim=1)), ("sigmoid", probe.sigmoid())):
+        if torch.allclose(probs, reference, rtol=0.0, atol=1e-12):
+            return name
+    total = probs.sum(dim=1)
+    return "categorical" if torch.allclose(total, torch.ones_like(total)) else "bernoulli"
+
+
+def map_nll(link: Link, probs_of: ProbabilityMap, logits: torch.Tensor, target) -> torch.Tensor:
+    """Mean over samples of the map's likelihood at ``logits`` (differentiable): from the
+    logits for plain softmax/sigmoid (``scoring.logits_nll``), else from the probabilities."""
+    if link in ("softmax", "sigmoid"):
+        return logits_nll(link == "softmax", logits, target)
+    nll = categorical_nll if link == "categorical" else bernoulli_nll
+    return nll(probs_of(logits), target).mean()
 
 
 @dataclass
 class Calibrator:
-    """Fitted on (val logits, val targets); ``probs(test logits)`` gives calibrated ones."""
+    """Fitted on (val logits, val targets); ``probs(test logits)`` gives calibrated ones.
 
-    exclusive: bool
+    ``probs_of`` is the head's probability map (``head.probs``); a bool is the old
+    ``exclusive`` flag (softmax / sigmoid), still accepted from callers not yet moved."""
+
+    probs_of: ProbabilityMap | bool
     params: dict[str, Any] = field(default_factory=dict)
     name: ClassVar[str] = ""
+
+    def __post_init__(self) -> None:
+        if isinstance(self.probs_of, bool):
+            self.probs_of = _FLAG_MAPS[self.probs_of]
+
+    @cached_property
+    def link(self) -> Link:
+        return link_of(self.probs_of)
+
+    @property
+    def exclusive(self) -> bool:
+        """Whether the map gives one distribution per sample (rows summing to one)."""
+        return self.link in ("softmax", "categorical")
+
+    def to_probs(self, logits: torch.Tensor) -> torch.Tensor:
+        return self.probs_of(logits)
 
     def fit(self, logits: torch.Tensor, target: torch.Tensor) -> Calibrator:
         raise NotImplementedError
@@ -76,7 +143,7 @@ class Affine(Calibrator):
 
         def closure() -> torch.Tensor:
             optimizer.zero_grad()
-            loss = logits_nll(self.exclusive, self.transform(logits, p), target)
+            loss = map_nll(self.link, self.probs_of, self.transform(logits, p), target)
             loss = loss + self.penalty(p)
             loss.backward()
             return loss
@@ -89,7 +156,7 @@ class Affine(Calibrator):
         return self
 
     def probs(self, logits: torch.Tensor) -> torch.Tensor:
-        return to_probs(self.exclusive, self.transform(logits.double(), self.params))
+        return self.to_probs(self.transform(logits.double(), self.params))
 
 
 class Temperature(Affine):
@@ -97,12 +164,13 @@ class Temperature(Affine):
 
     Logits made six times sharper get a temperature six times larger back:
 
+    >>> from headlab.heads import SoftmaxCE
     >>> g = torch.Generator().manual_seed(0)
     >>> labels = torch.randint(0, 10, (2000,), generator=g)
     >>> logits = torch.randn(2000, 10, generator=g)
     >>> logits[torch.arange(2000), labels] += 2.0
-    >>> t1 = Temperature(exclusive=True).fit(logits, labels).temperature
-    >>> t6 = Temperature(exclusive=True).fit(6.0 * logits, labels).temperature
+    >>> t1 = Temperature(SoftmaxCE().probs).fit(logits, labels).temperature
+    >>> t6 = Temperature(SoftmaxCE().probs).fit(6.0 * logits, labels).temperature
     >>> round(t6 / t1, 2)
     6.0
     """
@@ -162,7 +230,7 @@ class Isotonic(Calibrator):
     name = "isotonic"
 
     def fit(self, logits: torch.Tensor, target: torch.Tensor) -> Isotonic:
-        probs = to_probs(self.exclusive, logits.double()).numpy()
+        probs = self.to_probs(logits.double()).numpy()
         k = probs.shape[1]
         one_hot = target.numpy() if target.dim() == 2 else np.eye(k)[target.numpy()]
         self.models = []
@@ -176,7 +244,7 @@ class Isotonic(Calibrator):
         return self
 
     def probs(self, logits: torch.Tensor) -> torch.Tensor:
-        probs = to_probs(self.exclusive, logits.double()).numpy()
+        probs = self.to_probs(logits.double()).numpy()
         out = np.stack([m.predict(probs[:, c]) for c, m in enumerate(self.models)], axis=1)
         if self.exclusive:
             total = out.sum(axis=1, keepdims=True)
@@ -191,13 +259,14 @@ CALIBRATORS: dict[str, type[Calibrator]] = {
 
 
 def fit_calibrator(
-    method: str, exclusive: bool, logits: torch.Tensor, target: torch.Tensor
+    method: str, probs_of: ProbabilityMap | bool, logits: torch.Tensor, target: torch.Tensor
 ) -> Calibrator:
-    """Fit ``method``; any failure becomes ``CalibrationFailed`` with the reason."""
+    """Fit ``method`` on the head's probability map ``probs_of`` (``head.probs``); any
+    failure becomes ``CalibrationFailed`` with the reason."""
     if method not in CALIBRATORS:
         raise ValueError(f"unknown calibration method {method!r}; known: {', '.join(METHODS)}")
     try:
-        return CALIBRATORS[method](exclusive).fit(logits, target)
+        return CALIBRATORS[method](probs_of).fit(logits, target)
     except CalibrationFailed:
         raise
     except Exception as error:  # the reason goes into metrics.json

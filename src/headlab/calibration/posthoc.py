@@ -173,7 +173,7 @@ class Analysis:
         out = {}
         for method in self.settings.methods:
             try:
-                calibrator = fit_calibrator(method, self.head.exclusive, logits, target)
+                calibrator = fit_calibrator(method, self.head.probs, logits, target)
             except CalibrationFailed as failure:
                 log.warning("calibration method %s failed: %s", method, failure)
                 self.params[method] = {"error": str(failure)}

@@ -29,6 +29,19 @@ CHECKS: tuple[Check, ...] = (
     ("calibration.bootstrap", lambda v: v > 0 and v == int(v), "must be a whole number > 0"),
     ("calibration.min_bin_count", lambda v: v >= 1, "must be >= 1"),
     ("calibration.n_bins", lambda v: v >= 2 and v == int(v), "must be a whole number >= 2"),
+    ("shift.samples", lambda v: v >= 10 and v == int(v), "must be a whole number >= 10"),
+    ("shift.seed", lambda v: v == int(v), "must be a whole number"),
+    (
+        "shift.bootstrap",
+        lambda v: v >= 0 and v == int(v),
+        "must be a whole number >= 0 (0: no per-run intervals)",
+    ),
+    (
+        "shift.ood_bootstrap",
+        lambda v: v >= 0 and v == int(v),
+        "must be a whole number >= 0 (0: no per-run intervals)",
+    ),
+    ("shift.level", lambda v: 0 < v < 1, "must lie in (0, 1)"),
 )
 
 
@@ -75,6 +88,10 @@ BOOLEANS: tuple[str, ...] = (
     "data.hard_targets",
     "calibration.enabled",
     "calibration.method_intervals",
+    "shift.enabled",
+    "shift.digits",
+    "shift.download",
+    "shift.figures",
 )
 
 
@@ -133,6 +150,62 @@ def check_optimizer_arguments(cfg: DictConfig) -> None:
         )
 
 
+def shift_problems(block: dict[str, Any]) -> list[str]:
+    """What is wrong with the ``shift`` block's keys and names, angles and pixels (its
+    numbers and booleans are in ``CHECKS`` and ``BOOLEANS``), one entry per problem."""
+    from headlab.calibration import METHODS
+    from headlab.shift.corruptions import CORRUPTIONS
+    from headlab.shift.scores import COMMON, SIGMOID_ONLY
+    from headlab.shift.settings import CANVAS_FILLS, MAX_TRANSLATION, OOD_SETS, Settings
+
+    known_keys = tuple(Settings.__dataclass_fields__)
+    problems = [
+        f"shift.{key} is not a setting; known: {', '.join(known_keys)}"
+        for key in block
+        if key not in known_keys
+    ]
+    names = {
+        "corruptions": tuple(CORRUPTIONS),
+        "ood": OOD_SETS,
+        "methods": METHODS,
+        "canvas_ood": CANVAS_FILLS,
+        "interval_scores": COMMON + SIGMOID_ONLY,
+    }
+    for key, known in names.items():
+        values = block.get(key) or ()
+        bad = [v for v in ([values] if isinstance(values, str) else values) if v not in known]
+        if bad:
+            problems.append(f"shift.{key}: unknown {bad[0]!r}; known: {', '.join(known)}")
+    for angle in block.get("rotation") or ():
+        if not (is_number(angle) and 0 <= angle <= 360):
+            problems.append(f"shift.rotation: angles lie in 0..360 degrees, got {angle}")
+    for px in block.get("translation") or ():
+        if not (is_number(px) and float(px).is_integer() and 0 <= px <= MAX_TRANSLATION):
+            problems.append(f"shift.translation: whole pixels in 0..{MAX_TRANSLATION}, got {px}")
+    return problems
+
+
+def is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def check_shift(cfg: DictConfig) -> None:
+    """The ``shift`` block: every problem in one line, then (enabled) the downloaded OOD sets
+    it asks for, which fail in one line when they cannot be had."""
+    node = OmegaConf.select(cfg, "shift", default=None)
+    if node is None:
+        return
+    block = OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else node
+    problems = shift_problems(dict(block or {}))
+    if problems:
+        raise ConfigValueError("Invalid config: " + "; ".join(problems))
+    from headlab.shift.sets import check_available
+    from headlab.shift.settings import Settings
+
+    data_dir = OmegaConf.select(cfg, "data.data_dir", default="data")
+    check_available(Settings.from_config(block), data_dir)
+
+
 def validate(cfg: DictConfig) -> None:
     """Everything that can be checked from the config alone, before anything is built."""
     check_numbers(cfg)
@@ -140,5 +213,6 @@ def validate(cfg: DictConfig) -> None:
     check_choices(cfg)
     check_methods(cfg)
     check_optimizer_arguments(cfg)
+    check_shift(cfg)
     if cfg.get("ckpt_path"):
         check_checkpoint(cfg.ckpt_path)

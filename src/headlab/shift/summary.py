@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from headlab.layout import read_metrics
+from headlab.tables import markdown_table
 
 COLUMNS = {
     "test acc": "test/acc",
@@ -46,15 +47,15 @@ def cell(metrics: dict, key: str) -> str:
 
 def summary(folders: list[Path]) -> str:
     header = ["run", *COLUMNS, "CPU s"]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    rows = []
     for folder in folders:
         metrics = read_metrics(folder)
         timing = folder / "off_distribution.json"
         cpu = json.loads(timing.read_text()).get("cpu_seconds") if timing.is_file() else None
         cells = [cell(metrics, key) for key in COLUMNS.values()]
         cells.append(f"{cpu:.1f}" if isinstance(cpu, (int, float)) else "n/a")
-        lines.append("| " + " | ".join([folder.name, *cells]) + " |")
-    return "\n".join(lines)
+        rows.append([folder.name, *cells])
+    return "\n".join(markdown_table(header, rows))
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from headlab.sweeps.summary import job_dirs, job_metrics
+from headlab.tables import markdown_table
 
 log = logging.getLogger(__name__)
 
@@ -52,11 +53,11 @@ def read_session(event_dir: Path) -> tuple[dict[str, Any], str] | None:
 
 def sweep_table(rows: list[tuple[str, dict[str, float]]], columns: list[str]) -> str:
     """Markdown: one row per trial, the default HPARAMS metric columns."""
-    lines = ["| trial | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
-    for trial, values in rows:
-        cells = [f"{values[c]:.4f}" if c in values else "" for c in columns]
-        lines.append(f"| {trial} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    cells = [
+        [str(trial), *(f"{values[c]:.4f}" if c in values else "" for c in columns)]
+        for trial, values in rows
+    ]
+    return "\n".join(markdown_table(["trial", *columns], cells))
 
 
 def write_sweep_board(sweep_dir: str | Path) -> Path | None:

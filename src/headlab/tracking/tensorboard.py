@@ -19,6 +19,7 @@ from typing import Any
 from lightning.pytorch.loggers import Logger, TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
 
+from headlab.tables import markdown_table as table
 from headlab.tracking.hparams import (
     DEFAULT_COLUMNS,
     experiment_summary,
@@ -68,8 +69,7 @@ def markdown_table(values: Mapping[str, float], title: str = "") -> str:
     keys = [k for k in DEFAULT_COLUMNS if k in values]
     keys += sorted(k for k in values if k not in keys)
     lines = [f"**{title}**", ""] if title else []
-    lines += ["| metric | value |", "|---|---|"]
-    lines += [f"| {key} | {values[key]:.6g} |" for key in keys]
+    lines += table(["metric", "value"], [[key, f"{values[key]:.6g}"] for key in keys])
     return "\n".join(lines)
 
 

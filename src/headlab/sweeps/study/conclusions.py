@@ -21,6 +21,7 @@ from headlab.sweeps.study.verdicts import (
     margin_rule,
     verdicts,
 )
+from headlab.tables import markdown_table
 
 #: estimators where a lower value is better (accuracy: higher)
 HIGHER_IS_BETTER = ("acc",)
@@ -84,11 +85,7 @@ def difference_table(
             for m in settings.estimators
         ]
         rows.append([head, str(n_seeds[head]), *cells])
-    return [
-        "| " + " | ".join(header) + " |",
-        "|" + "---|" * len(header),
-        *("| " + " | ".join(r) + " |" for r in rows),
-    ]
+    return markdown_table(header, rows)
 
 
 def sentences(

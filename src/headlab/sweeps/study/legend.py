@@ -1,52 +1,67 @@
 """What the report's readers need before its numbers: the heads, the setting's caveats, the
-column definitions, and which calibrator fits did not work."""
+column definitions, and which calibrator fits did not work.
+
+Each head's description comes from its class (``Head.describe``) built with the parameters
+its jobs ran with, so ``head.gamma=3`` reads gamma = 3 here; nothing about a head is restated.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
-#: one line per head of configs/head/*.yaml, as the comparison runs them
-HEADS = {
-    "softmax": ("softmax", "cross-entropy"),
-    "soft": (
-        "softmax",
-        "cross-entropy against labels smoothed by 0.1 (label smoothing, not the soft-label data)",
-    ),
-    "focal": ("softmax", "focal loss, gamma = 2"),
-    "poly": ("softmax", "Poly-1: cross-entropy + 1·(1 - p_y)"),
-    "sigmoid": ("one sigmoid per class", "binary cross-entropy against one-hot targets"),
-    "sigmoid_focal": ("one sigmoid per class", "binary focal loss per class, gamma = 2"),
-    "asl": ("one sigmoid per class", "asymmetric loss, gamma- = 4, clip 0.05"),
-    "sigmoid_softmax": (
-        "softmax of the sigmoids of the logits",
-        "cross-entropy: no class can get more than e / (e + 9) = 0.232, so the loss never "
-        "reaches 0 and its ECE is large by construction",
-    ),
-    "sigmoid_nll": (
-        "one sigmoid per class",
-        "-log sigmoid(z_y) only: **deliberately degenerate**, "
-        "the wrong classes get no gradient, so every output drifts towards 1",
-    ),
-}
+import yaml
+
+from headlab.heads import HEADS
+from headlab.tables import markdown_table
+
 #: a fitted temperature outside this range turns every probability into ~uniform or ~0/1:
 #: the fit degenerated (e.g. T ≈ 1e7 on sigmoid_nll gives p = 0.5 everywhere)
 TEMPERATURE_RANGE = (0.01, 100.0)
 
 
-def heads_table(heads: Sequence[str]) -> list[str]:
-    rows = [
-        f"| `{h}` | {HEADS.get(h, ('?', 'not described'))[0]} | {HEADS.get(h, ('?', '?'))[1]} |"
-        for h in heads
-    ]
-    return [
-        "## Heads",
-        "",
-        "| head | probabilities | loss |",
-        "|---|---|---|",
-        *rows,
-        "",
-    ]
+def head_config(job_dir: Path) -> dict[str, Any] | None:
+    """The ``head`` block a job ran with (its ``.hydra/config.yaml``), or None."""
+    file = job_dir / ".hydra" / "config.yaml"
+    if not file.is_file():
+        return None
+    head = (yaml.safe_load(file.read_text()) or {}).get("head")
+    return head if isinstance(head, dict) else None
+
+
+def describe_head(
+    name: str, config: Mapping[str, Any] | None = None, num_classes: int = 10
+) -> tuple[str, str]:
+    """(probabilities, loss) of head ``name`` as configured: the class named by the config's
+    ``_target_`` (else ``heads.HEADS[name]``), built with its parameters, describes itself."""
+    params = {k: v for k, v in (config or {}).items() if k != "_target_"}
+    target = str((config or {}).get("_target_", ""))
+    by_path = {f"{c.__module__}.{c.__name__}": c for c in HEADS.values()}
+    cls = by_path.get(target) or HEADS.get(name)
+    if cls is None:
+        return "?", "not described"
+    try:
+        return cls(**params).describe(num_classes)
+    except (TypeError, ValueError) as error:  # a head config this code cannot build
+        return "?", f"not described ({error})"
+
+
+def heads_table(
+    heads: Sequence[str] | Mapping[str, Sequence[Mapping[str, Any] | None]], num_classes: int = 10
+) -> list[str]:
+    """One row per head. ``heads`` maps each head to the head configs its jobs ran with (a
+    plain list of names: the classes' defaults); jobs of one head that ran with different
+    parameters show each description once, joined by "; "."""
+    configs = heads if isinstance(heads, Mapping) else {h: [None] for h in heads}
+    rows = []
+    for head, found in configs.items():
+        described = list(
+            dict.fromkeys(describe_head(head, c, num_classes) for c in found or [None])
+        )
+        probabilities = "; ".join(dict.fromkeys(d[0] for d in described))
+        rows.append([f"`{head}`", probabilities, "; ".join(d[1] for d in described)])
+    return ["## Heads", "", *markdown_table(["head", "probabilities", "loss"], rows), ""]
 
 
 def caveats(

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import shutil
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,10 +27,11 @@ from headlab.errors import ConfigValueError
 from headlab.files import make_temp_dir
 from headlab.sweeps.study.board_runs import write_head_runs
 from headlab.sweeps.study.jobs import BadSweep, Job, Study, load_study
-from headlab.sweeps.study.legend import caveats, degenerate, heads_table
+from headlab.sweeps.study.legend import caveats, degenerate, head_config, heads_table
 from headlab.sweeps.study.table import MULTILABEL_COLUMNS as STUDY_COLUMNS
-from headlab.sweeps.study.table import mean_std
 from headlab.sweeps.study.verdicts import ComparisonSettings
+from headlab.tables import markdown_table as table
+from headlab.tables import mean_std
 
 log = logging.getLogger(__name__)
 
@@ -54,14 +55,6 @@ def fmt(value: float | None, digits: int = 4) -> str:
 def number(metrics: dict[str, Any], key: str) -> float | None:
     value = metrics.get(key)
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
-
-
-def table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> list[str]:
-    return [
-        "| " + " | ".join(header) + " |",
-        "|" + "---|" * len(header),
-        *("| " + " | ".join(row) + " |" for row in rows),
-    ]
 
 
 class Scores:
@@ -449,7 +442,8 @@ def build_report(study: Study, out: Path, settings: ComparisonSettings | None = 
         (j.predictions[0].shape for js in groups.values() for j in js if has_predictions(j)),
         (10_000, 10),
     )
-    lines += heads_table(list(groups)) + caveats(epochs, models, main_data, size, classes)
+    configs = {h: [head_config(j.path) for j in js] for h, js in groups.items()}
+    lines += heads_table(configs, classes) + caveats(epochs, models, main_data, size, classes)
     lines += prob_mass_section(groups, out, classes)
     lines += gradient_section(groups, out)
     lines += calibration_section(groups, scores, out)

@@ -7,9 +7,9 @@ Kept to the standard library (``csv``, ``statistics``) so that it runs wherever 
 from __future__ import annotations
 
 import csv
-import math
-import statistics
 from pathlib import Path
+
+from headlab.tables import markdown_table, mean_std
 
 #: the multi-label head study's columns: ranking, F1 at 0.5 and at the val-chosen threshold
 MULTILABEL_COLUMNS = (
@@ -34,21 +34,6 @@ def head_of(row: dict[str, str]) -> str:
     return "?"
 
 
-def mean_std(values: list[float], digits: int = 4) -> str:
-    """'m ± s' with the sample standard deviation over the finite values; a lone value has no
-    spread to show; none: '—'. The one format of every mean ± std table (study and report)."""
-    values = [
-        float(v)
-        for v in values
-        if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-    ]
-    if not values:
-        return "—"
-    if len(values) == 1:
-        return f"{values[0]:.{digits}f}"
-    return f"{statistics.mean(values):.{digits}f} ± {statistics.stdev(values):.{digits}f}"
-
-
 def study_table(
     summary_csv: str | Path | list[str | Path], columns: tuple[str, ...] = MULTILABEL_COLUMNS
 ) -> str:
@@ -64,11 +49,13 @@ def study_table(
     by_head: dict[str, list[dict[str, str]]] = {}
     for row in rows:
         by_head.setdefault(head_of(row), []).append(row)
-    lines = [
-        "| head | runs | " + " | ".join(f"`{c}`" for c in columns) + " |",
-        "|---|---|" + "---|" * len(columns),
+    header = ["head", "runs", *(f"`{c}`" for c in columns)]
+    rows = [
+        [
+            f"`{head}`",
+            str(len(group)),
+            *(mean_std([float(r[c]) for r in group if r.get(c)]) for c in columns),
+        ]
+        for head, group in by_head.items()
     ]
-    for head, group in by_head.items():
-        cells = [mean_std([float(r[c]) for r in group if r.get(c)]) for c in columns]
-        lines.append(f"| `{head}` | {len(group)} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    return "\n".join(markdown_table(header, rows))
