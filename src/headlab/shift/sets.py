@@ -175,7 +175,8 @@ def check_available(settings: Settings, data_dir: str | Path) -> None:
 
 
 def ood_set(name: str, images: torch.Tensor, n: int, settings: Settings, data_dir) -> torch.Tensor:
-    """``n`` inputs of no MNIST class; ``images`` are MNIST test images for the derived sets."""
+    """``n`` inputs of no MNIST class; ``images`` are MNIST test images for the derived sets.
+    uint8 images, except ``gaussian_n01``: float pixels beyond 0..255, as its definition asks."""
     return built(
         f"ood/{name}/{n}",
         settings.seed,
@@ -195,8 +196,10 @@ def _ood_set(name: str, images: torch.Tensor, n: int, settings: Settings, data_d
         return transforms.permute_pixels(images[:n], rng)
     if name == "gaussian":
         return transforms.as_uint8(torch.from_numpy(rng.normal(PIXEL_MEAN, PIXEL_STD, shape)))
-    if name == "gaussian_n01":  # Hendrycks & Gimpel's N(0, 1) per pixel on the [0, 1] scale
-        return transforms.as_uint8(torch.from_numpy(255.0 * rng.normal(0.0, 1.0, shape)))
+    if name == "gaussian_n01":
+        # Hendrycks & Gimpel's N(0, 1) per pixel on the [0, 1] scale, *not* clipped: the one
+        # set of float pixels (0..255 units; normalising a float batch is the same map)
+        return torch.from_numpy(255.0 * rng.normal(0.0, 1.0, shape)).float()
     if name == "uniform":  # U[0, 1] per pixel on the [0, 1] scale (Hendrycks & Gimpel's)
         return transforms.as_uint8(torch.from_numpy(rng.uniform(0, 255, shape)))
     if name == "fashion_mnist":
