@@ -328,6 +328,10 @@ def test_fog_keeps_black_black_and_lifts_white_to_between_a_quarter_and_one():
     out = CORRUPTIONS["fog"](white, np.random.default_rng(0))[:, :, 1:].numpy()
     # (1 + 3 f) * 1 / (1 + 3) with the fog f in [0, 1]
     assert out.min() >= round(255 / 4) - 1 and out.max() <= 255
+    # f is scaled to [0, 1] over the whole 256 x 256 map, not per 28 x 28 crop: no crop
+    # spans the whole range (a per-crop rescale would give 64 and 255 in every image)
+    spans = out.reshape(4, -1).max(axis=1) - out.reshape(4, -1).min(axis=1)
+    assert (spans < 255 - 64 - 10).all()
 
 
 def test_spatter_leaves_a_pixel_or_covers_it_mostly_with_grey_63():
@@ -373,6 +377,28 @@ def test_zigzag_vertices_follow_mnist_c_and_segments_add_up():
     segments = [line_ink(cols[j - 1], rows[j - 1], cols[j], rows[j]) for j in range(1, len(cols))]
     total = np.sum(segments, axis=0)
     assert (total > np.max(segments, axis=0) + 0.1).any()  # somewhere two segments overlap
+
+
+def test_zigzag_adds_its_segments_and_clips_as_mnist_c_draws_them():
+    from headlab.shift.corruptions import line_ink, zigzag_vertices
+
+    black = torch.zeros(3, 1, 28, 28, dtype=torch.uint8)
+    black[:, 0, 27, 27] = torch.arange(3, dtype=torch.uint8)  # three different images
+    out = CORRUPTIONS["zigzag"](black, np.random.default_rng(4))[:, 0].numpy().astype(float)
+    out[:, 27, 27] = 0
+    for image in out:  # brute force: the drawn zigzag is one of MNIST-C's r0, r1 choices
+        matches = []
+        for r0 in range(27):
+            for r1 in range(r0 - 5, r0 + 5):
+                cols, rows = zigzag_vertices(r0, r1)
+                ink = sum(
+                    line_ink(cols[j - 1], rows[j - 1], cols[j], rows[j])
+                    for j in range(1, len(cols))
+                )
+                ink[27, 27] = 0
+                if np.abs(np.round(np.clip(ink, 0, 1) * 255) - image).max() == 0:
+                    matches.append((r0, r1))
+        assert len(matches) == 1
 
 
 def test_canny_edges_of_a_square_are_its_outline():

@@ -3,8 +3,9 @@ per-head scores of "how in-distribution is this input", their metrics and figure
 
 Everything is built in memory from MNIST test, scikit-learn's bundled digits and
 matplotlib's bundled fonts (and FashionMNIST's test files where Debian's package put them),
-deterministically from a seed: no download unless KMNIST is asked for. ``analysis.analyse_off_distribution`` is the one entry point; the
-post-test analysis (``headlab.run.train``) calls it after the calibration analysis.
+deterministically from a seed: no download unless KMNIST is asked for.
+``analysis.analyse_off_distribution`` is the one entry point; the post-test analysis
+(``headlab.run.train``) calls it after the calibration analysis.
 
 * ``transforms``  -- geometric and pixel transforms of uint8 image batches,
 * ``corruptions`` -- MNIST-C's 15 corruptions at its fixed severities (own implementations),
