@@ -261,7 +261,12 @@ class Analysis:
 
     def selective(self, confidence: torch.Tensor, error: torch.Tensor) -> dict[str, float]:
         from headlab.calibration.figures import risk_coverage_figure
-        from headlab.calibration.selective import augrc_of, aurc_of, risk_coverage
+        from headlab.calibration.selective import (
+            augrc_of,
+            aurc_of,
+            misclassification_auroc,
+            risk_coverage,
+        )
 
         coverage, risk = risk_coverage(confidence, error)
         area = aurc_of(risk)
@@ -269,7 +274,11 @@ class Analysis:
             "risk_coverage_test",
             risk_coverage_figure(coverage.numpy(), risk.numpy(), area, self.title),
         )
-        return {"test/aurc": area, "test/augrc": augrc_of(coverage, risk)}
+        out = {"test/aurc": area, "test/augrc": augrc_of(coverage, risk)}
+        separation = misclassification_auroc(confidence, error)
+        if separation == separation:  # undefined (NaN) when every prediction is right
+            out["test/misclassification_auroc"] = separation
+        return out
 
     def figures(self, confidence: np.ndarray, hit: np.ndarray, metrics: dict[str, Any]) -> None:
         from headlab.calibration.figures import calibration_panels

@@ -32,6 +32,24 @@ def risk_coverage(
     return k / len(error), expected_errors / k
 
 
+def misclassification_auroc(confidence: torch.Tensor, error: torch.Tensor) -> float:
+    """AUROC of the confidence separating right from wrong predictions (right positive), as
+    Hendrycks & Gimpel (2017) report it: the chance that a random right prediction is more
+    confident than a random wrong one, ties counting 1/2. NaN when either group is empty."""
+    right = confidence[error == 0].double()
+    wrong = confidence[error != 0].double()
+    if len(right) == 0 or len(wrong) == 0:
+        return float("nan")
+    # Mann-Whitney via mid-ranks of the pooled confidences (ties get their average rank)
+    pooled = torch.cat([right, wrong])
+    _, inverse, counts = torch.unique(pooled, return_inverse=True, return_counts=True)
+    ends = counts.cumsum(0).double()
+    mid_rank = ends - (counts.double() - 1) / 2
+    rank_sum = mid_rank[inverse[: len(right)]].sum()
+    n_r, n_w = len(right), len(wrong)
+    return float((rank_sum - n_r * (n_r + 1) / 2) / (n_r * n_w))
+
+
 def aurc_of(risk: torch.Tensor) -> float:
     """Area under a risk-coverage curve at coverages k/N: the mean risk."""
     return float(risk.mean())

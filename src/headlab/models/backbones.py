@@ -7,9 +7,19 @@ from collections.abc import Sequence
 
 from torch import nn
 
+from headlab.errors import ConfigValueError
+
+#: hidden-layer nonlinearities of the MLP by name; ``gelu_tanh`` is the tanh approximation
+#: Hendrycks & Gimpel's MNIST baseline used (configs/experiment/hendrycks_gimpel.yaml)
+ACTIVATIONS = {
+    "relu": lambda: nn.ReLU(inplace=True),
+    "gelu": nn.GELU,
+    "gelu_tanh": lambda: nn.GELU(approximate="tanh"),
+}
+
 
 class MLP(nn.Sequential):
-    """Flatten, then Linear-BatchNorm-ReLU-Dropout blocks.
+    """Flatten, then Linear-BatchNorm-activation-Dropout blocks (ReLU unless ``activation``).
 
     Sized by ``image_size`` like the CNN, so one data key sets the input of either backbone.
     """
@@ -21,14 +31,20 @@ class MLP(nn.Sequential):
         hidden: Sequence[int] = (512, 256),
         dropout: float = 0.1,
         batch_norm: bool = True,
+        activation: str = "relu",
     ) -> None:
+        if activation not in ACTIVATIONS:
+            known = ", ".join(ACTIVATIONS)
+            raise ConfigValueError(
+                f"model.backbone.activation: unknown {activation!r}; known: {known}"
+            )
         layers: list[nn.Module] = [nn.Flatten()]
         width = in_channels * image_size * image_size
         for size in hidden:
             layers.append(nn.Linear(width, size, bias=not batch_norm))
             if batch_norm:
                 layers.append(nn.BatchNorm1d(size))
-            layers += [nn.ReLU(inplace=True), nn.Dropout(dropout)]
+            layers += [ACTIVATIONS[activation](), nn.Dropout(dropout)]
             width = size
         super().__init__(*layers)
         self.out_features = width

@@ -2,14 +2,16 @@
 per-head scores of "how in-distribution is this input", their metrics and figures.
 
 Everything is built in memory from MNIST test, scikit-learn's bundled digits and
-matplotlib's bundled fonts, deterministically from a seed: no download unless FashionMNIST
-or KMNIST are asked for. ``analysis.analyse_off_distribution`` is the one entry point; the
-post-test analysis (``headlab.run.train``) calls it after the calibration analysis.
+matplotlib's bundled fonts (and FashionMNIST's test files where Debian's package put them),
+deterministically from a seed: no download unless KMNIST is asked for.
+``analysis.analyse_off_distribution`` is the one entry point; the post-test analysis
+(``headlab.run.train``) calls it after the calibration analysis.
 
 * ``transforms``  -- geometric and pixel transforms of uint8 image batches,
 * ``corruptions`` -- MNIST-C's 15 corruptions at its fixed severities (own implementations),
 * ``letters``     -- letters rendered from matplotlib's fonts in MNIST's format,
-* ``sets``        -- the shifted and OOD sets by name,
+* ``fashion``     -- FashionMNIST's test images from IDX files on disk (never downloaded),
+* ``sets``        -- the shifted and OOD sets by name, and each OOD set's near/far family,
 * ``scores``      -- per-sample OOD scores from logits (higher = more in-distribution),
 * ``metrics``     -- shift metrics (calibration estimators) and OOD metrics (scikit-learn),
 * ``figures``     -- accuracy/ECE vs angle, accuracy vs confidence, histograms, image grid,

@@ -87,7 +87,7 @@ def sample_grid(samples: Mapping[str, torch.Tensor], per_row: int = 8) -> Figure
     side, gap = 28, 2
     rows = []
     for name in names:
-        images = samples[name][:per_row, 0].numpy()
+        images = samples[name][:per_row, 0].clamp(0, 255).numpy()  # gaussian_n01: float
         row = np.full((side, per_row * (side + gap)), 40, dtype=np.uint8)  # dark grey gaps
         for i, image in enumerate(images):
             image = image[:side, :side] if image.shape[0] > side else image

@@ -28,6 +28,30 @@ class OODDataMissing(RunError):
     """A requested torchvision OOD set is not on disk and cannot be downloaded."""
 
 
+#: near or far from MNIST, per OOD set (and per shifted kind that is a domain change).
+#: near: the same kind of picture (a centred glyph or object on black) of another class or
+#: hand; far: no such picture at all (noise, scrambled pixels, a mostly white image).
+FAMILY = {
+    "letters": "near",
+    "fashion_mnist": "near",
+    "kmnist": "near",
+    "digits": "near",  # sklearn digits: a covariate shift (labels kept), not an OOD set
+    "inverted": "far",
+    "permuted": "far",
+    "gaussian": "far",
+    "gaussian_n01": "far",
+    "uniform": "far",
+}
+
+
+def family(name: str) -> str:
+    """``"near"`` or ``"far"`` for an OOD set (or ``"digits"``); ValueError for others."""
+    try:
+        return FAMILY[name]
+    except KeyError:
+        raise ValueError(f"no near/far family for {name!r}; known: {', '.join(FAMILY)}") from None
+
+
 @dataclass(frozen=True)
 class Shifted:
     """One shifted set: ``kind`` (rotation, translation, corruption, digits) and ``level``."""
@@ -40,6 +64,11 @@ class Shifted:
     @property
     def name(self) -> str:
         return f"{self.kind}/{self.level}"
+
+    @property
+    def family(self) -> str | None:
+        """``"near"`` for the sklearn digits (a change of domain); None for the others."""
+        return FAMILY.get(self.kind)
 
 
 def rng_for(seed: int, name: str) -> np.random.Generator:
@@ -122,10 +151,10 @@ def shifted_sets(images: torch.Tensor, targets: torch.Tensor, settings: Settings
 
 
 def torchvision_test_images(name: str, data_dir: str | Path, download: bool) -> torch.Tensor:
-    """FashionMNIST or KMNIST test images through torchvision, or OODDataMissing."""
+    """KMNIST test images through torchvision, or OODDataMissing."""
     from torchvision import datasets
 
-    cls = {"fashion_mnist": datasets.FashionMNIST, "kmnist": datasets.KMNIST}[name]
+    cls = {"kmnist": datasets.KMNIST}[name]
     raw = Path(data_dir) / cls.__name__ / "raw"
     try:
         return cls(str(data_dir), train=False, download=download).data.unsqueeze(1)
@@ -141,12 +170,13 @@ def check_available(settings: Settings, data_dir: str | Path) -> None:
     """Fail before training when a requested downloaded set cannot be had."""
     if settings.enabled:
         for name in settings.ood:
-            if name in ("fashion_mnist", "kmnist"):
+            if name == "kmnist":
                 torchvision_test_images(name, data_dir, settings.download)
 
 
 def ood_set(name: str, images: torch.Tensor, n: int, settings: Settings, data_dir) -> torch.Tensor:
-    """``n`` inputs of no MNIST class; ``images`` are MNIST test images for the derived sets."""
+    """``n`` inputs of no MNIST class; ``images`` are MNIST test images for the derived sets.
+    uint8 images, except ``gaussian_n01``: float pixels beyond 0..255, as its definition asks."""
     return built(
         f"ood/{name}/{n}",
         settings.seed,
@@ -166,8 +196,16 @@ def _ood_set(name: str, images: torch.Tensor, n: int, settings: Settings, data_d
         return transforms.permute_pixels(images[:n], rng)
     if name == "gaussian":
         return transforms.as_uint8(torch.from_numpy(rng.normal(PIXEL_MEAN, PIXEL_STD, shape)))
-    if name == "uniform":
+    if name == "gaussian_n01":
+        # Hendrycks & Gimpel's N(0, 1) per pixel on the [0, 1] scale, *not* clipped: the one
+        # set of float pixels (0..255 units; normalising a float batch is the same map)
+        return torch.from_numpy(255.0 * rng.normal(0.0, 1.0, shape)).float()
+    if name == "uniform":  # U[0, 1] per pixel on the [0, 1] scale (Hendrycks & Gimpel's)
         return transforms.as_uint8(torch.from_numpy(rng.uniform(0, 255, shape)))
-    if name in ("fashion_mnist", "kmnist"):
+    if name == "fashion_mnist":
+        from headlab.shift.fashion import fashion_mnist_test_images
+
+        return fashion_mnist_test_images(settings.fashion_mnist_dir)[:n]
+    if name == "kmnist":
         return torchvision_test_images(name, data_dir, settings.download)[:n]
     raise ValueError(f"unknown OOD set {name!r}")  # Settings.check names the known ones first
