@@ -42,6 +42,7 @@ TRIAL_KEY = "optuna_trial"  # the job's config key holding its trial number
 STATUS_ATTR = "headlab_status"  # user attribute: how the job ended
 WORKER_ATTR = "headlab_worker"  # user attribute: "<host>:<pid>" of the sweeper that asked it
 INTERRUPTED = "interrupted"  # the sweeper stopped before the job ended: not counted
+WAIT_POLL_SECONDS = 5  # how often a sweeper waiting for other workers' trials looks again
 
 
 class SearchSpaceError(ConfigValueError):
@@ -455,7 +456,8 @@ class OptunaSearch:
             "stop for %d s)",
             running, 2 * int(self.heartbeat_interval),
         )  # fmt: skip
-        time.sleep(int(self.heartbeat_interval))
+        # a trial that ends is seen within seconds; a dead worker's after its grace period
+        time.sleep(min(int(self.heartbeat_interval), WAIT_POLL_SECONDS))
         return True
 
     def check_failure_rate(self, study: Any, sweep_dir: Path) -> None:
