@@ -456,9 +456,13 @@ def test_pruner_is_a_config_group_median_by_default_hyperband_or_none():
     from headlab.callbacks.pruning import make_pruner
     from tests.test_sweeps import compose_with_hydra
 
-    cfg = compose_with_hydra("hparams_search=optuna")
+    cfg = compose_with_hydra("hparams_search=optuna", "hydra.sweeper.max_failure_rate=0.25")
     assert isinstance(make_pruner(cfg.hydra.sweeper.pruner), optuna.pruners.MedianPruner)
     assert cfg.callbacks.optuna_pruning.monitor == "val/acc"  # the job reports the objective
+    # the sweeper as Hydra builds it: the sampler left a config, built once the study's
+    # trials are known (its seed advanced past them); max_failure_rate taken
+    search = instantiate(cfg.hydra.sweeper).search
+    assert search.max_failure_rate == 0.25 and search.sampler.seed == 1234
     cfg = compose_with_hydra(
         "hparams_search=optuna", "hydra/sweeper/pruner=hyperband", "trainer.max_epochs=9"
     )
