@@ -212,10 +212,13 @@ def fail_orphaned(study: Any) -> list[int]:
     return orphans
 
 
-def running_trials(study: Any) -> list[int]:
+def running_trials(study: Any, of_sweepers: bool = False) -> list[int]:
+    """Numbers of the ``RUNNING`` trials; with ``of_sweepers``, only those a headlab sweeper
+    asked (they carry its worker and its heartbeats; another tool's may never end)."""
     from optuna.trial import TrialState
 
-    return [t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))]
+    running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    return [t.number for t in running if not of_sweepers or WORKER_ATTR in t.user_attrs]
 
 
 def failure_rate(study: Any) -> float:
@@ -374,6 +377,7 @@ class OptunaSearch:
         self.config: DictConfig | None = None
         self.launcher: Any = None
         self.sweeper: Any = None  # the Hydra plugin, whose validate_batch_is_legal composes jobs
+        self.waiting_for: list[int] = []  # other workers' running trials last logged
 
     def setup(self, *, hydra_context: Any, task_function: Any, config: DictConfig, sweeper: Any):
         from hydra.core.plugins import Plugins
@@ -440,7 +444,7 @@ class OptunaSearch:
         """With the budget used up but trials still ``RUNNING`` elsewhere: whether to wait for
         them (they may be a killed worker's, which its heartbeats will reveal). Without
         heartbeats nobody can tell, and the sweeper ends saying so."""
-        running = running_trials(study)
+        running = running_trials(study, of_sweepers=True)
         if not running:
             return False
         if not (self.heartbeat_interval and hasattr(self.opened, "record_heartbeat")):
@@ -451,11 +455,13 @@ class OptunaSearch:
                 running,
             )
             return False
-        log.info(
-            "Waiting for trials %s of other workers (failed and run again if their heartbeats "
-            "stop for %d s)",
-            running, 2 * int(self.heartbeat_interval),
-        )  # fmt: skip
+        if running != self.waiting_for:  # one line per change, not one per look
+            self.waiting_for = running
+            log.info(
+                "Waiting for trials %s of other workers (failed and run again if their "
+                "heartbeats stop for %d s)",
+                running, 2 * int(self.heartbeat_interval),
+            )  # fmt: skip
         # a trial that ends is seen within seconds; a dead worker's after its grace period
         time.sleep(min(int(self.heartbeat_interval), WAIT_POLL_SECONDS))
         return True
