@@ -127,7 +127,9 @@ def check_label_splits(
     trained = {
         x for labels, split in zip(sets, splits, strict=True) if split == "train" for x in labels
     }
-    for label in sorted({x for labels in sets for x in labels} - trained):
+    untrained = sorted({x for labels in sets for x in labels} - trained)
+    if untrained:
+        label = untrained[0]
         on = [str(n) for n, labels in zip(lines, sets, strict=True) if label in labels]
         shown = ", ".join(on[:5]) + (", ..." if len(on) > 5 else "")
         raise ImageDataError(

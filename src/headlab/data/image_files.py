@@ -56,7 +56,7 @@ def to_8_bits(image):
         return image
     values = np.asarray(image).astype(np.float64)
     top = 2.0**16 - 1 if values.max(initial=0) <= 2**16 - 1 else 2.0**32 - 1
-    return Image.fromarray(np.rint(values.clip(0, None) * 255 / top).astype(np.uint8), mode="L")
+    return Image.fromarray(np.rint(values.clip(0, None) * 255 / top).astype(np.uint8))  # "L"
 
 
 def read_image(path: Path, size: int, channels: int, resize: bool = True) -> np.ndarray:
