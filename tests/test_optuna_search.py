@@ -456,9 +456,13 @@ def test_pruner_is_a_config_group_median_by_default_hyperband_or_none():
     from headlab.callbacks.pruning import make_pruner
     from tests.test_sweeps import compose_with_hydra
 
-    cfg = compose_with_hydra("hparams_search=optuna")
+    cfg = compose_with_hydra("hparams_search=optuna", "hydra.sweeper.max_failure_rate=0.25")
     assert isinstance(make_pruner(cfg.hydra.sweeper.pruner), optuna.pruners.MedianPruner)
     assert cfg.callbacks.optuna_pruning.monitor == "val/acc"  # the job reports the objective
+    # the sweeper as Hydra builds it: the sampler left a config, built once the study's
+    # trials are known (its seed advanced past them); max_failure_rate taken
+    search = instantiate(cfg.hydra.sweeper).search
+    assert search.max_failure_rate == 0.25 and search.sampler.seed == 1234
     cfg = compose_with_hydra(
         "hparams_search=optuna", "hydra/sweeper/pruner=hyperband", "trainer.max_epochs=9"
     )
@@ -466,3 +470,173 @@ def test_pruner_is_a_config_group_median_by_default_hyperband_or_none():
     assert isinstance(pruner, optuna.pruners.HyperbandPruner) and pruner._max_resource == 9
     cfg = compose_with_hydra("hparams_search=optuna", "hydra.sweeper.pruner=null")
     assert isinstance(make_pruner(cfg.hydra.sweeper.pruner), optuna.pruners.NopPruner)
+
+
+# ------------------------------------------- the sweeper's loop, with jobs that train nothing
+
+
+class ScoringLauncher:
+    """A launcher whose jobs train nothing: each scores its overrides with ``score`` (None: the
+    job failed) and writes the metrics.json a real job would."""
+
+    def __init__(self, folder: Path, score):
+        self.folder, self.score, self.batches = folder, score, []
+
+    def launch(self, batch, initial_job_idx):
+        self.batches.append(batch)
+        returns = []
+        for overrides in batch:
+            values = dict(o.split("=", 1) for o in overrides)
+            value = self.score(values)
+            status = "failed" if value is None else "completed"
+            folder = self.folder / f"trial_{values['optuna_trial']}"
+            returns.append(job_return(folder, status, value, **{"val/acc": value}))
+        return returns
+
+
+SPACE = {"x": "interval(0,1)", "n": "range(1,100)", "kind": "choice(a,b)"}
+SEEDED = {"_target_": "optuna.samplers.TPESampler", "seed": 1234, "n_startup_trials": 10}
+
+
+def run_search(tmp_path: Path, n_trials: int, score=lambda v: float(v["x"]), **settings):
+    """One sweeper start on the study ``s`` in ``tmp_path``; returns its launcher."""
+    from headlab.sweeps.optuna_search import OptunaSearch
+
+    settings = {"sampler": SEEDED, "params": SPACE, **settings}
+    metric = settings.pop("metric", "val/acc")
+    search = OptunaSearch(f"sqlite:///{tmp_path}/s.db", "s", n_trials, **settings)
+    sweep = tmp_path / f"sweep_{len(list(tmp_path.glob('sweep_*')))}"
+    search.config = OmegaConf.create({"hydra": {"sweep": {"dir": str(sweep)}}})
+    search.config.optimized_metric = metric
+    search.launcher = ScoringLauncher(sweep, score)
+    search.sweeper = SimpleNamespace(validate_batch_is_legal=lambda batch: None)
+    search.sweep([])
+    return search.launcher
+
+
+def stored(tmp_path: Path) -> optuna.Study:
+    return optuna.load_study(study_name="s", storage=f"sqlite:///{tmp_path}/s.db")
+
+
+def test_a_resumed_search_proposes_new_parameters_not_the_ones_it_ran(tmp_path):
+    from headlab.sweeps.optuna_search import build_sampler, search_space
+
+    run_search(tmp_path, 2)
+    run_search(tmp_path, 4)  # the same command, resumed with a larger budget
+    proposed = [tuple(sorted(t.params.items())) for t in stored(tmp_path).trials]
+    assert len(proposed) == 4 and len(set(proposed)) == 4, proposed
+    # the control: rebuilt with the seed it started with, the sampler repeats trial 0
+    distributions, _ = search_space([f"{k}={v}" for k, v in SPACE.items()])
+    fresh = optuna.create_study(sampler=build_sampler(SEEDED, 0), direction="maximize")
+    assert fresh.ask(distributions).params == stored(tmp_path).trials[0].params
+
+
+def dead_pid() -> int:
+    """A process id that no process has now."""
+    pid = int(Path("/proc/sys/kernel/pid_max").read_text()) - 1
+    while True:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return pid
+        except PermissionError:
+            pass
+        pid -= 1
+
+
+def test_a_worker_killed_in_its_last_trial_and_restarted_at_once_runs_it_again(
+    tmp_path, monkeypatch
+):
+    """Its trial is RUNNING with a fresh heartbeat; the process that asked it is gone. Before,
+    the restart counted it, said "2 of 2 done" and ended with the trial RUNNING. Now it is
+    failed at once (no waiting for its heartbeat to go stale) and run again."""
+    import socket
+
+    import headlab.sweeps.optuna_search as optuna_search
+
+    run_search(tmp_path, 1)
+    storage = open_storage(f"sqlite:///{tmp_path}/s.db", heartbeat_interval=60)
+    killed = optuna.load_study(study_name="s", storage=storage).ask({"x": FloatDistribution(0, 1)})
+    killed.set_user_attr(optuna_search.WORKER_ATTR, f"{socket.gethostname()}:{dead_pid()}")
+    storage.record_heartbeat(killed._trial_id)
+
+    def no_waiting(seconds):
+        raise AssertionError(f"waited {seconds} s for a trial whose worker is known dead")
+
+    monkeypatch.setattr(optuna_search.time, "sleep", no_waiting)
+    launcher = run_search(tmp_path, 2)
+    states = [t.state for t in stored(tmp_path).trials]
+    assert states == [TrialState.COMPLETE, TrialState.FAIL, TrialState.COMPLETE]
+    assert len(launcher.batches) == 1  # trial 2 ran in place of the killed trial 1
+
+
+@pytest.mark.slow  # waits ~3 s for a heartbeat to go stale
+def test_a_trial_of_a_dead_worker_elsewhere_is_waited_for_failed_and_run_again(tmp_path):
+    from headlab.sweeps.optuna_search import WORKER_ATTR
+
+    run_search(tmp_path, 1, heartbeat_interval=1)
+    storage = open_storage(f"sqlite:///{tmp_path}/s.db", heartbeat_interval=1)
+    study = optuna.load_study(study_name="s", storage=storage)
+    killed = study.ask({"x": FloatDistribution(0, 1)})
+    killed.set_user_attr(WORKER_ATTR, "another-machine:1")
+    storage.record_heartbeat(killed._trial_id)  # then that machine went silent
+    run_search(tmp_path, 2, heartbeat_interval=1)
+    states = [t.state for t in stored(tmp_path).trials]
+    assert states == [TrialState.COMPLETE, TrialState.FAIL, TrialState.COMPLETE]
+
+
+def test_best_params_keep_their_types_and_the_objective_is_named(tmp_path):
+    run_search(tmp_path, 3)
+    (sweep,) = tmp_path.glob("sweep_*")
+    results = OmegaConf.to_container(OmegaConf.load(sweep / "optimization_results.yaml"))
+    best = stored(tmp_path).best_trial
+    assert results["best_params"] == best.params
+    assert [type(results["best_params"][k]) for k in ("x", "n", "kind")] == [float, int, str]
+    assert stored(tmp_path).metric_names == ["val/acc"]  # the dashboard's axis
+    assert "value_val/acc" in (sweep / "study_trials.csv").read_text().splitlines()[0]
+
+
+def test_a_study_made_for_another_metric_is_refused_in_one_line(tmp_path, caplog):
+    run_search(tmp_path, 1)
+    with pytest.raises(SystemExit) as stop:
+        run_search(tmp_path, 2, metric="val/f1")
+    assert stop.value.code == 1
+    assert [r.getMessage() for r in caplog.records if r.levelname == "ERROR"] == [
+        f"study 's' in sqlite:///{tmp_path}/s.db optimizes val/acc; optimized_metric=val/f1 "
+        "would mix them: give another study_name"
+    ]
+
+
+def test_max_failure_rate_stops_a_search_whose_trials_fail(tmp_path, caplog):
+    fails_low = lambda v: None if float(v["x"]) < 0.5 else 1.0  # noqa: E731
+    run_search(tmp_path, 6, score=lambda v: None, max_failure_rate=1.0)
+    assert [t.state for t in stored(tmp_path).trials] == [TrialState.FAIL] * 6  # never stops
+    other = tmp_path / "other"
+    other.mkdir()
+    with pytest.raises(SystemExit) as stop:
+        run_search(other, 6, score=fails_low, max_failure_rate=0.0)
+    assert stop.value.code == 1
+    trials = stored(other).trials
+    failed = [t for t in trials if t.state == TrialState.FAIL]
+    assert failed and trials[-1].state == TrialState.FAIL and len(trials) < 6
+    share = len(failed) / len(trials)
+    assert [r.getMessage() for r in caplog.records if r.levelname == "ERROR"] == [
+        f"{share:.0%} of the study's ended trials failed, above "
+        "hydra.sweeper.max_failure_rate=0.0: see the failed trials' metrics.json; the same "
+        "command resumes once fixed"
+    ]
+    assert list(other.glob("sweep_*/study_trials.csv"))  # the study's trials written first
+
+
+@pytest.mark.parametrize("scheme", ["sqlite", "journal"])
+def test_the_dashboard_command_opens_the_study(tmp_path, scheme):
+    """The command the sweeper logs (and docs/search.md gives) finds the study: a journal
+    file is given by its path, without the journal:/// the sweeper's storage key uses."""
+    dashboard = pytest.importorskip("optuna_dashboard._storage_url")
+    from headlab.sweeps.optuna_search import dashboard_command
+
+    url = f"{scheme}:///{tmp_path}/study.{'db' if scheme == 'sqlite' else 'log'}"
+    optuna.create_study(storage=open_storage(url), study_name="s")
+    argument = dashboard_command(url).removeprefix("optuna-dashboard ")
+    opened = dashboard.guess_storage_from_url(argument)
+    assert [s.study_name for s in opened.get_all_studies()] == ["s"]

@@ -15,7 +15,7 @@ from PIL import Image
 from headlab.data.image_csv import ImageCSVDataModule, count_labels
 from headlab.data.image_files import ImageDataError, image_files, read_image
 from headlab.data.image_folder import ImageFolderDataModule, count_classes
-from headlab.run.predict import prediction_rows, read_inputs
+from headlab.run.predict import PredictInputError, prediction_rows, read_inputs
 from tests.conftest import REAL_MNIST, compose_train, mnist_available
 
 
@@ -160,6 +160,168 @@ def test_predict_skips_other_files_and_names_classes(tmp_path):
     assert rows[0]["predicted"] == "dog"
     rows = prediction_rows(names, torch.tensor([[0.7, 0.8]]), True, 0.5, ["cat", "dog"])
     assert rows[0]["predicted"] == "cat;dog"
+
+
+def test_the_label_count_reads_the_configured_separator_and_split_column(tmp_path):
+    """The model's num_classes comes from the CSV read with data.label_separator and
+    data.split_column; before, the count split on ';' and took the split column as a label."""
+    small_folder(tmp_path / "piped", classes=("a", "b"), per_class=4)
+    rows = [("a/0.png", "x|y"), ("a/1.png", "y"), ("b/0.png", "z"), ("b/1.png", "x|z")]
+    text = "file,labels\n" + "".join(f"{f},{v}\n" for f, v in rows)
+    (tmp_path / "piped" / "labels.csv").write_text(text)
+    small_folder(tmp_path / "parts", classes=("a", "b"), per_class=4)
+    table = "file,x,y,part\na/0.png,1,0,train\na/1.png,0,1,train\nb/0.png,1,1,val\n"
+    (tmp_path / "parts" / "labels.csv").write_text(table)
+    piped = ["data=image_csv", f"data.root={tmp_path / 'piped'}", "data.label_separator=|"]
+    assert compose_train(piped).model.num_classes == 3
+    parts = ["data=image_csv", f"data.root={tmp_path / 'parts'}", "data.split_column=part"]
+    assert compose_train(parts).model.num_classes == 2
+    data = ImageCSVDataModule(str(tmp_path / "parts"), split_column="part", image_size=8)
+    data.setup("fit")
+    assert data.class_names == ["x", "y"] and data.val_set.targets.tolist() == [[1, 1]]
+
+
+def test_a_label_only_on_val_or_test_rows_is_a_typo_named_in_one_line(tmp_path):
+    table = "file,labels,split\na/0.png,x,train\na/1.png,y,train\nb/0.png,x,train\n"
+    table += "b/1.png,y;ys,val\na/2.png,ys,test\n"
+    write_csv(tmp_path, table)
+    with pytest.raises(ImageDataError) as error:
+        ImageCSVDataModule(str(tmp_path), image_size=8).setup("fit")
+    assert str(error.value) == (
+        f"{tmp_path / 'labels.csv'}: label 'ys' is on no train row, only on line(s) 5, 6: "
+        "a typo? fix those rows, or add train rows that carry it"
+    )
+
+
+def test_a_class_with_a_single_image_is_one_warning_line(tmp_path, caplog):
+    small_folder(tmp_path / "folder", classes=("cat", "dog"), per_class=4)
+    write(tmp_path / "folder" / "eel" / "0.png", np.zeros((10, 10)))
+    with caplog.at_level("WARNING"):
+        ImageFolderDataModule(str(tmp_path / "folder"), image_size=8, val_size=2).setup("fit")
+    write_csv(tmp_path / "csv", "file,labels\na/0.png,x\na/1.png,x;y\nb/0.png,y\nb/1.png,ys\n")
+    with caplog.at_level("WARNING"):
+        ImageCSVDataModule(str(tmp_path / "csv"), image_size=8, val_size=1).setup("fit")
+    single = [r.getMessage() for r in caplog.records if "single image" in r.getMessage()]
+    assert single == [
+        f"{tmp_path / 'folder'}: class(es) ['eel'] have a single image, which cannot be both "
+        "trained on and evaluated: add images or remove the class",
+        f"{tmp_path / 'csv'}: class(es) ['ys'] have a single image, which cannot be both "
+        "trained on and evaluated: add images or remove the class",
+    ]
+
+
+def test_16_bit_pngs_are_scaled_by_their_bit_depth_not_clipped(tmp_path):
+    ramp = np.linspace(0, 65535, 28 * 28).round().astype(np.uint16).reshape(28, 28)
+    path = tmp_path / "deep.png"
+    Image.fromarray(ramp).save(path)
+    assert Image.open(path).mode.startswith("I")  # 16 bits per pixel on disk and when opened
+    expected = np.rint(ramp.astype(np.float64) * 255 / 65535).astype(np.uint8)
+    assert np.array_equal(read_image(path, 28, channels=1)[0], expected)
+    assert np.array_equal(read_image(path, 28, channels=3)[1], expected)
+    _, images = read_inputs(str(path), 28)  # predict's reader, MNIST-sized grey input
+    assert np.array_equal(images[0, 0].numpy().astype(np.uint8), expected)
+
+
+def test_predict_takes_npy_arrays_for_an_rgb_model(tmp_path):
+    rng = np.random.default_rng(0)
+    first = rng.integers(0, 256, (2, 3, 20, 20)).astype(np.uint8)
+    np.save(tmp_path / "first.npy", first)
+    np.save(tmp_path / "last.npy", first.transpose(0, 2, 3, 1))  # (N, H, W, 3), as images are
+    for name in ("first.npy", "last.npy"):
+        names, images = read_inputs(str(tmp_path / name), 20, channels=3, resize=True)
+        assert names == ["0", "1"] and torch.equal(images, torch.from_numpy(first).float())
+    np.save(tmp_path / "grey.npy", first[:, :1])
+    with pytest.raises(PredictInputError) as error:
+        read_inputs(str(tmp_path / "grey.npy"), 20, channels=3)
+    assert str(error.value) == (
+        f"input={tmp_path / 'grey.npy'} has shape (2, 1, 20, 20), the model takes "
+        "(N, 3, 20, 20) or (N, 20, 20, 3) arrays of 0..255 pixel values."
+    )
+
+
+def test_probability_columns_are_named_by_class_when_the_data_names_them():
+    probs = torch.tensor([[0.25, 0.75]])
+    named = prediction_rows(["x.png"], probs, False, 0.5, ["eight", "five"])
+    assert list(named[0]) == ["input", "predicted", "p_eight", "p_five"]
+    assert named[0]["p_five"] == "0.75" and named[0]["predicted"] == "five"
+    assert list(prediction_rows(["x.png"], probs, False, 0.5)[0])[2:] == ["p0", "p1"]
+
+
+def test_predict_counts_the_subfolders_and_files_it_skips(tmp_path, caplog):
+    write(tmp_path / "x.png", np.zeros((28, 28)))
+    write(tmp_path / "more" / "y.png", np.zeros((28, 28)))
+    (tmp_path / "notes.txt").write_text("a note")
+    with caplog.at_level("WARNING"):
+        names, _ = read_inputs(str(tmp_path), 28)
+    assert names == ["x.png"]
+    assert [r.getMessage() for r in caplog.records] == [
+        "input: skipped 1 files that are not images by their extension and 1 subfolders "
+        "(not searched: give each folder as its own input)"
+    ]
+
+
+def test_predict_and_the_data_take_the_same_image_files(tmp_path):
+    """One list of image extensions: a .bmp or .webp file trains, so predict takes it too."""
+    for suffix in (".bmp", ".webp", ".tif"):
+        Image.fromarray(np.full((28, 28), 9, dtype=np.uint8)).save(tmp_path / f"x{suffix}")
+        names, images = read_inputs(str(tmp_path / f"x{suffix}"), 28)
+        assert names == [f"x{suffix}"] and images.max() == 9
+    files, _ = image_files(tmp_path)
+    names, _ = read_inputs(str(tmp_path), 28)
+    assert names == [p.name for p in files]
+
+
+def test_no_calibrator_is_fitted_and_scored_on_one_sample(tmp_path):
+    """Own data without test files tests on the validation split: a calibrator fitted there
+    and scored there reported accuracy 1.0000 as 'fitted on validation, scored on test'."""
+    import lightning as L
+
+    from headlab.calibration import METHODS
+    from headlab.calibration.posthoc import Settings, post_test_analysis
+    from headlab.heads import SoftmaxCE
+
+    class Logits(L.LightningModule):  # the "images" are the logits
+        def __init__(self):
+            super().__init__()
+            self.head, self.eval_target_kind = SoftmaxCE(), "index"
+
+        def forward(self, x):
+            return x
+
+    class Split:
+        def __init__(self, batch, same: bool):
+            self.batch, self.val_set = batch, object()
+            self.test_set = self.val_set if same else object()
+
+        def setup(self, stage):
+            pass
+
+        def val_dataloader(self):
+            return [self.batch]
+
+        def on_after_batch_transfer(self, batch, index):
+            return batch
+
+    generator = torch.Generator().manual_seed(0)
+    logits = 3 * torch.randn(400, 3, generator=generator)
+    target = torch.randint(0, 3, (400,), generator=generator)
+    settings = Settings(bootstrap=10)
+    results = {}
+    for same in (False, True):
+        (tmp_path / str(same)).mkdir()
+        split = Split((logits, target), same)
+        results[same] = post_test_analysis(
+            Logits(), split, tmp_path / str(same), settings, test=(logits, target)
+        )
+    assert "test/ece_temperature" in results[False]  # held out: calibrated and scored
+    calibrated = [k for k in results[True] if k.startswith("test/") and k.endswith(METHODS)]
+    assert calibrated == []
+    assert {k: v for k, v in results[True].items() if k.startswith("calibration/")} == {
+        f"calibration/{m}_error": (
+            "the test split is the validation split: fitted and scored on one sample"
+        )
+        for m in settings.methods
+    }
 
 
 # ---------------------------------------------------------------- trainings (slow)

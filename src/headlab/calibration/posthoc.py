@@ -136,6 +136,9 @@ class Analysis:
         self.params: dict[str, Any] = {}
         #: ``time.perf_counter()`` when the analysis began: calibration.json's posthoc_seconds
         self.started = time.perf_counter() if started is None else started
+        #: False when the test split is the validation split (own data without test files):
+        #: a calibrator fitted there and scored there is no held-out result, so none is fitted
+        self.held_out = True
         from headlab.calibration.figures import run_label
 
         #: figure titles name the run's head and seed
@@ -169,6 +172,10 @@ class Analysis:
     def fitted(self, val: tuple[torch.Tensor, torch.Tensor]) -> dict[str, Calibrator]:
         """Each configured method fitted on val; failures recorded with their reason."""
         logits, target = val
+        if not self.held_out:
+            reason = "the test split is the validation split: fitted and scored on one sample"
+            self.params = {m: {"error": reason} for m in self.settings.methods}
+            return {}
         before = float(logits_nll(self.head.exclusive, logits.double(), target))
         out = {}
         for method in self.settings.methods:
@@ -349,7 +356,10 @@ def post_test_analysis(
         analysis = Analysis(
             model.head, settings, output_dir, boards, step, started=start, class_names=names
         )
-        return analysis.run(*_logits(model, datamodule, test), model.eval_target_kind)
+        logits = _logits(model, datamodule, test)
+        test_set = getattr(datamodule, "test_set", None)
+        analysis.held_out = test_set is None or test_set is not getattr(datamodule, "val_set", None)
+        return analysis.run(*logits, model.eval_target_kind)
     finally:
         torch.set_num_threads(threads)
 

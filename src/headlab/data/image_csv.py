@@ -94,18 +94,48 @@ def label_names(sets: list[list[str]], layout: Any, classes: Any) -> list[str]:
     return list(layout) if isinstance(layout, list) else sorted({x for s in sets for x in s})
 
 
-def count_labels(root: Any, csv: Any, file_column: Any, labels_column: Any, classes: Any) -> int:
-    """The number of labels, for the model config (``${csv_classes:...}``); 0 when the CSV is
-    unusable, which the data module then reports in one line."""
+def count_labels(
+    root: Any,
+    csv: Any,
+    file_column: Any,
+    labels_column: Any,
+    classes: Any,
+    label_separator: Any = ";",
+    split_column: Any = "split",
+) -> int:
+    """The number of labels, for the model config (``${csv_classes:...}``), read with the
+    data config's own separator and split column; 0 when the CSV is unusable, which the
+    data module then reports in one line."""
     if classes:
         return len(classes)
     try:
         path = csv_path(Path(str(root)).expanduser(), csv)
         header, rows = read_table(path, str(file_column))
-        layout = label_layout(header, str(file_column), str(labels_column), "split")
-        return len(label_names(label_sets(rows, layout, ";", path), layout, None))
+        layout = label_layout(header, str(file_column), str(labels_column), str(split_column))
+        sets = label_sets(rows, layout, str(label_separator), path)
+        return len(label_names(sets, layout, None))
     except ImageDataError:
         return 0
+
+
+def check_label_splits(
+    lines: list[int], sets: list[list[str]], splits: list[str], where: Path
+) -> None:
+    """A label on val/test rows but on no train row cannot be learnt: read from the CSV
+    (no ``classes`` given) it is nearly always a typo, which would otherwise become a new
+    class in silence. One line naming the label and its lines."""
+    trained = {
+        x for labels, split in zip(sets, splits, strict=True) if split == "train" for x in labels
+    }
+    untrained = sorted({x for labels in sets for x in labels} - trained)
+    if untrained:
+        label = untrained[0]
+        on = [str(n) for n, labels in zip(lines, sets, strict=True) if label in labels]
+        shown = ", ".join(on[:5]) + (", ..." if len(on) > 5 else "")
+        raise ImageDataError(
+            f"{where}: label {label!r} is on no train row, only on line(s) {shown}: "
+            "a typo? fix those rows, or add train rows that carry it"
+        )
 
 
 class ImageCSVDataModule(ImageDataModule):
@@ -154,7 +184,7 @@ class ImageCSVDataModule(ImageDataModule):
         self._names = names
         self.check_classes()
         index = {name: i for i, name in enumerate(names)}
-        paths, targets, splits, skipped = [], [], [], 0
+        paths, targets, splits, kept, skipped = [], [], [], [], 0
         for number, (row, labels) in enumerate(zip(rows, sets, strict=True), start=2):
             path = self.root / row[self.file_column]
             if not is_image(path):
@@ -178,12 +208,15 @@ class ImageCSVDataModule(ImageDataModule):
             paths.append(path)
             targets.append(target)
             splits.append(split)
+            kept.append((number, labels))
         if skipped:
             log.info(
                 "%s: skipped %d rows whose file is not an image by its extension", self.csv, skipped
             )
         if not paths:
             raise ImageDataError(f"{self.csv} lists no image files")
+        if self.classes is None:  # labels read from the rows: a new one may be a typo
+            check_label_splits([n for n, _ in kept], [x for _, x in kept], splits, self.csv)
         images = read_images(paths, self.image_size, self.channels)
         stacked = torch.stack(targets)
         part = {s: torch.tensor([i for i, x in enumerate(splits) if x == s]) for s in SPLITS}
@@ -203,3 +236,4 @@ class ImageCSVDataModule(ImageDataModule):
         else:
             log.warning("%s has no test rows: test metrics are the validation set's", self.csv)
             self.test_set = self.val_set
+        self.warn_single_images(stacked)

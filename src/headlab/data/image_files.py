@@ -27,7 +27,8 @@ class ImageDataError(RunError, ValueError):
 
 
 def image_extensions() -> tuple[str, ...]:
-    """torchvision's list (``.png``, ``.jpg``, ``.jpeg``, ``.bmp``, ``.tif``, ``.webp``...)."""
+    """torchvision's list (``.png``, ``.jpg``, ``.jpeg``, ``.bmp``, ``.tif``, ``.webp``...):
+    the one list of what counts as an image, for training data and for predict alike."""
     from torchvision.datasets.folder import IMG_EXTENSIONS
 
     return tuple(IMG_EXTENSIONS)
@@ -45,6 +46,19 @@ def image_files(folder: Path) -> tuple[list[Path], int]:
     return images, len(files) - len(images)
 
 
+def to_8_bits(image):
+    """``image`` with 8-bit values. Pillow's own conversion of 16-bit grey (PNG, TIFF) clips
+    every value above 255, which turns most of such an image white; here values are scaled
+    by the bit depth instead (``v * 255 / 65535``; 32-bit integers by ``2**32 - 1``)."""
+    from PIL import Image
+
+    if not (image.mode == "I" or image.mode.startswith("I;16")):
+        return image
+    values = np.asarray(image).astype(np.float64)
+    top = 2.0**16 - 1 if values.max(initial=0) <= 2**16 - 1 else 2.0**32 - 1
+    return Image.fromarray(np.rint(values.clip(0, None) * 255 / top).astype(np.uint8))  # "L"
+
+
 def read_image(path: Path, size: int, channels: int, resize: bool = True) -> np.ndarray:
     """(channels, size, size) uint8: grey (1) or RGB (3) whatever the file holds, resized
     bilinearly to ``size`` (or, with ``resize=False``, an error naming the size it must have)."""
@@ -52,7 +66,7 @@ def read_image(path: Path, size: int, channels: int, resize: bool = True) -> np.
 
     try:
         with Image.open(path) as image:
-            converted = image.convert("L" if channels == 1 else "RGB")
+            converted = to_8_bits(image).convert("L" if channels == 1 else "RGB")
             if converted.size != (size, size):
                 if not resize:
                     width, height = converted.size
@@ -139,6 +153,22 @@ class ImageDataModule(InMemoryDataModule):
     @property
     def class_names(self) -> list[str]:
         raise NotImplementedError
+
+    def warn_single_images(self, targets: torch.Tensor) -> None:
+        """One warning line naming the classes with a single image in all splits: such a
+        class is either trained on or evaluated, never both (often a misplaced file or, in
+        a CSV, a typo'd label)."""
+        if targets.ndim == 1:
+            counts = torch.bincount(targets, minlength=self.num_classes)
+        else:
+            counts = targets.sum(dim=0)
+        single = [name for name, n in zip(self.class_names, counts.tolist(), strict=True) if n == 1]
+        if single:
+            log.warning(
+                "%s: class(es) %s have a single image, which cannot be both trained on and "
+                "evaluated: add images or remove the class",
+                self.root, single,
+            )  # fmt: skip
 
     def check_classes(self) -> None:
         """The model config read ``data.num_classes``: it must be what the files hold."""

@@ -123,6 +123,10 @@ class ImageFolderDataModule(ImageDataModule):
         else:
             log.warning("No %s: test metrics are the validation set's", self.root / "test")
             self.test_set = self.val_set
+        every = [self.train_set.targets, self.val_set.targets]
+        if self.test_set is not self.val_set:
+            every.append(self.test_set.targets)
+        self.warn_single_images(torch.cat(every))
         log.info(
             "%s: %d classes, %d train / %d val / %d test images, %d channel(s) at %d px",
             self.root, len(classes), len(self.train_set), len(self.val_set),

@@ -1,6 +1,6 @@
 """Config resolvers that read a user's data folder, so that the model config's
 ``num_classes`` follows the data: ``${folder_classes:<root>}`` and
-``${csv_classes:<root>,<csv>,<file column>,<labels column>,<classes>}``.
+``${csv_classes:<root>,<csv>,<file column>,<labels column>,<classes>,<separator>,<split column>}``.
 
 Registered by ``headlab.run.dirs.register`` (every script imports it before Hydra composes);
 kept out of ``headlab.data``, whose import loads torch (``--help`` stays instant).
@@ -21,10 +21,20 @@ def folder_classes(root: Any) -> int:
     return count_classes(str(root))
 
 
-def csv_classes(root: Any, csv: Any, file_column: Any, labels_column: Any, classes: Any) -> int:
+def csv_classes(
+    root: Any,
+    csv: Any,
+    file_column: Any,
+    labels_column: Any,
+    classes: Any,
+    label_separator: Any = ";",
+    split_column: Any = "split",
+) -> int:
     from headlab.data.image_csv import count_labels
 
-    return count_labels(root, csv, file_column, labels_column, classes)
+    return count_labels(
+        root, csv, file_column, labels_column, classes, label_separator, split_column
+    )
 
 
 def register() -> None:

@@ -22,7 +22,6 @@ from headlab.errors import RunError
 
 log = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 PREDICTIONS_CSV = "predictions.csv"
 
 
@@ -46,6 +45,8 @@ def read_image(path: Path, size: int, channels: int = 1, resize: bool = False) -
     the way that data module reads its files."""
     from PIL import Image, UnidentifiedImageError
 
+    from headlab.data.image_files import to_8_bits
+
     if channels != 1 or resize:
         from headlab.data.image_files import ImageDataError
         from headlab.data.image_files import read_image as read_like_data
@@ -56,7 +57,7 @@ def read_image(path: Path, size: int, channels: int = 1, resize: bool = False) -
             raise PredictInputError(f"input: {err}") from None
     try:
         with Image.open(path) as image:
-            grey = np.asarray(image.convert("L"))
+            grey = np.asarray(to_8_bits(image).convert("L"))
     except (UnidentifiedImageError, OSError) as err:
         raise PredictInputError(
             f"input: {path} is not a readable PNG/JPEG image ({err}); remove it from the folder."
@@ -71,35 +72,48 @@ def read_image(path: Path, size: int, channels: int = 1, resize: bool = False) -
 
 def read_folder(folder: Path, size: int, channels: int = 1, resize: bool = False):
     """The folder's images by extension, as torchvision's ImageFolder picks them; other files
-    (a README, .DS_Store) are skipped and counted."""
+    (a README, .DS_Store) and subfolders (not searched) are skipped, and counted in one line."""
     from headlab.data.image_files import is_image
 
-    every = sorted(p for p in folder.iterdir() if p.is_file())
+    entries = sorted(folder.iterdir())
+    every = [p for p in entries if p.is_file()]
+    folders = [p for p in entries if p.is_dir()]
     files = [p for p in every if is_image(p)]
-    if len(every) > len(files):
-        log.info(
-            "input: skipped %d files that are not images by their extension",
-            len(every) - len(files),
-        )
+    if len(every) > len(files) or folders:
+        log.warning(
+            "input: skipped %d files that are not images by their extension and %d subfolders "
+            "(not searched: give each folder as its own input)",
+            len(every) - len(files), len(folders),
+        )  # fmt: skip
     if not files:
-        what = "is an empty folder" if not every else f"holds no images ({len(every)} skipped)"
+        skipped = len(every) + len(folders)
+        what = "is an empty folder" if not skipped else f"holds no images ({skipped} skipped)"
         raise PredictInputError(
             f"input={folder} {what}: put PNG/JPEG images of {size}x{size} px in it."
         )
     return [p.name for p in files], np.stack([read_image(p, size, channels, resize) for p in files])
 
 
-def read_array(path: Path, size: int) -> tuple[list[str], np.ndarray]:
+def read_array(path: Path, size: int, channels: int = 1) -> tuple[list[str], np.ndarray]:
+    """A .npy of N images as (N, channels, size, size). Grey: (N, S, S) or (N, 1, S, S);
+    RGB: (N, 3, S, S) or channels last, (N, S, S, 3), as images are usually stored."""
     try:
         array = np.load(path, allow_pickle=False)
     except (ValueError, OSError) as err:
         raise PredictInputError(f"input={path} is not a readable .npy array ({err}).") from err
-    if array.ndim == 4 and array.shape[1] == 1:
-        array = array[:, 0]
-    if array.ndim != 3 or array.shape[1:] != (size, size) or len(array) == 0:
+    if channels == 1 and array.ndim == 3:
+        array = array[:, None]
+    elif channels == 3 and array.ndim == 4 and array.shape[1:] == (size, size, 3):
+        array = array.transpose(0, 3, 1, 2)
+    if array.ndim != 4 or array.shape[1:] != (channels, size, size) or len(array) == 0:
+        shapes = (
+            f"(N, {size}, {size}) or (N, 1, {size}, {size})"
+            if channels == 1
+            else f"(N, 3, {size}, {size}) or (N, {size}, {size}, 3)"
+        )
         raise PredictInputError(
-            f"input={path} has shape {array.shape}, the model takes (N, {size}, {size}) or "
-            f"(N, 1, {size}, {size}) arrays of 0..255 pixel values."
+            f"input={path} has shape {array.shape}, the model takes {shapes} arrays of "
+            "0..255 pixel values."
         )
     if not np.issubdtype(array.dtype, np.number) or array.min() < 0 or array.max() > 255:
         raise PredictInputError(
@@ -112,6 +126,8 @@ def read_inputs(
     spec: str, size: int, channels: int = 1, resize: bool = False
 ) -> tuple[list[str], torch.Tensor] | None:
     """Names and (N, C, size, size) unnormalised images of ``input=``; None for ``test``."""
+    from headlab.data.image_files import is_image
+
     if spec == "test":
         return None
     path = Path(spec).expanduser()
@@ -123,8 +139,8 @@ def read_inputs(
     if path.is_dir():
         names, images = read_folder(path, size, channels, resize)
     elif path.suffix.lower() == ".npy":
-        names, images = read_array(path, size)
-    elif path.suffix.lower() in IMAGE_SUFFIXES:
+        names, images = read_array(path, size, channels)
+    elif is_image(path):
         names, images = [path.name], read_image(path, size, channels, resize)[None]
     else:
         raise PredictInputError(
@@ -142,9 +158,11 @@ def prediction_rows(
     class_names: list[str] | None = None,
 ) -> list[dict[str, Any]]:
     """One row per input: its name, the predicted label (or label set) and every probability.
-    With the data's ``class_names`` (own images) the labels are named, sets joined by ``;``."""
+    With the data's ``class_names`` (own images) the labels are named, sets joined by ``;``,
+    and the probability columns too (``p_cat``, in the model's class order); else ``p0..pK``."""
     rows = []
     label = (lambda k: str(k)) if class_names is None else (lambda k: class_names[k])
+    column = (lambda k: f"p{k}") if class_names is None else (lambda k: f"p_{class_names[k]}")
     joiner = " " if class_names is None else ";"
     for name, p in zip(names, probs.tolist(), strict=True):
         if multi_label:  # the labels above head.threshold, e.g. "2 5 7" (empty: none)
@@ -152,7 +170,7 @@ def prediction_rows(
         else:
             predicted = label(int(np.argmax(p)))
         row = {"input": name, "predicted": predicted}
-        row.update({f"p{k}": f"{v:.9g}" for k, v in enumerate(p)})
+        row.update({column(k): f"{v:.9g}" for k, v in enumerate(p)})
         rows.append(row)
     return rows
 

@@ -16,7 +16,7 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from headlab.tracking.mlflow_runs import PARENT_FILE
+from headlab.tracking.mlflow_runs import PARENT_FILE, open_in_runs_view
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +48,7 @@ class MlflowParentRun(Callback):
                     node.experiment_name, artifact_location=node.get("artifact_location")
                 )
             )
+            open_in_runs_view(client, experiment_id)
             name = f"{config.get('task_name', 'sweep')} {sweep_dir.name}"
             tags = {"sweep_dir": str(sweep_dir)}
             run = client.create_run(experiment_id, run_name=name, tags=tags)

@@ -9,6 +9,11 @@ validation metric every epoch (``headlab.callbacks.pruning``); when the pruner s
 (complete / pruned / failed), then asks again until the study holds ``n_trials`` trials.
 Because the count is the study's, not this process's, the same command resumes a crashed
 search, and a second worker (another shell, another machine on the same database) joins it.
+A resumed search reseeds its sampler with ``seed + trials already in the study``: rebuilt with
+the seed it started with, a seeded sampler would propose the trials it already ran again.
+Each trial records the worker (host and process) that asked it, so a worker restarted after a
+SIGKILL fails its dead predecessor's ``RUNNING`` trials at once; other machines' dead workers
+are found by their heartbeats, which the sweeper waits for while the budget looks used up.
 
 The Hydra plugin class lives in ``hydra_plugins.headlab_sweeper`` (Hydra only loads sweepers
 from that package); all logic is here.
@@ -18,7 +23,10 @@ from __future__ import annotations
 
 import logging
 import math
+import os
+import socket
 import threading
+import time
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -32,7 +40,9 @@ log = logging.getLogger(__name__)
 
 TRIAL_KEY = "optuna_trial"  # the job's config key holding its trial number
 STATUS_ATTR = "headlab_status"  # user attribute: how the job ended
+WORKER_ATTR = "headlab_worker"  # user attribute: "<host>:<pid>" of the sweeper that asked it
 INTERRUPTED = "interrupted"  # the sweeper stopped before the job ended: not counted
+WAIT_POLL_SECONDS = 5  # how often a sweeper waiting for other workers' trials looks again
 
 
 class SearchSpaceError(ConfigValueError):
@@ -168,6 +178,80 @@ def fail_stale(study: Any) -> list[int]:
     return stale
 
 
+def this_worker() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process: alive
+        return True
+    return True
+
+
+def fail_orphaned(study: Any) -> list[int]:
+    """Fail the running trials asked by a sweeper on this machine whose process is gone (a
+    SIGKILLed worker restarted at once: its heartbeats are not yet stale); returns their
+    numbers. Trials of other machines are left to ``fail_stale``."""
+    from optuna.trial import TrialState
+
+    host, orphans = socket.gethostname(), []
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        worker_host, _, pid = str(trial.user_attrs.get(WORKER_ATTR, "")).rpartition(":")
+        mine = worker_host == host and pid.isdigit() and int(pid) != os.getpid()
+        if mine and not process_alive(int(pid)):
+            study.tell(trial.number, state=TrialState.FAIL, skip_if_finished=True)
+            orphans.append(trial.number)
+    for number in orphans:
+        log.warning(
+            "Trial %d: its sweeper on this machine is gone; failed, to be run again", number
+        )
+    return orphans
+
+
+def running_trials(study: Any, of_sweepers: bool = False) -> list[int]:
+    """Numbers of the ``RUNNING`` trials; with ``of_sweepers``, only those a headlab sweeper
+    asked (they carry its worker and its heartbeats; another tool's may never end)."""
+    from optuna.trial import TrialState
+
+    running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    return [t.number for t in running if not of_sweepers or WORKER_ATTR in t.user_attrs]
+
+
+def failure_rate(study: Any) -> float:
+    """Failed trials (told ``failed`` by a sweeper; given-up ones excluded) over the trials
+    that ended: what ``max_failure_rate`` bounds."""
+    from optuna.trial import TrialState
+
+    ended = [t for t in study.get_trials(deepcopy=False) if t.state != TrialState.RUNNING]
+    ended = [t for t in ended if not given_up(t)]
+    failed = sum(t.state == TrialState.FAIL for t in ended)
+    return failed / len(ended) if ended else 0.0
+
+
+class FailureRateExceeded(RunError):
+    """More trials failed than ``hydra.sweeper.max_failure_rate`` allows."""
+
+
+def build_sampler(sampler: Any, trials_held: int) -> Any:
+    """The sampler from its config node, its ``seed`` advanced by the trials the study already
+    holds: a fresh study gets the seed as given (a repeatable search), a resumed one a new
+    random stream instead of the proposals it already tried. An object is used as is."""
+    if sampler is None or not isinstance(sampler, (dict, DictConfig)):
+        return sampler
+    from hydra.utils import instantiate
+
+    if isinstance(sampler, DictConfig):
+        sampler = OmegaConf.to_container(sampler, resolve=True)
+    node = OmegaConf.create(dict(sampler))
+    if node.get("seed") is not None:
+        node.seed = int(node.seed) + int(trials_held)
+    return instantiate(node)
+
+
 class Heartbeats:
     """While a batch of trials runs, record each one's heartbeat every ``interval`` seconds
     from this (the sweeper's) process: it outlives its jobs, and if it is killed the
@@ -278,8 +362,10 @@ class OptunaSearch:
         pruner: Any = None,
         params: DictConfig | dict | None = None,
         heartbeat_interval: int | None = 60,
+        max_failure_rate: float = 1.0,
     ) -> None:
         self.storage = storage
+        self.max_failure_rate = float(max_failure_rate)
         self.heartbeat_interval = heartbeat_interval
         self.study_name = study_name
         self.n_trials = int(n_trials)
@@ -291,6 +377,7 @@ class OptunaSearch:
         self.config: DictConfig | None = None
         self.launcher: Any = None
         self.sweeper: Any = None  # the Hydra plugin, whose validate_batch_is_legal composes jobs
+        self.waiting_for: list[int] = []  # other workers' running trials last logged
 
     def setup(self, *, hydra_context: Any, task_function: Any, config: DictConfig, sweeper: Any):
         from hydra.core.plugins import Plugins
@@ -310,10 +397,18 @@ class OptunaSearch:
             raise ConfigValueError(
                 f"hydra.sweeper.direction={self.direction!r}: use maximize or minimize"
             )
+        if not 0.0 <= self.max_failure_rate <= 1.0:
+            raise ConfigValueError(
+                f"hydra.sweeper.max_failure_rate={self.max_failure_rate}: give a share of "
+                "failed trials in [0, 1] (1: never stop)"
+            )
         if not distributions:
             raise SearchSpaceError("hydra.sweeper.params holds no search space (choice/interval)")
 
-    def open_study(self) -> Any:
+    def open_study(self, metric: str) -> Any:
+        """The study, created or loaded; its sampler seeded past the trials it holds and its
+        objective named ``metric`` (the dashboard's axis). A study made for another metric
+        or direction is refused: its values would mix two objectives."""
         import optuna
 
         from headlab.callbacks.pruning import make_pruner, open_storage
@@ -321,7 +416,6 @@ class OptunaSearch:
         self.opened = open_storage(str(self.storage), self.heartbeat_interval)
         study = optuna.create_study(
             storage=self.opened,
-            sampler=self.sampler,
             pruner=make_pruner(self.pruner),
             study_name=self.study_name,
             direction=self.direction,
@@ -333,7 +427,54 @@ class OptunaSearch:
                 f"{study.direction.name.lower()}; hydra.sweeper.direction={self.direction} "
                 "would mix them: give another study_name"
             )
+        named = study.metric_names
+        if named is not None and named != [metric]:
+            raise ConfigValueError(
+                f"study {self.study_name!r} in {self.storage} optimizes {named[0]}; "
+                f"optimized_metric={metric} would mix them: give another study_name"
+            )
+        if named is None:
+            with warnings.catch_warnings():  # "experimental" since Optuna 3.2
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                study.set_metric_names([metric])
+        study.sampler = build_sampler(self.sampler, len(study.get_trials(deepcopy=False)))
         return study
+
+    def wait_for_others(self, study: Any) -> bool:
+        """With the budget used up but trials still ``RUNNING`` elsewhere: whether to wait for
+        them (they may be a killed worker's, which its heartbeats will reveal). Without
+        heartbeats nobody can tell, and the sweeper ends saying so."""
+        running = running_trials(study, of_sweepers=True)
+        if not running:
+            return False
+        if not (self.heartbeat_interval and hasattr(self.opened, "record_heartbeat")):
+            log.warning(
+                "Trials %s are still RUNNING in other workers; this storage keeps no "
+                "heartbeats, so a killed worker's trial stays RUNNING: run the search again "
+                "once they end",
+                running,
+            )
+            return False
+        if running != self.waiting_for:  # one line per change, not one per look
+            self.waiting_for = running
+            log.info(
+                "Waiting for trials %s of other workers (failed and run again if their "
+                "heartbeats stop for %d s)",
+                running, 2 * int(self.heartbeat_interval),
+            )  # fmt: skip
+        # a trial that ends is seen within seconds; a dead worker's after its grace period
+        time.sleep(min(int(self.heartbeat_interval), WAIT_POLL_SECONDS))
+        return True
+
+    def check_failure_rate(self, study: Any, sweep_dir: Path) -> None:
+        rate = failure_rate(study)
+        if rate > self.max_failure_rate:
+            self.write_results(study, sweep_dir)
+            raise FailureRateExceeded(
+                f"{rate:.0%} of the study's ended trials failed, above "
+                f"hydra.sweeper.max_failure_rate={self.max_failure_rate}: see the failed "
+                "trials' metrics.json; the same command resumes once fixed"
+            )
 
     def sweep(self, arguments: list[str]) -> list[Any]:
         try:
@@ -350,35 +491,43 @@ class OptunaSearch:
         # the job config must compose before any trial exists (a typo'd key fails here)
         probe = trial_overrides(probe_params(distributions), fixed, 0)
         self.sweeper.validate_batch_is_legal([probe])
-        study = self.open_study()
+        metric = str(OmegaConf.select(self.config, "optimized_metric", default="value"))
+        study = self.open_study(metric)
 
         sweep_dir = Path(self.config.hydra.sweep.dir)
         sweep_dir.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
-        metric = OmegaConf.select(self.config, "optimized_metric", default="the metric")
+        running = running_trials(study)
         log.info(
-            "Study %r in %s: %d of %d trials done; %s %s",
-            self.study_name, self.storage, counted(study), self.n_trials, self.direction, metric,
+            "Study %r in %s: %d of %d trials done or running (running: %s); %s %s",
+            self.study_name, self.storage, counted(study), self.n_trials, running or "none",
+            self.direction, metric,
         )  # fmt: skip
         returns: list[Any] = []
         pending: list[Any] = []
         try:
             while True:
                 fail_stale(study)  # a killed worker's trials: failed here, run again below
+                fail_orphaned(study)
                 left = self.n_trials - counted(study)
                 if left <= 0:
+                    if self.wait_for_others(study):
+                        continue
                     break
                 with warnings.catch_warnings():  # Optuna: heartbeats are "for optimize()"
                     warnings.filterwarnings("ignore", "Heartbeat of storage", UserWarning)
                     pending = [study.ask(distributions) for _ in range(min(self.n_jobs, left))]
+                for trial in pending:
+                    trial.set_user_attr(WORKER_ATTR, this_worker())
                 batch = [trial_overrides(t.params, fixed, t.number) for t in pending]
                 with Heartbeats(self.opened, study, pending, self.heartbeat_interval):
                     results = self.launcher.launch(batch, initial_job_idx=pending[0].number)
                 for trial, job_return in zip(pending, results, strict=True):
-                    status = tell(study, trial, job_return, str(metric))
+                    status = tell(study, trial, job_return, metric)
                     log.info("Trial %d %s: %s", trial.number, status, dict(trial.params))
                 pending = []
                 returns.append(results)
+                self.check_failure_rate(study, sweep_dir)
         finally:
             give_up(study, pending)
         self.write_results(study, sweep_dir)
@@ -399,7 +548,8 @@ class OptunaSearch:
                 "study_name": self.study_name,
                 "storage": str(self.storage),
                 "best_trial": best.number,
-                "best_params": {k: render(v) for k, v in best.params.items()},
+                # typed as the trial holds them: ints, floats, the categories as written
+                "best_params": dict(best.params),
                 "best_value": best.value,
             }
             OmegaConf.save(OmegaConf.create(results), sweep_dir / "optimization_results.yaml")
@@ -407,8 +557,19 @@ class OptunaSearch:
         else:
             log.warning("No trial of study %r completed: no best parameters", self.study_name)
         log.info("Study %r: %s", self.study_name, study_counts(study))
+        log.info("To look at the study: %s", dashboard_command(str(self.storage)))
         frame = study.trials_dataframe(attrs=("number", "value", "state", "params", "user_attrs"))
         atomic_write_text(sweep_dir / "study_trials.csv", frame.to_csv(index=False))
+
+
+def dashboard_command(storage: str) -> str:
+    """The ``optuna-dashboard`` command for a storage URL: a database URL as it is, a journal
+    file by its path (the dashboard tells a journal from a database by the file itself)."""
+    from headlab.callbacks.pruning import JOURNAL_PREFIX
+
+    if storage.startswith(JOURNAL_PREFIX):
+        return f"optuna-dashboard {storage[len(JOURNAL_PREFIX) - 1 :]}"
+    return f"optuna-dashboard {storage}"
 
 
 def give_up(study: Any, trials: Sequence[Any]) -> None:

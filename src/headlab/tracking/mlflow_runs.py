@@ -21,6 +21,9 @@ log = logging.getLogger(__name__)
 
 PARENT_FILE = "mlflow_parent_run.txt"
 PARENT_TAG = "mlflow.parentRunId"  # MLflow's own tag for nesting a run under another
+#: MLflow 3's UI opens an experiment on its kind: without this tag it guesses, and may open
+#: the GenAI traces view or ask; "custom_model_development" opens the runs table
+KIND_TAG, KIND = "mlflow.experimentKind", "custom_model_development"
 #: result files of the run folder that become artifacts (figures are added by pattern)
 RESULT_FILES = ("calibration.json", "test_predictions.npz")
 #: where ``logger.mlflow.log_model=true`` puts the best checkpoint among the artifacts
@@ -51,8 +54,18 @@ def parent_run_id() -> str | None:
     return path.read_text().strip() if path.is_file() else None
 
 
+def open_in_runs_view(client, experiment_id: str) -> None:
+    """Tag the experiment so that MLflow's UI opens it on its runs; a kind already set (by
+    the user, in the UI) is kept."""
+    experiment = client.get_experiment(experiment_id)
+    if KIND_TAG not in experiment.tags:
+        client.set_experiment_tag(experiment_id, KIND_TAG, KIND)
+
+
 def announce(logger) -> None:
-    """One line with the run id and where to look at it."""
+    """Tag the run's experiment for the runs view; one line with the run id and where to
+    look at it."""
+    open_in_runs_view(logger.experiment, logger.experiment_id)
     uri = logger._tracking_uri
     ui = uri if "://" in uri and not uri.startswith(("sqlite:", "file:")) else None
     where = f"{ui}/#/experiments/{logger.experiment_id}/runs/{logger.run_id}" if ui else uri
