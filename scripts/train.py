@@ -18,12 +18,12 @@ os.environ.setdefault("HEADLAB_ROOT", str(Path(__file__).resolve().parents[1]))
 def main(cfg: DictConfig) -> float | None:
     register()  # in a parallel launcher's worker too
     # after Hydra parsed args: `--help` stays instant
-    from headlab.run.extras import apply_extras
+    from headlab.run.from_checkpoint import composed_from_checkpoint
     from headlab.run.outcome import run_task
     from headlab.run.train import train
 
-    apply_extras(cfg)
-    metrics = run_task(train, cfg)  # None: this sweep job failed, the sweep goes on
+    # resuming a checkpoint: its run's config under yours (headlab.run.from_checkpoint)
+    metrics = run_task(composed_from_checkpoint(train), cfg)  # None: a failed sweep job
     if metrics is None:
         return float("nan")
     value = metrics.get(cfg.get("optimized_metric"))  # what a sweeper optimises
@@ -32,10 +32,6 @@ def main(cfg: DictConfig) -> float | None:
 
 if __name__ == "__main__":
     register()  # ${unique_dir:} and ${job_dir:}, before Hydra composes
-    from headlab.run.overrides import with_run_overrides
-
-    # resuming <run>/checkpoints/last.ckpt: that run's data/model/head first, yours after
-    sys.argv[1:] = with_run_overrides(sys.argv[1:])
     try:
         main()  # a sweep with failed jobs exits 1 from its last callback (sweeps.failed)
     except KeyboardInterrupt:  # Ctrl-C while a parallel launcher waits on its workers

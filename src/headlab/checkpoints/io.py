@@ -1,8 +1,10 @@
-"""Checkpoints written whole, and refreshed only when keeping them is worth it.
+"""Checkpoints written whole, and only at the end of an epoch.
 
-* ``ModelCheckpoint`` is Lightning's, except that on an exception it refreshes only
-  ``last.ckpt`` and only for an interruption (Ctrl-C, SIGTERM); after a NaN or a crash the
-  weights are not worth keeping.
+* ``ModelCheckpoint`` is Lightning's, except that it never saves on an exception: an
+  interruption (Ctrl-C, SIGTERM) or a crash leaves ``last.ckpt`` as the last epoch ended.
+  A mid-epoch save would resume with the data loader restarted inside the epoch, so the
+  resumed run would not be the run it continues; from an end-of-epoch state it is, bit for
+  bit (tests/test_faults.py). After a NaN the last good weights stay too.
 * ``AtomicCheckpointIO`` writes each checkpoint beside its target and renames it over.
 """
 
@@ -18,15 +20,15 @@ from lightning.fabric.utilities.cloud_io import get_filesystem
 from lightning.pytorch.callbacks import ModelCheckpoint as LightningModelCheckpoint
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
-from headlab.errors import interruption_signal
 from headlab.files import atomic_write
 
 
 class ModelCheckpoint(LightningModelCheckpoint):
-    """Lightning's ModelCheckpoint; on an exception, only an interruption updates last.ckpt.
+    """Lightning's ModelCheckpoint, never saving on an exception.
 
-    Lightning's ``save_on_exception`` would also save after a NaN (overwriting the last
-    good ``last.ckpt``) and writes an extra ``epoch_NNN.ckpt`` that looks like a best one.
+    Lightning's ``save_on_exception=True`` would save mid-epoch (a resume that is not the same
+    run), after a NaN (overwriting the last good ``last.ckpt``) and an extra
+    ``epoch_NNN.ckpt`` that looks like a best one; it is off whatever the config says.
     """
 
     @property
@@ -48,15 +50,7 @@ class ModelCheckpoint(LightningModelCheckpoint):
     def on_exception(
         self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException
     ) -> None:
-        if interruption_signal(exception) is None or trainer.sanity_checking:
-            return
-        if self._last_global_step_saved == trainer.global_step:
-            return
-        candidates = self._monitor_candidates(trainer)
-        if self.save_last:
-            self._save_last_checkpoint(trainer, candidates)
-        elif self.monitor is None:  # the every-epoch last.ckpt (callbacks/last_checkpoint.yaml)
-            self._save_none_monitor_checkpoint(trainer, candidates)
+        """Nothing: the last end-of-epoch checkpoint is the state a resume continues from."""
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):

@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from headlab.checkpoints.identity import IDENTITY_KEY, check_identity, identity
+from headlab.errors import RunError
 from headlab.heads import TARGET_KINDS, Head, SoftmaxCE
 from headlab.metrics.stage import EpochSnapshot, StageMetrics
 from headlab.metrics.thresholds import THRESHOLD_KEYS, TUNED_KEYS, TunedThresholdF1
@@ -44,7 +45,7 @@ def compiled_keys(state: dict[str, Any], compiled: bool) -> dict[str, Any]:
     }
 
 
-class TargetKindMismatch(ValueError):
+class TargetKindMismatch(RunError, ValueError):
     """A batch's targets are not of the kind the model was configured for."""
 
 
@@ -71,10 +72,14 @@ def check_target(target: torch.Tensor, kind: str, num_classes: int) -> None:
     else:
         dtype_ok = True
     if not (shape_ok and dtype_ok):
+        seen = kind_of(target)
         raise TargetKindMismatch(
-            f"the model expects '{kind}' targets but got '{kind_of(target)}' targets "
-            f"({target.dtype}, shape {tuple(target.shape)}): set data.target_kind (the model "
-            f"reads it as model.target_kind), or pass targets of kind '{kind}'."
+            f"the model expects '{kind}' targets but got '{seen}' targets "
+            f"({target.dtype}, shape {tuple(target.shape)}): the model takes its kinds from "
+            f"the data module's target_kind (build it with headlab.run.train.build_model(cfg, "
+            f"datamodule)); a Classifier built by hand takes Classifier(..., "
+            f"target_kind='{seen if seen in TARGET_KINDS else '...'}'), or pass targets of "
+            f"kind '{kind}'."
         )
 
 

@@ -13,8 +13,10 @@ from __future__ import annotations
 import lightning as L
 from lightning.pytorch.strategies.launchers import _SubprocessScriptLauncher
 
+from headlab.errors import RunError
 
-class MultirunLaunchError(RuntimeError):
+
+class MultirunLaunchError(RunError, RuntimeError):
     """A multirun job asked for DDP processes started by re-running the script."""
 
 
