@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +47,21 @@ class ModelCheckpoint(LightningModelCheckpoint):
         if cached is None or cached[0] != inputs:
             cached = self.__dict__["_headlab_state_key"] = (inputs, super().state_key)
         return cached[1]
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Also across run folders: a resume writes into a new one, and Lightning would then
+        forget the scores of the epochs before it, pick its "best" among the resumed epochs
+        only, and test other weights than the uninterrupted run. Files outside this run's
+        folder are never deleted (Lightning's ``_should_remove_checkpoint``)."""
+        with warnings.catch_warnings():  # "the dirpath has changed": handled here
+            warnings.filterwarnings("ignore", "The dirpath has changed")
+            super().load_state_dict(state_dict)
+        same_run = state_dict.get("monitor") == self.monitor and self.monitor is not None
+        if same_run and state_dict.get("dirpath", self.dirpath) != self.dirpath:
+            self.best_model_score = state_dict.get("best_model_score")
+            self.best_k_models = dict(state_dict.get("best_k_models", {}))
+            self.kth_best_model_path = state_dict.get("kth_best_model_path", "")
+            self.kth_value = state_dict.get("kth_value", self.kth_value)
 
     def on_exception(
         self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException
