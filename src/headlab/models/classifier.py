@@ -87,11 +87,12 @@ class Classifier(L.LightningModule):
     """``model(x)`` gives logits; the head turns them into probabilities and a loss.
 
     ``target_kind`` says what a batch's targets are; the data module declares it and
-    ``headlab.run.train.build_model(cfg, datamodule)`` passes it in (a bare ``Classifier(...)``
-    assumes class indices). When fitted with another data module it takes that one's kinds
-    at ``setup``. Validation and test may have their own
-    ``eval_target_kind`` (soft_mnist trained on hard labels is still measured against the
-    distributions). A target whose dtype or shape contradicts the kind fails the step.
+    ``headlab.run.train.build_model(cfg, datamodule)`` passes it in. When fitted with another
+    data module it takes that one's kinds at ``setup``; a bare ``Classifier(...)`` fitted on
+    plain loaders takes the kind of its first batch (class indices until then). Validation and
+    test may have their own ``eval_target_kind`` (soft_mnist trained on hard labels is still
+    measured against the distributions). A target whose dtype or shape contradicts the kind
+    fails the step.
     """
 
     def __init__(
@@ -102,7 +103,7 @@ class Classifier(L.LightningModule):
         scheduler: SchedulerFactory | None = None,
         scheduler_interval: str = "epoch",
         num_classes: int = 10,
-        target_kind: str = "index",
+        target_kind: str | None = None,
         eval_target_kind: str | None = None,
         n_bins: int = 15,
         min_bin_count: int = 30,
@@ -120,6 +121,10 @@ class Classifier(L.LightningModule):
         self.scheduler_interval = scheduler_interval
         self.num_classes = num_classes
         self.n_bins, self.min_bin_count = n_bins, min_bin_count
+        #: False for a bare ``Classifier(...)`` fitted without a data module that declares the
+        #: kind: the first batch's targets decide it (then it is checked as usual)
+        self.kind_declared = target_kind is not None
+        target_kind = target_kind or "index"
         self._build_metrics(target_kind, eval_target_kind or target_kind)
 
     def _build_metrics(self, target_kind: str, eval_target_kind: str) -> None:
@@ -177,6 +182,17 @@ class Classifier(L.LightningModule):
         eval_kind = getattr(datamodule, "eval_target_kind", kind)
         if (kind, eval_kind) != (self.target_kind, self.eval_target_kind):
             self._build_metrics(kind, eval_kind)
+        self.kind_declared = self.kind_declared or hasattr(datamodule, "target_kind")
+
+    def _kind_from_first_batch(self, target: torch.Tensor) -> str:
+        """The undeclared kind, taken from the first batch seen and fixed from then on."""
+        seen = kind_of(target)
+        self.kind_declared = True
+        if seen in TARGET_KINDS and seen != self.target_kind:
+            self._build_metrics(seen, seen)
+            for stage in STAGES:
+                self.metrics_for(stage).to(self.device)
+        return self.target_kind
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.backbone(images))
@@ -184,6 +200,8 @@ class Classifier(L.LightningModule):
     def _step(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> torch.Tensor:
         images, target = batch
         kind = self.kind_for(stage)
+        if not self.kind_declared:
+            kind = self._kind_from_first_batch(target)
         check_target(target, kind, self.num_classes)
         logits = self(images)
         loss = self.head.loss(logits, target, kind)
