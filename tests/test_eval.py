@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import functools
 import json
 import os
 import shutil
@@ -19,7 +21,7 @@ from headlab.checkpoints.config import CONFIG_KEY
 from headlab.checkpoints.files import checkpoint_path
 from headlab.errors import ConfigValueError
 from headlab.run.from_checkpoint import RESUME_MAY_CHANGE, apply_run_config
-from tests.conftest import CONFIGS, ROOT, compose_train
+from tests.conftest import CONFIGS, ROOT
 
 
 def run_script(script: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
@@ -104,9 +106,19 @@ def fake_checkpoint(path: Path, config=None) -> Path:
     return path
 
 
-def compose(config_name: str, overrides: list[str]):
+@functools.cache
+def _composed(config_name: str, overrides: tuple[str, ...]):
     with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
-        return hydra_compose(config_name=config_name, overrides=overrides)
+        return hydra_compose(config_name=config_name, overrides=list(overrides))
+
+
+def compose(config_name: str, overrides: list[str]):
+    """Hydra's compose, each config once per session (a copy: the tests change theirs)."""
+    return copy.deepcopy(_composed(config_name, tuple(overrides)))
+
+
+def compose_train(overrides: list[str]):
+    return compose("train.yaml", overrides)
 
 
 def test_eval_takes_data_model_head_seed_from_the_checkpoint_and_yours_win(tmp_path):
