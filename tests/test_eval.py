@@ -90,8 +90,8 @@ def test_eval_reproduces_the_test_metrics_of_the_trained_checkpoint(tiny_mnist, 
         1,
         [
             f"{moved} does not match the current config: head: trained with head=sigmoid, the "
-            "config has head=softmax. Drop the head=/data= override (eval, predict and resume "
-            "take them from the checkpoint), or pass a checkpoint trained with the ones you want."
+            "config has head=softmax. Drop head= from the command line (eval, predict and "
+            "resume take the checkpoint's), or pass a checkpoint trained with the current ones."
         ],
     )
 

@@ -46,11 +46,16 @@ def check_identity(
         if key in stored and key in current and stored[key] != current[key]
     ]
     if differ:
+        groups = dict.fromkeys(
+            "data=" if key == "target_kind" else f"{key}="
+            for key in MUST_MATCH
+            if key in stored and key in current and stored[key] != current[key]
+        )
         raise CheckpointMismatch(
             f"{source} does not match the current config: "
             + "; ".join(differ)
-            + ". Drop the head=/data= override (eval, predict and resume take them from the "
-            "checkpoint), or pass a checkpoint trained with the ones you want."
+            + f". Drop {' and '.join(groups)} from the command line (eval, predict and resume "
+            "take the checkpoint's), or pass a checkpoint trained with the current ones."
         )
     if stored.get("head_settings") != current.get("head_settings"):
         log.warning(
