@@ -156,7 +156,7 @@ def composed_from_checkpoint(task: Callable[[DictConfig], Any]) -> Callable[[Dic
 
     @record_outcome
     def prepare(cfg: DictConfig) -> DictConfig:
-        if HydraConfig.initialized():
+        if cfg.get("ckpt_path") and HydraConfig.initialized():
             before = OmegaConf.to_yaml(cfg)
             cfg = apply_run_config(cfg, list(HydraConfig.get().overrides.task))
             if OmegaConf.to_yaml(cfg) != before:
