@@ -19,7 +19,7 @@ from omegaconf import OmegaConf
 
 from headlab.checkpoints.config import CONFIG_KEY
 from headlab.checkpoints.files import checkpoint_path
-from headlab.errors import ConfigValueError
+from headlab.errors import CheckpointError, ConfigValueError
 from headlab.run.from_checkpoint import RESUME_MAY_CHANGE, apply_run_config
 from tests.conftest import CONFIGS, ROOT
 
@@ -203,3 +203,11 @@ def test_eval_without_a_checkpoint_file_says_so(tmp_path):
         checkpoint_path(OmegaConf.create({"ckpt_path": "nope.ckpt"}))
     with pytest.raises(ValueError, match="eval needs a checkpoint"):
         checkpoint_path(OmegaConf.create({"ckpt_path": None}))
+
+
+def test_a_checkpoint_path_that_is_no_file_is_one_line_before_composing(tmp_path):
+    missing = tmp_path / "nope.ckpt"
+    given = [f"ckpt_path={missing}"]
+    with pytest.raises(CheckpointError) as err:
+        apply_run_config(compose("eval.yaml", given), given)
+    assert str(err.value) == f"ckpt_path={missing} does not exist."

@@ -19,7 +19,7 @@ from typing import Any
 from lightning.pytorch.callbacks import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from headlab.checkpoints.files import run_dir_of
+from headlab.checkpoints.files import check_checkpoint, run_dir_of
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +52,7 @@ def run_config(path: str | Path) -> tuple[DictConfig | None, str]:
     Hydra saved there (``<run>/.hydra/config.yaml``, the task config without Hydra's sweep
     settings); else ``(None, "")``.
     """
+    check_checkpoint(path)  # a wrong path is one line here too, not torch's traceback
     found = stored_config(path)
     if found is not None:
         return found, f"the checkpoint {path}"

@@ -124,7 +124,9 @@ def apply_run_config(cfg: DictConfig, overrides: Sequence[str]) -> DictConfig:
             value = raw_value(cfg, key)
             if value is _ABSENT:  # ~key
                 parent, _, last = key.rpartition(".")
-                OmegaConf.select(node, parent).pop(last, None)
+                holder = OmegaConf.select(node, parent)
+                if isinstance(holder, DictConfig):
+                    holder.pop(last, None)
             else:
                 OmegaConf.update(node, key, value, merge=False, force_add=True)
         taken[top] = node[top]
