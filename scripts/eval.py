@@ -22,11 +22,10 @@ os.environ.setdefault("HEADLAB_ROOT", str(Path(__file__).resolve().parents[1]))
 def main(cfg: DictConfig) -> float | None:
     register()  # in a parallel launcher's worker too
     from headlab.run.evaluate import evaluate
-    from headlab.run.extras import apply_extras
+    from headlab.run.from_checkpoint import composed_from_checkpoint
     from headlab.run.outcome import run_task
 
-    apply_extras(cfg)
-    metrics = run_task(evaluate, cfg)  # a bad input: one line, exit 1
+    metrics = run_task(composed_from_checkpoint(evaluate), cfg)  # a bad input: one line, exit 1
     if metrics is None:
         return float("nan")
     value = metrics.get(cfg.get("optimized_metric"))
@@ -35,9 +34,8 @@ def main(cfg: DictConfig) -> float | None:
 
 if __name__ == "__main__":
     register()  # ${unique_dir:} and ${job_dir:}, before Hydra composes
-    from headlab.run.overrides import missing_ckpt_message, with_run_overrides
+    from headlab.run.overrides import missing_ckpt_message
 
     if message := missing_ckpt_message(sys.argv[1:], "scripts/eval.py"):
         sys.exit(message)  # one line on stderr, exit 1
-    sys.argv[1:] = with_run_overrides(sys.argv[1:])
     main()

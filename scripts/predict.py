@@ -21,19 +21,17 @@ os.environ.setdefault("HEADLAB_ROOT", str(Path(__file__).resolve().parents[1]))
 @hydra.main(version_base="1.3", config_path="../configs", config_name="predict.yaml")
 def main(cfg: DictConfig) -> None:
     register()  # in a parallel launcher's worker too
-    from headlab.run.extras import apply_extras
+    from headlab.run.from_checkpoint import composed_from_checkpoint
     from headlab.run.outcome import run_task
     from headlab.run.predict import predict
 
-    apply_extras(cfg)
-    run_task(predict, cfg)  # a bad input: one line, exit 1
+    run_task(composed_from_checkpoint(predict), cfg)  # a bad input: one line, exit 1
 
 
 if __name__ == "__main__":
     register()  # ${unique_dir:} and ${job_dir:}, before Hydra composes
-    from headlab.run.overrides import missing_ckpt_message, with_run_overrides
+    from headlab.run.overrides import missing_ckpt_message
 
     if message := missing_ckpt_message(sys.argv[1:], "scripts/predict.py"):
         sys.exit(message)  # one line on stderr, exit 1
-    sys.argv[1:] = with_run_overrides(sys.argv[1:])
     main()

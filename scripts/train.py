@@ -30,13 +30,13 @@ def run(cfg: DictConfig) -> float | None:
     if skip_if_interrupted():  # a sweep job queued before a Ctrl-C: recorded, not trained
         return float("nan")
     # after Hydra parsed args: `--help` stays instant
-    from headlab.run.extras import apply_extras
+    from headlab.run.from_checkpoint import composed_from_checkpoint
     from headlab.run.outcome import EXIT_SIGINT, EXIT_SIGTERM, run_task
     from headlab.run.train import train
 
-    apply_extras(cfg)
     try:
-        metrics = run_task(train, cfg)  # None: this sweep job failed, the sweep goes on
+        # resuming a checkpoint: its run's config under yours (headlab.run.from_checkpoint)
+        metrics = run_task(composed_from_checkpoint(train), cfg)  # None: a failed sweep job
     except SystemExit as stop:
         # an interrupted sweep job (its metrics.json says so) returns: Hydra's end-of-job
         # callbacks then still run (summary.csv gets its row, a joblib worker stays alive),
@@ -52,10 +52,6 @@ def run(cfg: DictConfig) -> float | None:
 
 if __name__ == "__main__":
     register()  # ${unique_dir:} and ${job_dir:}, before Hydra composes
-    from headlab.run.overrides import with_run_overrides
-
-    # resuming <run>/checkpoints/last.ckpt: that run's data/model/head first, yours after
-    sys.argv[1:] = with_run_overrides(sys.argv[1:])
     try:
         main()  # a sweep with failed jobs exits 1 from its last callback (sweeps.failed)
     except KeyboardInterrupt:  # a second Ctrl-C while a parallel launcher waits on its workers

@@ -16,3 +16,11 @@ class PoisonWeightsAt(L.Callback):
         if trainer.global_step == self.step:
             with torch.no_grad():
                 next(pl_module.parameters()).fill_(float("nan"))
+
+
+class DiskFullOnSave(L.Callback):
+    """Write each checkpoint to /dev/full as well: the OS answers ENOSPC, as on a full disk."""
+
+    def on_save_checkpoint(self, trainer, pl_module, checkpoint) -> None:
+        with open("/dev/full", "wb") as handle:
+            torch.save(checkpoint, handle)

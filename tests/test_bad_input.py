@@ -2,19 +2,27 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import threading
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
 from hydra.errors import MissingConfigException
+from omegaconf import OmegaConf
 
 from headlab.checkpoints.files import check_checkpoint
+from headlab.checkpoints.identity import check_identity
 from headlab.data.integrity import MNISTFileCorrupt, check_idx_file
 from headlab.data.mnist import MNIST_FILES, MNISTDataModule
-from headlab.errors import CheckpointError, ConfigValueError
+from headlab.errors import CheckpointError, ConfigValueError, RunError
+from headlab.heads import HEADS, SoftLabelCE
+from headlab.models.backbones import MLP
+from headlab.models.classifier import Classifier, TargetKindMismatch, check_target
 from headlab.run.dirs import unique_dir
+from headlab.run.outcome import run_task
 from headlab.run.train import build, train
 from tests.conftest import REAL_MNIST, compose_train, mnist_available
 from tests.idx import write_tiny_mnist
@@ -162,3 +170,95 @@ def test_unique_dir_gives_every_caller_its_own_folder(tmp_path):
         thread.join()
     assert len(set(got)) == 8 and wanted in got
     assert all(Path(folder).is_dir() for folder in got)
+
+
+def _raised(action) -> BaseException:
+    try:
+        action()
+    except Exception as err:
+        return err
+    raise AssertionError("no error raised")
+
+
+def _multirun_launch_error(tmp_path, monkeypatch) -> BaseException:
+    from lightning.pytorch.strategies.launchers import _SubprocessScriptLauncher
+
+    from headlab.run import distributed
+
+    monkeypatch.setattr(distributed, "in_hydra_multirun", lambda: True)
+    launcher = object.__new__(_SubprocessScriptLauncher)
+    trainer = SimpleNamespace(strategy=SimpleNamespace(launcher=launcher))
+    return _raised(lambda: distributed.check_launch(trainer))
+
+
+USER_ERRORS = {
+    "checkpoint_mismatch": lambda tmp, mp: _raised(
+        lambda: check_identity({"head": "sigmoid"}, {"head": "softmax"}, "x.ckpt")
+    ),
+    "target_kind": lambda tmp, mp: _raised(
+        lambda: check_target(torch.arange(4), "distribution", 10)
+    ),
+    "multirun_launch": _multirun_launch_error,
+    "mnist_missing": lambda tmp, mp: _raised(
+        MNISTDataModule(str(tmp), download=False).prepare_data
+    ),
+    "head_data": lambda tmp, mp: _raised(lambda: HEADS["sigmoid_nll"]().check_fits("multi_hot")),
+}
+
+
+@pytest.mark.parametrize("name", sorted(USER_ERRORS))
+def test_user_errors_end_as_their_one_line_message_and_exit_1(name, tmp_path, monkeypatch):
+    error = USER_ERRORS[name](tmp_path, monkeypatch)
+    assert isinstance(error, RunError)
+
+    def fails(cfg):
+        raise error
+
+    cfg = OmegaConf.create({"paths": {"output_dir": str(tmp_path)}})
+    with pytest.raises(SystemExit) as ended:
+        run_task(fails, cfg)
+    # a str code: Python prints it to stderr and exits 1; no traceback
+    assert ended.value.code == str(error) and len(str(error).splitlines()) == 1
+
+
+def test_a_full_disk_under_a_wrapped_error_is_one_line_and_exit_1(tmp_path):
+    def fails(cfg):
+        try:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        except OSError as err:  # how torch re-raises a failed write
+            raise RuntimeError("PytorchStreamWriter failed writing file data/0") from err
+
+    cfg = OmegaConf.create({"paths": {"output_dir": str(tmp_path)}})
+    with pytest.raises(SystemExit) as ended:
+        run_task(fails, cfg)
+    assert ended.value.code == (
+        f"No space left on device while writing into {tmp_path}: free space there or point "
+        "paths.log_dir at another disk, then resume from the run's checkpoints/last.ckpt if it "
+        "has one (ckpt_path=...)."
+    )
+    with pytest.raises(RuntimeError):  # anything else keeps its traceback
+        run_task(lambda cfg: (_ for _ in ()).throw(RuntimeError("a bug")), cfg)
+
+
+def test_a_target_kind_mismatch_names_the_argument_that_exists():
+    error = _raised(lambda: check_target(torch.full((4, 10), 0.1), "index", 10))
+    assert str(error) == (
+        "the model expects 'index' targets but got 'distribution' targets (torch.float32, "
+        "shape (4, 10)): the model takes its kinds from the data module's target_kind (build "
+        "it with headlab.run.train.build_model(cfg, datamodule)); a Classifier built by hand "
+        "takes Classifier(..., target_kind='distribution'), or pass targets of kind 'index'."
+    )
+
+
+def test_a_bare_soft_label_model_takes_the_kind_of_its_first_batch():
+    """A Classifier built in Python, no data module: distribution targets train it."""
+    import torch.nn.functional as F
+
+    torch.manual_seed(0)
+    model = Classifier(MLP(hidden=[8], dropout=0.0), SoftLabelCE())
+    images, target = torch.randn(4, 1, 28, 28), torch.softmax(torch.randn(4, 10), dim=1)
+    loss = model.training_step((images, target), 0)
+    assert (model.target_kind, model.eval_target_kind) == ("distribution", "distribution")
+    torch.testing.assert_close(loss, F.cross_entropy(model(images), target))
+    with pytest.raises(TargetKindMismatch):  # fixed from then on: an index batch contradicts it
+        model.training_step((images, torch.arange(4)), 1)

@@ -24,6 +24,9 @@ from headlab.run.train import train
 from tests.conftest import ROOT
 
 POISON = "tests.fault_injection.PoisonWeightsAt"
+FULL = "tests.fault_injection.DiskFullOnSave"
+#: 600 tiny training images - 100 for validation, in batches of 50 (cli_args)
+STEPS_PER_EPOCH = 10
 
 
 def cli_args(tiny_mnist: Path, *overrides: str) -> list[str]:
@@ -154,7 +157,54 @@ def test_sigint_sigterm_stop_cleanly_with_last_ckpt_and_status(tiny_mnist, tmp_p
         "signal": sig.name,
         "last_ckpt_path": str(run_dir / "checkpoints" / "last.ckpt"),
     }
-    assert load(run_dir / "checkpoints" / "last.ckpt")["global_step"] >= first
+    # not refreshed mid-epoch: the checkpoint of the last completed epoch stays
+    assert load(run_dir / "checkpoints" / "last.ckpt")["global_step"] == first
+
+
+@pytest.mark.slow
+def test_a_run_interrupted_mid_epoch_resumes_bit_identical_to_an_uninterrupted_one(
+    tiny_mnist, tmp_path
+):
+    runs = tmp_path / "logs" / "train" / "runs"
+    process = start(tiny_mnist, tmp_path, "trainer.deterministic=true", "trainer.max_epochs=1000")
+    run_dir = wait_for_checkpoint(process, runs)
+    time.sleep(0.5)  # into the next epoch
+    process.send_signal(signal.SIGINT)
+    assert process.wait(timeout=120) == 130, process.stderr.read()
+    last = load(run_dir / "checkpoints" / "last.ckpt")
+    epoch = last["epoch"]
+    assert last["global_step"] == STEPS_PER_EPOCH * (epoch + 1)  # an epoch's end, not mid-epoch
+
+    until = f"trainer.max_epochs={epoch + 2}"  # one more epoch than the checkpoint holds
+    resumed = run(tiny_mnist, tmp_path, f"ckpt_path={run_dir / 'checkpoints' / 'last.ckpt'}", until)
+    assert resumed.returncode == 0, resumed.stderr
+    straight = run(tiny_mnist, tmp_path, "trainer.deterministic=true", until)
+    assert straight.returncode == 0, straight.stderr
+    resumed_dir, straight_dir = sorted(set(runs.iterdir()) - {run_dir})
+    ends = [load(d / "checkpoints" / "last.ckpt") for d in (resumed_dir, straight_dir)]
+    assert ends[0]["global_step"] == ends[1]["global_step"] == STEPS_PER_EPOCH * (epoch + 2)
+    assert ends[0]["state_dict"].keys() == ends[1]["state_dict"].keys()
+    for key, weights in ends[1]["state_dict"].items():
+        assert torch.equal(ends[0]["state_dict"][key], weights), key
+    metrics = [json.loads((d / "metrics.json").read_text()) for d in (resumed_dir, straight_dir)]
+    assert metrics[0]["test/acc"] == metrics[1]["test/acc"]
+    assert metrics[0]["test/loss"] == metrics[1]["test/loss"]
+
+
+@pytest.mark.slow
+def test_a_full_disk_is_one_line_and_exit_1(tiny_mnist, tmp_path):
+    result = run(tiny_mnist, tmp_path, "trainer.max_epochs=1", f"+callbacks.full._target_={FULL}")
+    (run_dir,) = (tmp_path / "logs" / "train" / "runs").iterdir()
+    assert (result.returncode, result.stderr.splitlines()) == (
+        1,
+        [
+            f"No space left on device while writing into {run_dir}: free space there or point "
+            "paths.log_dir at another disk, then resume from the run's checkpoints/last.ckpt if "
+            "it has one (ckpt_path=...)."
+        ],
+    )
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["status"] == "failed" and "No space left on device" in metrics["error"]
 
 
 @pytest.mark.slow

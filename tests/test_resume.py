@@ -10,6 +10,7 @@ from omegaconf import OmegaConf
 
 from headlab.checkpoints.identity import IDENTITY_KEY, CheckpointMismatch
 from headlab.data import MNISTDataModule
+from headlab.run.from_checkpoint import RESUME_MAY_CHANGE
 from headlab.run.train import train
 from tests.test_train import run_cli
 
@@ -97,18 +98,30 @@ def test_a_checkpoint_with_another_head_or_data_fails_and_says_which(
 
 
 @pytest.mark.slow
-def test_cli_resume_takes_the_run_overrides_and_continues(tiny_mnist, tmp_path):
+def test_cli_resume_keeps_every_setting_of_the_run_or_refuses_in_one_line(tiny_mnist, tmp_path):
     common = (f"data.data_dir={tiny_mnist}", "data.val_size=100", "logger=none", "shift=none")
-    first = run_cli(*common, "head=sigmoid", "trainer.max_epochs=1", cwd=tmp_path)
+    settings = ("trainer.limit_train_batches=3", "trainer.gradient_clip_val=0.5")
+    first = run_cli(*common, *settings, "head=sigmoid", "trainer.max_epochs=1", cwd=tmp_path)
     assert first.returncode == 0, first.stderr
     (run,) = (tmp_path / "logs" / "train" / "runs").iterdir()
     last = run / "checkpoints" / "last.ckpt"
-    resumed = run_cli(
-        f"ckpt_path={last}", "trainer.max_epochs=2", "logger=none", "shift=none", cwd=tmp_path
-    )
+    resumed = run_cli(f"ckpt_path={last}", "trainer.max_epochs=2", cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr
     (new_run,) = set((tmp_path / "logs" / "train" / "runs").iterdir()) - {run}
-    overrides = OmegaConf.load(new_run / ".hydra" / "overrides.yaml")
-    assert {"head=sigmoid", f"data.data_dir={tiny_mnist}"} <= set(overrides)
     resumed_ckpt = torch.load(new_run / "checkpoints" / "last.ckpt", weights_only=True)
-    assert (resumed_ckpt["epoch"], resumed_ckpt[IDENTITY_KEY]["head"]) == (1, "sigmoid")
+    # 3 batches in each of 2 epochs: the limit came along (a full tiny epoch has 10)
+    assert (resumed_ckpt["epoch"], resumed_ckpt["global_step"]) == (1, 6)
+    assert resumed_ckpt[IDENTITY_KEY]["head"] == "sigmoid"
+    ran = OmegaConf.load(new_run / ".hydra" / "config.yaml")
+    assert (ran.trainer.gradient_clip_val, ran.trainer.max_epochs) == (0.5, 2)
+
+    refused = run_cli(f"ckpt_path={last}", "trainer.gradient_clip_val=1.0", cwd=tmp_path)
+    assert (refused.returncode, refused.stderr.splitlines()) == (
+        1,
+        [
+            f"A resume continues the run of the checkpoint {last} as it was configured, but the "
+            "command line changes trainer.gradient_clip_val: 0.5 -> 1.0. Drop these overrides, "
+            "or start a new run without ckpt_path (a resume may change only "
+            f"{', '.join(RESUME_MAY_CHANGE)})."
+        ],
+    )

@@ -17,13 +17,13 @@ from typing import ClassVar, Literal
 import torch
 import torch.nn.functional as F
 
-from headlab.errors import ConfigValueError
+from headlab.errors import ConfigValueError, RunError
 
 TargetKind = Literal["index", "multi_hot", "distribution"]
 TARGET_KINDS: tuple[TargetKind, ...] = ("index", "multi_hot", "distribution")
 
 
-class HeadDataMismatch(ValueError):
+class HeadDataMismatch(RunError, ValueError):
     """A head was asked to train on a target kind it has no loss for."""
 
 

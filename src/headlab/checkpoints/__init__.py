@@ -1,7 +1,7 @@
-"""Checkpoints, one owner: what a checkpoint was trained with (``identity``), how it is
-written (``io``: atomic files, ``last.ckpt`` kept on interruption only), the RNG state it
-carries so a resume continues exactly (``rng``), and where it lies and whether a path is
-one at all (``files``).
+"""Checkpoints, one owner: what a checkpoint was trained with (``identity``), the run config
+it carries (``config``), how it is written (``io``: atomic files, at epoch ends only), the RNG
+state it carries so a resume continues exactly (``rng``), and where it lies and whether a
+path is one at all (``files``).
 
 May import: ``errors``, ``files``, Lightning. Never ``models``, ``run`` or ``sweeps``.
 """

@@ -11,6 +11,8 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
+from headlab.errors import RunError
+
 log = logging.getLogger(__name__)
 
 IDENTITY_KEY = "headlab_identity"
@@ -18,7 +20,7 @@ IDENTITY_KEY = "headlab_identity"
 MUST_MATCH = {"head": "head", "data": "data", "target_kind": "data targets"}
 
 
-class CheckpointMismatch(ValueError):
+class CheckpointMismatch(RunError, ValueError):
     """A checkpoint was trained with another head or other data than the current config."""
 
 
@@ -44,11 +46,16 @@ def check_identity(
         if key in stored and key in current and stored[key] != current[key]
     ]
     if differ:
+        groups = dict.fromkeys(
+            "data=" if key == "target_kind" else f"{key}="
+            for key in MUST_MATCH
+            if key in stored and key in current and stored[key] != current[key]
+        )
         raise CheckpointMismatch(
             f"{source} does not match the current config: "
             + "; ".join(differ)
-            + ". Pass the checkpoint's values on the command line, or a checkpoint trained with "
-            "the current ones."
+            + f". Drop {' and '.join(groups)} from the command line (eval, predict and resume "
+            "take the checkpoint's), or pass a checkpoint trained with the current ones."
         )
     if stored.get("head_settings") != current.get("head_settings"):
         log.warning(

@@ -1,13 +1,16 @@
-"""Checkpoints written whole, and refreshed only when keeping them is worth it.
+"""Checkpoints written whole, and only at the end of an epoch.
 
-* ``ModelCheckpoint`` is Lightning's, except that on an exception it refreshes only
-  ``last.ckpt`` and only for an interruption (Ctrl-C, SIGTERM); after a NaN or a crash the
-  weights are not worth keeping.
+* ``ModelCheckpoint`` is Lightning's, except that it never saves on an exception: an
+  interruption (Ctrl-C, SIGTERM) or a crash leaves ``last.ckpt`` as the last epoch ended.
+  A mid-epoch save would resume with the data loader restarted inside the epoch, so the
+  resumed run would not be the run it continues; from an end-of-epoch state it is, bit for
+  bit (tests/test_faults.py). After a NaN the last good weights stay too.
 * ``AtomicCheckpointIO`` writes each checkpoint beside its target and renames it over.
 """
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -18,15 +21,15 @@ from lightning.fabric.utilities.cloud_io import get_filesystem
 from lightning.pytorch.callbacks import ModelCheckpoint as LightningModelCheckpoint
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
-from headlab.errors import interruption_signal
 from headlab.files import atomic_write
 
 
 class ModelCheckpoint(LightningModelCheckpoint):
-    """Lightning's ModelCheckpoint; on an exception, only an interruption updates last.ckpt.
+    """Lightning's ModelCheckpoint, never saving on an exception.
 
-    Lightning's ``save_on_exception`` would also save after a NaN (overwriting the last
-    good ``last.ckpt``) and writes an extra ``epoch_NNN.ckpt`` that looks like a best one.
+    Lightning's ``save_on_exception=True`` would save mid-epoch (a resume that is not the same
+    run), after a NaN (overwriting the last good ``last.ckpt``) and an extra
+    ``epoch_NNN.ckpt`` that looks like a best one; it is off whatever the config says.
     """
 
     @property
@@ -45,18 +48,25 @@ class ModelCheckpoint(LightningModelCheckpoint):
             cached = self.__dict__["_headlab_state_key"] = (inputs, super().state_key)
         return cached[1]
 
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Also across run folders: a resume writes into a new one, and Lightning would then
+        forget the scores of the epochs before it, pick its "best" among the resumed epochs
+        only, and test other weights than the uninterrupted run. Files outside this run's
+        folder are never deleted (Lightning's ``_should_remove_checkpoint``)."""
+        with warnings.catch_warnings():  # "the dirpath has changed": handled here
+            warnings.filterwarnings("ignore", "The dirpath has changed")
+            super().load_state_dict(state_dict)
+        same_run = state_dict.get("monitor") == self.monitor and self.monitor is not None
+        if same_run and state_dict.get("dirpath", self.dirpath) != self.dirpath:
+            self.best_model_score = state_dict.get("best_model_score")
+            self.best_k_models = dict(state_dict.get("best_k_models", {}))
+            self.kth_best_model_path = state_dict.get("kth_best_model_path", "")
+            self.kth_value = state_dict.get("kth_value", self.kth_value)
+
     def on_exception(
         self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException
     ) -> None:
-        if interruption_signal(exception) is None or trainer.sanity_checking:
-            return
-        if self._last_global_step_saved == trainer.global_step:
-            return
-        candidates = self._monitor_candidates(trainer)
-        if self.save_last:
-            self._save_last_checkpoint(trainer, candidates)
-        elif self.monitor is None:  # the every-epoch last.ckpt (callbacks/last_checkpoint.yaml)
-            self._save_none_monitor_checkpoint(trainer, candidates)
+        """Nothing: the last end-of-epoch checkpoint is the state a resume continues from."""
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):

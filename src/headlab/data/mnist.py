@@ -8,7 +8,7 @@ import torch
 
 from headlab.data.batches import InMemoryDataModule, InMemoryImages, Normalize
 from headlab.data.integrity import check_mnist_files
-from headlab.errors import ConfigValueError
+from headlab.errors import ConfigValueError, RunError
 
 MNIST_FILES = (
     "train-images-idx3-ubyte",
@@ -19,7 +19,7 @@ MNIST_FILES = (
 MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
 
 
-class MNISTFilesMissing(FileNotFoundError):
+class MNISTFilesMissing(RunError, FileNotFoundError):
     """MNIST is not on disk and could not be downloaded."""
 
 
@@ -31,8 +31,8 @@ def missing_files_message(data_dir: str | Path, reason: str) -> str:
     raw = mnist_raw_dir(data_dir).resolve()
     missing = [name for name in MNIST_FILES if not (raw / name).is_file()]
     return (
-        f"MNIST is not available ({reason}).\n"
-        f"Missing in {raw}: {', '.join(missing) or 'none'}.\n"
+        f"MNIST is not available ({reason}). "
+        f"Missing in {raw}: {', '.join(missing) or 'none'}. "
         f"Put the four uncompressed IDX files there ({', '.join(MNIST_FILES)}), "
         f"e.g. copy a folder 'MNIST/raw' from a machine that has them, "
         f"or run once with network access so torchvision can download them, "

@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from headlab.checkpoints.identity import IDENTITY_KEY, check_identity, identity
+from headlab.errors import RunError
 from headlab.heads import TARGET_KINDS, Head, SoftmaxCE
 from headlab.metrics.stage import EpochSnapshot, StageMetrics
 from headlab.metrics.thresholds import THRESHOLD_KEYS, TUNED_KEYS, TunedThresholdF1
@@ -44,7 +45,7 @@ def compiled_keys(state: dict[str, Any], compiled: bool) -> dict[str, Any]:
     }
 
 
-class TargetKindMismatch(ValueError):
+class TargetKindMismatch(RunError, ValueError):
     """A batch's targets are not of the kind the model was configured for."""
 
 
@@ -71,10 +72,14 @@ def check_target(target: torch.Tensor, kind: str, num_classes: int) -> None:
     else:
         dtype_ok = True
     if not (shape_ok and dtype_ok):
+        seen = kind_of(target)
         raise TargetKindMismatch(
-            f"the model expects '{kind}' targets but got '{kind_of(target)}' targets "
-            f"({target.dtype}, shape {tuple(target.shape)}): set data.target_kind (the model "
-            f"reads it as model.target_kind), or pass targets of kind '{kind}'."
+            f"the model expects '{kind}' targets but got '{seen}' targets "
+            f"({target.dtype}, shape {tuple(target.shape)}): the model takes its kinds from "
+            f"the data module's target_kind (build it with headlab.run.train.build_model(cfg, "
+            f"datamodule)); a Classifier built by hand takes Classifier(..., "
+            f"target_kind='{seen if seen in TARGET_KINDS else '...'}'), or pass targets of "
+            f"kind '{kind}'."
         )
 
 
@@ -82,11 +87,12 @@ class Classifier(L.LightningModule):
     """``model(x)`` gives logits; the head turns them into probabilities and a loss.
 
     ``target_kind`` says what a batch's targets are; the data module declares it and
-    ``headlab.run.train.build_model(cfg, datamodule)`` passes it in (a bare ``Classifier(...)``
-    assumes class indices). When fitted with another data module it takes that one's kinds
-    at ``setup``. Validation and test may have their own
-    ``eval_target_kind`` (soft_mnist trained on hard labels is still measured against the
-    distributions). A target whose dtype or shape contradicts the kind fails the step.
+    ``headlab.run.train.build_model(cfg, datamodule)`` passes it in. When fitted with another
+    data module it takes that one's kinds at ``setup``; a bare ``Classifier(...)`` fitted on
+    plain loaders takes the kind of its first batch (class indices until then). Validation and
+    test may have their own ``eval_target_kind`` (soft_mnist trained on hard labels is still
+    measured against the distributions). A target whose dtype or shape contradicts the kind
+    fails the step.
     """
 
     def __init__(
@@ -97,7 +103,7 @@ class Classifier(L.LightningModule):
         scheduler: SchedulerFactory | None = None,
         scheduler_interval: str = "epoch",
         num_classes: int = 10,
-        target_kind: str = "index",
+        target_kind: str | None = None,
         eval_target_kind: str | None = None,
         n_bins: int = 15,
         min_bin_count: int = 30,
@@ -115,6 +121,10 @@ class Classifier(L.LightningModule):
         self.scheduler_interval = scheduler_interval
         self.num_classes = num_classes
         self.n_bins, self.min_bin_count = n_bins, min_bin_count
+        #: False for a bare ``Classifier(...)`` fitted without a data module that declares the
+        #: kind: the first batch's targets decide it (then it is checked as usual)
+        self.kind_declared = target_kind is not None
+        target_kind = target_kind or "index"
         self._build_metrics(target_kind, eval_target_kind or target_kind)
 
     def _build_metrics(self, target_kind: str, eval_target_kind: str) -> None:
@@ -172,6 +182,17 @@ class Classifier(L.LightningModule):
         eval_kind = getattr(datamodule, "eval_target_kind", kind)
         if (kind, eval_kind) != (self.target_kind, self.eval_target_kind):
             self._build_metrics(kind, eval_kind)
+        self.kind_declared = self.kind_declared or hasattr(datamodule, "target_kind")
+
+    def _kind_from_first_batch(self, target: torch.Tensor) -> str:
+        """The undeclared kind, taken from the first batch seen and fixed from then on."""
+        seen = kind_of(target)
+        self.kind_declared = True
+        if seen in TARGET_KINDS and seen != self.target_kind:
+            self._build_metrics(seen, seen)
+            for stage in STAGES:
+                self.metrics_for(stage).to(self.device)
+        return self.target_kind
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.backbone(images))
@@ -179,6 +200,8 @@ class Classifier(L.LightningModule):
     def _step(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> torch.Tensor:
         images, target = batch
         kind = self.kind_for(stage)
+        if not self.kind_declared:
+            kind = self._kind_from_first_batch(target)
         check_target(target, kind, self.num_classes)
         logits = self(images)
         loss = self.head.loss(logits, target, kind)

@@ -13,10 +13,11 @@ from __future__ import annotations
 import lightning as L
 from lightning.pytorch.strategies.launchers import _SubprocessScriptLauncher
 
+from headlab.errors import RunError
 from headlab.layout import in_multirun
 
 
-class MultirunLaunchError(RuntimeError):
+class MultirunLaunchError(RunError, RuntimeError):
     """A multirun job asked for DDP processes started by re-running the script."""
 
 

@@ -1,8 +1,9 @@
 """Evaluate a checkpoint on the test set through the training code path (``train=false``).
 
-scripts/eval.py first puts the checkpoint's run overrides before the command line's
-(headlab.run.overrides). A checkpoint whose head or data then differs from the config fails
-to load (headlab.checkpoints.identity).
+scripts/eval.py first takes the checkpoint's data, model, head and seed from the config it
+carries (headlab.run.from_checkpoint). A checkpoint whose head or data then differs from the
+config (a ``head=`` given on the command line) fails to load in one line
+(headlab.checkpoints.identity).
 """
 
 from __future__ import annotations

@@ -12,6 +12,7 @@ Exit codes: 0 completed, 1 failed, 130 SIGINT, 143 SIGTERM (the shell's 128 + si
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import logging
 import signal
@@ -37,14 +38,50 @@ def pruned(exception: BaseException) -> bool:
     return optuna is not None and isinstance(exception, optuna.TrialPruned)
 
 
+#: a write that failed for want of space: the user's to fix (free space, another folder)
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
+def disk_full(exception: BaseException) -> OSError | None:
+    """The ``OSError`` (no space, quota exceeded) behind ``exception``, else None.
+
+    Walks the cause/context chain: torch and Lightning re-raise a failed write as their own
+    error, with the OS error underneath.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = exception
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.errno in DISK_FULL:
+            return current
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def disk_full_message(error: OSError, output_dir: str) -> str:
+    where = error.filename or f"into {output_dir}"
+    return (
+        f"{error.strerror or 'No space left on device'} while writing {where}: free space "
+        "there or point paths.log_dir at another disk, then resume from the run's "
+        "checkpoints/last.ckpt if it has one (ckpt_path=...)."
+    )
+
+
 def user_errors() -> tuple[type[BaseException], ...]:
     """Errors whose message is the whole story: shown without a traceback."""
     from hydra.errors import ConfigCompositionException
 
-    from headlab.data.mnist import MNISTFilesMissing
-    from headlab.heads import HeadDataMismatch
+    return (RunError, ConfigCompositionException)
 
-    return (RunError, MNISTFilesMissing, HeadDataMismatch, ConfigCompositionException)
+
+def one_line(exception: BaseException, output_dir: str) -> str | None:
+    """The message to show instead of a traceback, or None when a traceback is the story."""
+    full = disk_full(exception)
+    if full is not None:
+        return disk_full_message(full, output_dir)
+    if isinstance(exception, user_errors()):
+        return " ".join(str(exception).split("\n"))  # one line, whatever the message held
+    return None
 
 
 def outcome_of(cfg: DictConfig, exception: BaseException) -> dict[str, Any]:
@@ -82,7 +119,10 @@ def record_outcome(train: Callable[[DictConfig], dict[str, Any]]):
             except BaseException as exception:
                 if is_rank_zero():
                     outcome = outcome_of(cfg, exception)
-                    write_metrics(cfg.paths.output_dir, outcome)
+                    try:
+                        write_metrics(cfg.paths.output_dir, outcome)
+                    except OSError as err:  # a full disk: the run's own error says it
+                        log.warning("metrics.json not written: %s", err)
                 raise
 
     return wrapper
@@ -115,6 +155,14 @@ def sigterm_raises() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
+def log_to_files(message: str) -> None:
+    """``message`` as an error record in the run's log files only (Hydra's ``<task>.log``)."""
+    record = log.makeRecord(log.name, logging.ERROR, __file__, 0, message, (), None)
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.FileHandler):
+            handler.handle(record)
+
+
 def run_task(train: Callable[[DictConfig], dict[str, Any]], cfg: DictConfig) -> dict | None:
     """The task of ``scripts/train.py``: clear messages, exit codes, sweeps that go on.
 
@@ -130,18 +178,22 @@ def run_task(train: Callable[[DictConfig], dict[str, Any]], cfg: DictConfig) -> 
         if name is None:
             raise
         log.error(
-            "Interrupted by %s: %s holds last.ckpt and metrics.json.", name, cfg.paths.output_dir
+            "Interrupted by %s: %s holds metrics.json, and checkpoints/last.ckpt of the last "
+            "completed epoch if one ended (resume: scripts/train.py ckpt_path=<that file>).",
+            name,
+            cfg.paths.output_dir,
         )
         raise SystemExit(EXIT_SIGTERM if name == "SIGTERM" else EXIT_SIGINT) from None
     except Exception as exception:
         if pruned(exception) and in_hydra_multirun():
             log.info("%s", exception)  # the sweeper tells the study; the sweep goes on
             return None
-        clean = isinstance(exception, user_errors())
+        message = one_line(exception, cfg.paths.output_dir)
         if in_hydra_multirun():
-            log.error("Job failed, the sweep goes on: %s", exception, exc_info=not clean)
+            shown = message or exception
+            log.error("Job failed, the sweep goes on: %s", shown, exc_info=message is None)
             return None
-        if not clean:
+        if message is None:
             raise
-        log.error("%s", exception)
-        raise SystemExit(EXIT_FAILED) from None
+        log_to_files(message)  # the run's log keeps it; the terminal gets it once, on stderr
+        raise SystemExit(message) from None  # printed to stderr, exit 1 (EXIT_FAILED)

@@ -13,6 +13,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from headlab.callbacks.hooks import skip_unused_batch_hooks
 from headlab.callbacks.pruning import TrialPruning
+from headlab.checkpoints.config import RunConfigInCheckpoint
 from headlab.files import plain_number
 from headlab.layout import write_metrics
 from headlab.run.checks import validate
@@ -87,7 +88,8 @@ def build(cfg: DictConfig) -> tuple[L.LightningDataModule, L.LightningModule, L.
     datamodule = instantiate_group(cfg.data, "data")
     model = build_model(cfg, datamodule)
     loggers = instantiate_each(cfg.get("logger"))
-    callbacks = instantiate_each(cfg.get("callbacks"))
+    # every checkpoint carries the run's config: eval, predict and resume compose from it
+    callbacks = [*instantiate_each(cfg.get("callbacks")), RunConfigInCheckpoint(cfg)]
     if not loggers and any(isinstance(c, LearningRateMonitor) for c in callbacks):
         log.warning("logger=none: the learning-rate monitor has nothing to log to; left out.")
         callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
