@@ -18,6 +18,7 @@ from headlab.sweeps.study.debiased import (
     folded_bias,
 )
 from headlab.sweeps.study.paired import (
+    MIN_P,
     bootstrap_interval,
     paired_difference,
     seeds_needed,
@@ -201,3 +202,34 @@ def test_comparison_block_states_margins_families_knife_edges_and_seeds_needed()
         line for line in text.splitlines() if line.startswith("| poly | 5 | ") and "p " in line
     )
     assert all(" p " in c for c in row.split("|")[3:-1])
+
+
+def test_t_interval_without_any_spread_gives_the_smallest_p_not_zero():
+    same = t_interval(np.array([0.001, 0.001, 0.001]), 0.002)
+    assert same.p_different == MIN_P and same.p_equivalent == MIN_P
+    assert t_interval(np.zeros(3), 0.002).p_different == 1.0
+
+
+def test_seeds_needed_cells_never_hold_a_pipe_that_would_split_the_table():
+    from headlab.sweeps.study.conclusions import needed_text
+    from headlab.sweeps.study.paired import Difference
+
+    beyond = Difference(0.003, (0.003, 0.0031, 0.0029), ())
+    noisy = Difference(0.0, (0.001, -0.001, 0.0), (), shared_var=1e-5)
+    assert needed_text(beyond, 0.002, 0.05) == "never (mean beyond ±0.002)"
+    assert needed_text(noisy, 0.002, 0.05) == "never (test-set noise)"
+
+
+def test_seeds_table_says_when_no_cell_can_be_equivalent():
+    from headlab.sweeps.study.conclusions import seeds_table
+    from headlab.sweeps.study.paired import Difference
+
+    settings = ComparisonSettings.build(estimators=("acc",))
+    close = {("poly", "acc"): Difference(0.0, (0.0001, -0.0001, 0.0, 0.0001, -0.0001), ())}
+    far = {("poly", "acc"): Difference(0.01, (0.01, 0.011, 0.009, 0.01, 0.01), ())}
+    assert "1 of the 1 cells have enough seeds" in "\n".join(
+        seeds_table(["poly"], close, {}, settings)
+    )
+    text = "\n".join(seeds_table(["poly"], far, {}, settings))
+    assert "None of the 1 cells has enough seeds" in text
+    assert "| poly | 5 | never (mean beyond ±0.002) |" in text

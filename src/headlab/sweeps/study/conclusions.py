@@ -87,13 +87,17 @@ def cell(d: Difference, v: Verdict, margin: float) -> str:
     )
 
 
+def needed_args(d: Difference, margin: float, alpha: float) -> tuple:
+    return d.point, d.sd, margin, alpha, d.shared_var
+
+
 def needed_text(d: Difference, margin: float, alpha: float) -> str:
     """Seeds the t-TOST would need at this cell's mean, spread and shared test-set noise."""
-    n = seeds_needed(d.point, d.sd, margin, alpha, d.shared_var)
+    n = seeds_needed(*needed_args(d, margin, alpha))
     if n is not None:
         return str(n)
     if abs(d.point) >= margin:
-        return f"never (|d| ≥ {margin:g})"
+        return f"never (mean beyond ±{margin:g})"  # no "|": it would split the table cell
     return "never (test-set noise)" if d.shared_var > 0 else "> 200"
 
 
@@ -116,12 +120,26 @@ def seeds_table(
         for head in heads
         if head not in refused
     ]
+    within = [
+        k
+        for k in cells
+        if (n := seeds_needed(*needed_args(differences[k], settings.margins[k[1]], alpha)))
+        is not None
+        and n <= len(differences[k].per_seed)
+    ]
+    reach = (
+        f"{len(within)} of the {len(cells)} cells have enough seeds for it."
+        if within
+        else f"None of the {len(cells)} cells has enough seeds for it: in this table the "
+        f"verdicts are in practice *different* or *inconclusive*."
+    )
     return [
         f"Seeds the t-TOST would need to call a cell *equivalent*, if its mean difference, "
         f"seed spread and shared test-set variance stayed as observed, at one-sided level "
         f"{1 - settings.level:g} / {len(cells)} cells = {alpha:.2g} (the strictest Holm step). "
         f'"never (test-set noise)": the test set every seed shares adds more uncertainty '
-        f"than the margin allows, however many seeds; a larger margin or test set is needed.",
+        f"than the margin allows, however many seeds; a larger margin or test set is needed. "
+        f"{reach}",
         "",
         "| head | seeds now | " + " | ".join(settings.estimators) + " |",
         "|" + "---|" * (len(settings.estimators) + 2),
@@ -239,8 +257,9 @@ def comparison_section(
         {
             "t": "a paired t-interval over per-seed differences (df = S - 1)",
             "two_level": (
-                f"a two-level bootstrap (seeds, then {settings.n_resamples} shared test-sample "
-                f"resamples; basic interval for ECE-type estimators)"
+                f"a two-level bootstrap (seeds, and one of {settings.n_resamples} test-sample "
+                f"resamples shared by the drawn seeds; for ECE-type estimators centred on "
+                f"the bias-corrected point)"
             ),
         }[m]
         for m in settings.methods

@@ -37,6 +37,8 @@ COMPARISONS = ("two_level", "t")
 MIN_SEEDS = 3
 #: outer draws of the two-level bootstrap
 N_DRAWS = 2000
+#: the smallest p-value reported (never exactly 0): the two-level bootstrap's 1 / (B + 1)
+MIN_P = 1 / (N_DRAWS + 1)
 
 
 class TooFewSeeds(ConfigValueError):
@@ -127,8 +129,10 @@ def t_interval(
     d = np.asarray(differences, dtype=float)
     mean, n = float(d.mean()), len(d)
     se = math.sqrt(float(d.var(ddof=1)) / n + max(float(shared_var), 0.0))
-    if se == 0:  # every seed the same and no test-set noise: a t-test cannot be computed
-        return Interval("t", mean, mean, 1.0, 1.0)
+    if se == 0:  # every seed the same, no test-set noise: as certain as a p-value here gets
+        different = MIN_P if mean != 0 else 1.0
+        equivalent = MIN_P if abs(mean) < margin else 1.0
+        return Interval("t", mean, mean, different, equivalent)
     df = n - 1
     half = stats.t.ppf(0.5 + level / 2, df) * se
     different = 2 * stats.t.sf(abs(mean) / se, df)
