@@ -126,7 +126,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     if args.studies < 1 or args.seeds < 3 or args.n < 100 or args.resamples < 100:
-        print("error: need --studies >= 1, --seeds >= 3, --n >= 100, --resamples >= 100")
+        print(
+            "error: need --studies >= 1, --seeds >= 3, --n >= 100, --resamples >= 100",
+            file=sys.stderr,
+        )
         return 2
     torch.set_num_threads(1)
     grid = np.linspace(0.6, 1.8, 121)

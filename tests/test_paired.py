@@ -233,3 +233,22 @@ def test_seeds_table_says_when_no_cell_can_be_equivalent():
     text = "\n".join(seeds_table(["poly"], far, {}, settings))
     assert "None of the 1 cells has enough seeds" in text
     assert "| poly | 5 | never (mean beyond ±0.002) |" in text
+
+
+@pytest.mark.slow
+def test_paired_simulation_script_prints_one_line_per_estimator(capsys):
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "paired_simulation.py"
+    spec = importlib.util.spec_from_file_location("paired_simulation", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    args = ["--studies", "2", "--n", "500", "--resamples", "100", "--population", "20000"]
+    assert module.main(args) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [line["estimator"] for line in lines] == list(module.ESTIMATORS)
+    assert all(line["true_difference"] > 0 and 0 <= line["coverage"] <= 1 for line in lines)
+    assert module.main(["--seeds", "2"]) == 2
+    assert capsys.readouterr().err.strip().count("\n") == 0
