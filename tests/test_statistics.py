@@ -26,6 +26,7 @@ from headlab.sweeps.study.paired import (
     paired_difference,
     t_interval,
     two_level_draws,
+    two_level_index,
 )
 from headlab.sweeps.study.table import mean_std
 from headlab.sweeps.study.verdicts import (
@@ -68,16 +69,15 @@ def test_two_level_bootstrap_equals_a_slow_reference_loop():
         )
         for name in FAST
     }
-    # the loop: draw S seeds with replacement, for each a resample row, score both heads
-    generator = torch.Generator().manual_seed(11)
-    seed_draws = torch.randint(0, seeds, (draws, seeds), generator=generator)
-    row_draws = torch.randint(0, rows, (draws, seeds), generator=generator)
+    # the loop: draw S seeds with replacement and ONE resample row shared by all of them
+    # (one test set for every seed), score both heads
+    seed_draws, row_draws = two_level_index(seeds, rows, draws, 11)
     for name in FAST:
         fast = two_level_draws(per_seed[name], draws, seed=11)
         for d in range(draws):
             total = 0.0
-            for s, r in zip(seed_draws[d].tolist(), row_draws[d].tolist(), strict=True):
-                rows_of = index[r]
+            for s in seed_draws[d].tolist():
+                rows_of = index[int(row_draws[d])]
                 total += scores(a[s][0][rows_of], a[s][1][rows_of], estimators=(name,))[name]
                 total -= scores(b[s][0][rows_of], b[s][1][rows_of], estimators=(name,))[name]
             assert fast[d].item() == pytest.approx(total / seeds, abs=1e-12), name

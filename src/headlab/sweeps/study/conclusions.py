@@ -1,7 +1,10 @@
 """The report's head-vs-baseline table and the sentences that conclude it, from verdicts.
 
-One cell per (head, estimator): the seed-averaged difference, the wider of the methods'
-95 % intervals, and the verdict (``verdicts``). Heads sharing fewer than 3 seeds with the
+One cell per (head, estimator): the seed-averaged difference (ECE-type estimators
+bias-corrected per run, ``debiased.CORRECTION``), the wider of the methods' 95 % intervals,
+both Holm-adjusted p-values and the verdict (``verdicts``); a knife-edge verdict is marked.
+A second table says per cell how many seeds the t-TOST would need to show equivalence at
+the observed spread and shared test-set noise. Heads sharing fewer than 3 seeds with the
 baseline get no verdict, and the report says why.
 """
 
@@ -12,7 +15,14 @@ from collections.abc import Callable, Mapping, Sequence
 import numpy as np
 import torch
 
-from headlab.sweeps.study.paired import MIN_SEEDS, Difference, TooFewSeeds, paired_difference
+from headlab.sweeps.study.debiased import CORRECTION
+from headlab.sweeps.study.paired import (
+    MIN_SEEDS,
+    Difference,
+    TooFewSeeds,
+    paired_difference,
+    seeds_needed,
+)
 from headlab.sweeps.study.verdicts import (
     DIFFERENT,
     EQUIVALENT,
@@ -58,11 +68,97 @@ def compare_heads(
     return out, refused
 
 
+#: marks a knife-edge verdict in the table
+KNIFE = "⚠"
+
+
+def p_text(p: float) -> str:
+    """An adjusted p-value in two significant digits (never 0: bootstrap p is +1-corrected)."""
+    return f"{p:.2g}"
+
+
 def cell(d: Difference, v: Verdict, margin: float) -> str:
     word = {DIFFERENT: "**different**", EQUIVALENT: f"equivalent ±{margin:g}"}.get(
         v.word, "inconclusive" + (f" ({v.reason})" if v.reason else "")
     )
-    return f"{d.point:+.4f} [{d.low:+.4f}, {d.high:+.4f}] {word}"
+    edge = f"{KNIFE} " if v.knife_edge else ""
+    return (
+        f"{edge}{d.point:+.4f} [{d.low:+.4f}, {d.high:+.4f}] "
+        f"p {p_text(v.p_different)} / {p_text(v.p_equivalent)} {word}"
+    )
+
+
+def needed_args(d: Difference, margin: float, alpha: float) -> tuple:
+    return d.point, d.sd, margin, alpha, d.shared_var
+
+
+def needed_text(d: Difference, margin: float, alpha: float) -> str:
+    """Seeds the t-TOST would need at this cell's mean, spread and shared test-set noise."""
+    n = seeds_needed(*needed_args(d, margin, alpha))
+    if n is not None:
+        return str(n)
+    if abs(d.point) >= margin:
+        return f"never (mean beyond ±{margin:g})"  # no "|": it would split the table cell
+    return "never (test-set noise)" if d.shared_var > 0 else "> 200"
+
+
+def seeds_table(
+    heads: Sequence[str],
+    differences: Mapping[tuple[str, str], Difference],
+    refused: Mapping[str, str],
+    settings: ComparisonSettings,
+) -> list[str]:
+    """Per cell: the seeds TOST would need, at the Bonferroni level (1 - level) / cells (the
+    strictest step of Holm's correction, i.e. enough whatever the other cells do)."""
+    cells = [k for k in differences if k[0] not in refused]
+    if not cells:
+        return []
+    alpha = (1 - settings.level) / len(cells)
+    names = settings.estimators
+    rows = [
+        [head, str(len(differences[(head, names[0])].per_seed))]
+        + [needed_text(differences[(head, m)], settings.margins[m], alpha) for m in names]
+        for head in heads
+        if head not in refused
+    ]
+    within = [
+        k
+        for k in cells
+        if (n := seeds_needed(*needed_args(differences[k], settings.margins[k[1]], alpha)))
+        is not None
+        and n <= len(differences[k].per_seed)
+    ]
+    reach = (
+        f"{len(within)} of the {len(cells)} cells have enough seeds for it."
+        if within
+        else f"None of the {len(cells)} cells has enough seeds for it: in this table the "
+        f"verdicts are in practice *different* or *inconclusive*."
+    )
+    return [
+        f"Seeds the t-TOST would need to call a cell *equivalent*, if its mean difference, "
+        f"seed spread and shared test-set variance stayed as observed, at one-sided level "
+        f"{1 - settings.level:g} / {len(cells)} cells = {alpha:.2g} (the strictest Holm step). "
+        f'"never (test-set noise)": the test set every seed shares adds more uncertainty '
+        f"than the margin allows, however many seeds; a larger margin or test set is needed. "
+        f"{reach}",
+        "",
+        "| head | seeds now | " + " | ".join(settings.estimators) + " |",
+        "|" + "---|" * (len(settings.estimators) + 2),
+        *("| " + " | ".join(r) + " |" for r in rows),
+        "",
+    ]
+
+
+def knife_edge_lines(found: Mapping[tuple[str, str], Verdict]) -> list[str]:
+    marked = [(k, v) for k, v in found.items() if v.knife_edge]
+    if not marked:
+        return ["No knife-edge verdicts.", ""]
+    return [
+        f"{KNIFE} knife edge (a rerun could read it the other way): "
+        + "; ".join(f"`{h}` {m}: {v.knife_edge}" for (h, m), v in marked)
+        + ".",
+        "",
+    ]
 
 
 def difference_table(
@@ -130,8 +226,9 @@ def sentences(
     if not found:
         return ["**Conclusion**: none possible.", "", *lines, ""]
     return [
-        f"**Conclusion** (Holm-corrected over the {len(found)} cells of this table, "
-        f"family-wise {level} confidence):",
+        f"**Conclusion** (Holm-corrected within each of two families over the {len(found)} "
+        f"cells of this table: the *different* tests, and separately the *equivalent* tests; "
+        f"family-wise {level} confidence for each family, not for the table as a whole):",
         "",
         *lines,
         "",
@@ -157,19 +254,26 @@ def comparison_section(
         {
             "t": "a paired t-interval over per-seed differences (df = S - 1)",
             "two_level": (
-                f"a two-level bootstrap (seeds, then {settings.n_resamples} shared test-sample "
-                f"resamples; basic interval for ECE-type estimators)"
+                f"a two-level bootstrap (seeds, and one of {settings.n_resamples} test-sample "
+                f"resamples shared by the drawn seeds; for ECE-type estimators centred on "
+                f"the bias-corrected point)"
             ),
         }[m]
         for m in settings.methods
     )
+    corrected = [f"`{m}`: {CORRECTION[m]}" for m in settings.estimators if m in CORRECTION]
+    margins = ", ".join(f"{m} ±{settings.margins[m]:g}" for m in settings.estimators)
     intro = [
         f"Difference to `{baseline}` (head - {baseline}), averaged over the shared seeds, "
-        f"with the wider of {methods}; {settings.level:.0%} intervals, shown unadjusted. "
+        f"with the wider of {methods}; both include the noise of the one test set every "
+        f"seed shares. {settings.level:.0%} intervals, shown unadjusted; then the "
+        f"Holm-adjusted p-values of *different* / *equivalent*. ECE-type differences are of "
+        f"bias-corrected values ({'; '.join(corrected) or 'none here'}): a plug-in ECE "
+        f"is inflated more for a nearly calibrated head than for a miscalibrated one. "
         f"Verdicts: *different* (Holm-adjusted test excludes 0, every seed agrees in "
         f"sign{', and the interval lies wholly beyond ±m' if settings.beyond_margin else ''}), "
         f"*equivalent ±m* (TOST at margin m, Holm-adjusted), *inconclusive* otherwise. "
-        f"Fewer than {MIN_SEEDS} shared seeds: no verdict.",
+        f"Margins m: {margins}. Fewer than {MIN_SEEDS} shared seeds: no verdict.",
         "",
     ]
     n_seeds = {h: len(p) for h, p in pairs.items()}
@@ -178,5 +282,7 @@ def comparison_section(
         *intro,
         *table,
         "",
+        *knife_edge_lines(found),
+        *seeds_table(heads, differences, refused, settings),
         *sentences(baseline, differences, found, refused, settings),
     ]

@@ -2,21 +2,25 @@
 
 Two heads trained with the same seeds were tested on the same samples. Their difference has
 two sources of noise: which model a training seed produced (the outer level) and which test
-samples were drawn (the inner level). Both enter here (docs/statistics.md):
+samples were drawn (the inner level, ONE test set shared by every seed). Both enter here
+(docs/statistics.md):
 
-* ``t``: a paired t-interval over the per-seed full-sample differences, df = S - 1; the
-  seed-to-seed spread of the differences already contains the test-sample noise of each;
-* ``two_level``: a two-level bootstrap: draw S seeds with replacement, then for each drawn
-  seed one test-sample resample (the same rows for both heads, so paired), and average the
-  differences. ECE-type estimators get the *basic* interval (their bias does not cancel
-  between heads of different calibration), means the percentile one.
+* ``t``: a paired t-interval over the per-seed full-sample differences, df = S - 1, its
+  squared standard error sd^2 / S plus the variance the shared test set adds to the seed
+  mean (``shared_test_variance``: the seeds' spread cannot show noise that moves them all);
+* ``two_level``: a two-level bootstrap: draw S seeds with replacement and ONE test-sample
+  resample row shared by all of them (the same rows for both heads, so paired), and average
+  the differences. ECE-type estimators get the interval centred on the (bias-corrected,
+  ``sweeps.study.debiased``) point, means the percentile one. p-values are +1-corrected.
 
 A difference is called where the wider of the chosen methods excludes 0: the combined
-p-value is the largest of theirs.
+p-value is the largest of theirs. ``seeds_needed`` says how many seeds the t-TOST would
+need to show equivalence at the observed spread.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -33,6 +37,8 @@ COMPARISONS = ("two_level", "t")
 MIN_SEEDS = 3
 #: outer draws of the two-level bootstrap
 N_DRAWS = 2000
+#: the smallest p-value reported (never exactly 0): the two-level bootstrap's 1 / (B + 1)
+MIN_P = 1 / (N_DRAWS + 1)
 
 
 class TooFewSeeds(ConfigValueError):
@@ -62,6 +68,13 @@ class Difference:
     point: float
     per_seed: tuple[float, ...]
     intervals: tuple[Interval, ...]
+    #: variance of the seed mean from the shared test set (``shared_test_variance``)
+    shared_var: float = 0.0
+
+    @property
+    def sd(self) -> float:
+        """Sample standard deviation of the per-seed differences."""
+        return float(np.std(self.per_seed, ddof=1))
 
     @property
     def low(self) -> float:
@@ -103,46 +116,124 @@ def check_methods(methods: Sequence[str]) -> None:
         )
 
 
-def t_interval(differences: np.ndarray, margin: float, level: float = 0.95) -> Interval:
+def t_interval(
+    differences: np.ndarray, margin: float, level: float = 0.95, shared_var: float = 0.0
+) -> Interval:
     """Paired t-interval over per-seed differences (df = S - 1), its two-sided p-value and
-    the TOST p-value at ±``margin`` (the larger of the two one-sided tests' p-values)."""
+    the TOST p-value at ±``margin`` (the larger of the two one-sided tests' p-values).
+
+    ``shared_var``: the variance of the seed mean that comes from the one test set every seed
+    shares (``shared_test_variance``). The per-seed differences cannot show it (it moves them
+    all alike), so it is added to the squared standard error: se^2 = sd^2 / S + shared_var.
+    """
     d = np.asarray(differences, dtype=float)
-    mean = float(d.mean())
-    if np.ptp(d) == 0:  # every seed the same: no spread to test with
-        different = 0.0 if mean != 0 else 1.0
-        equivalent = 0.0 if abs(mean) < margin else 1.0
+    mean, n = float(d.mean()), len(d)
+    se = math.sqrt(float(d.var(ddof=1)) / n + max(float(shared_var), 0.0))
+    if se == 0:  # every seed the same, no test-set noise: as certain as a p-value here gets
+        different = MIN_P if mean != 0 else 1.0
+        equivalent = MIN_P if abs(mean) < margin else 1.0
         return Interval("t", mean, mean, different, equivalent)
-    result = stats.ttest_1samp(d, 0.0)
-    low, high = result.confidence_interval(level)
-    lower = stats.ttest_1samp(d, -margin, alternative="greater").pvalue
-    upper = stats.ttest_1samp(d, margin, alternative="less").pvalue
-    return Interval("t", float(low), float(high), float(result.pvalue), float(max(lower, upper)))
+    df = n - 1
+    half = stats.t.ppf(0.5 + level / 2, df) * se
+    different = 2 * stats.t.sf(abs(mean) / se, df)
+    above_lower = stats.t.sf((mean + margin) / se, df)  # H0: d <= -margin
+    below_upper = stats.t.cdf((mean - margin) / se, df)  # H0: d >= +margin
+    return Interval(
+        "t",
+        mean - half,
+        mean + half,
+        float(different),
+        max(float(above_lower), float(below_upper)),
+    )
+
+
+def two_level_index(
+    n_seeds: int, n_rows: int, n_draws: int, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The two-level bootstrap's draws: per draw, S seeds with replacement (n_draws, S) and
+    ONE test-sample resample row shared by all of them (n_draws,). Shared because every seed
+    was tested on the same test set: its sampling noise moves all seeds alike and does not
+    average out over seeds. The only place the comparison draws random numbers."""
+    rng = np.random.default_rng(int(seed))
+    seeds = rng.integers(0, n_seeds, size=(n_draws, n_seeds))
+    rows = rng.integers(0, n_rows, size=n_draws)
+    return seeds, rows
 
 
 def two_level_draws(resampled: torch.Tensor, n_draws: int, seed: int) -> torch.Tensor:
-    """Means of the differences of S seeds drawn with replacement, each on one of the B
-    shared test-sample resamples drawn for it: ``resampled`` (S, B) -> (n_draws,)."""
+    """Means of the differences of S seeds drawn with replacement, all on one shared test-
+    sample resample row per draw: ``resampled`` (S, B) -> (n_draws,)."""
     n_seeds, n_rows = resampled.shape
-    generator = torch.Generator().manual_seed(int(seed))
-    seeds = torch.randint(0, n_seeds, (n_draws, n_seeds), generator=generator)
-    rows = torch.randint(0, n_rows, (n_draws, n_seeds), generator=generator)
-    return resampled.double()[seeds, rows].mean(dim=1)
+    seeds, rows = two_level_index(n_seeds, n_rows, n_draws, seed)
+    seeds, rows = torch.from_numpy(seeds), torch.from_numpy(rows)
+    return resampled.double()[seeds, rows[:, None]].mean(dim=1)
+
+
+def shared_test_variance(resampled: torch.Tensor) -> float:
+    """The variance the shared test set adds to the seed mean: the mean covariance, over
+    the B shared resample rows, between two different seeds' differences (floored at 0).
+    With seed effects u_s and test-sample noise e_s, Cov(e_s, e_s') = c for s != s':
+    Var(mean) = E[sd^2] / S + c, and the spread over seeds (sd) does not contain c."""
+    x = resampled.double()
+    n_seeds, n_rows = x.shape
+    if n_seeds < 2 or n_rows < 2:
+        return 0.0
+    centred = x - x.mean(dim=1, keepdim=True)
+    cov = centred @ centred.T / (n_rows - 1)
+    off_diagonal = (cov.sum() - cov.diagonal().sum()) / (n_seeds * (n_seeds - 1))
+    return max(float(off_diagonal), 0.0)
+
+
+def bootstrap_p(count: int, n_draws: int) -> float:
+    """(count + 1) / (B + 1): a bootstrap p-value that is never 0 (the observed statistic
+    counts as one of the draws)."""
+    return (count + 1) / (n_draws + 1)
 
 
 def bootstrap_interval(
     name: str, point: float, draws: torch.Tensor, margin: float, level: float = 0.95
 ) -> Interval:
-    """Percentile (means) or basic (ECE-type) interval of bootstrap ``draws`` around
-    ``point``, with the p-values at which it would just touch 0 or ±margin."""
-    centred = 2 * point - draws if name in ECE_TYPE else draws
-    centred = centred.double()
+    """Percentile (means) or centred (ECE-type) interval of bootstrap ``draws`` around
+    ``point``, with the p-values at which it would just touch 0 or ±margin (+1-corrected).
+
+    Centred: ``point + (draws - mean(draws))``. The ECE-type differences the report compares
+    are already bias-corrected per run (``sweeps.study.debiased``), so the bootstrap only
+    gives the spread; its own mean still carries the plug-in's bias shift."""
+    draws = draws.double()
+    centred = point + (draws - draws.mean()) if name in ECE_TYPE else draws
     tail = (1.0 - level) / 2
     low, high = torch.quantile(centred, torch.tensor([tail, 1 - tail], dtype=torch.float64))
-    below, above = float((centred <= 0).double().mean()), float((centred >= 0).double().mean())
+    n = len(centred)
+    below, above = int((centred <= 0).sum()), int((centred >= 0).sum())
+    different = min(1.0, 2 * bootstrap_p(min(below, above), n))
     outside = max(
-        float((centred <= -margin).double().mean()), float((centred >= margin).double().mean())
+        bootstrap_p(int((centred <= -margin).sum()), n),
+        bootstrap_p(int((centred >= margin).sum()), n),
     )
-    return Interval("two_level", float(low), float(high), min(1.0, 2 * min(below, above)), outside)
+    return Interval("two_level", float(low), float(high), different, min(1.0, outside))
+
+
+def seeds_needed(
+    mean: float,
+    sd: float,
+    margin: float,
+    alpha: float,
+    shared_var: float = 0.0,
+    max_seeds: int = 200,
+) -> int | None:
+    """The fewest seeds S at which the t-TOST would show ``|d| < margin`` at one-sided level
+    ``alpha`` if the mean difference and the seed spread stayed as observed:
+    (margin - |mean|) / sqrt(sd^2 / S + shared_var) > t_(1 - alpha, S - 1).
+    None: not within ``max_seeds`` (|mean| >= margin, or the shared test-set noise alone is
+    too large for any number of seeds)."""
+    room = margin - abs(mean)
+    if room <= 0:
+        return None
+    for n in range(2, max_seeds + 1):
+        se = math.sqrt(sd * sd / n + max(shared_var, 0.0))
+        if se == 0 or room / se > stats.t.ppf(1 - alpha, n - 1):
+            return n
+    return None
 
 
 def paired_difference(
@@ -160,11 +251,12 @@ def paired_difference(
     check_seeds(len(point))
     point = np.asarray(point, dtype=float)
     mean = float(point.mean())
+    shared = shared_test_variance(resampled) if resampled is not None else 0.0
     intervals = []
     for method in methods:
         if method == "t":
-            intervals.append(t_interval(point, margin, level))
+            intervals.append(t_interval(point, margin, level, shared))
         else:
             draws = two_level_draws(resampled, N_DRAWS, seed)
             intervals.append(bootstrap_interval(name, mean, draws, margin, level))
-    return Difference(mean, tuple(float(v) for v in point), tuple(intervals))
+    return Difference(mean, tuple(float(v) for v in point), tuple(intervals), shared)

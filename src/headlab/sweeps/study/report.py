@@ -68,6 +68,8 @@ class Scores:
         self._index: dict[int, torch.Tensor] = {}
         self._point: dict[int, dict[str, float]] = {}
         self._resampled: dict[int, dict[str, torch.Tensor]] = {}
+        self._counts: dict[int, torch.Tensor] = {}
+        self._compared: dict[int, tuple[dict[str, float], dict[str, torch.Tensor]]] = {}
 
     def id_of(self, job: Job) -> int:
         if job not in self.jobs:
@@ -94,7 +96,6 @@ class Scores:
         return self.point(self.id_of(job))[name]
 
     def resampled(self, run: int) -> dict[str, torch.Tensor]:
-        from headlab.calibration.bootstrap import resample_index
         from headlab.calibration.estimators import resampled_scores
 
         if run not in self._resampled:
@@ -105,11 +106,50 @@ class Scores:
             probs, targets = self.tensors(run)
             n = len(targets)
             if n not in self._index:
-                self._index[n] = resample_index(n, self.n_resamples, self.seed)
+                self._index[n] = resample_index_of(n, self.settings)
             self._resampled[run] = resampled_scores(
                 probs, targets, self._index[n], estimators=self.settings.estimators
             )
         return self._resampled[run]
+
+    def compared_pair(self, run: int) -> tuple[dict[str, float], dict[str, torch.Tensor]]:
+        """What the head comparison pairs: the estimators and their resampled values, the
+        ECE-type ones bias-corrected (``sweeps.study.debiased.CORRECTION``): plug-in ECE's
+        bias depends on the head's own calibration, so plug-in differences would be biased."""
+        from headlab.calibration.bootstrap import counts_of
+        from headlab.calibration.estimators import top_label
+        from headlab.sweeps.study.debiased import bootstrap_corrected, debiased_ece
+
+        if run not in self._compared:
+            point, rows = dict(self.point(run)), dict(self.resampled(run))
+            for name in ("ece_adaptive", "smece"):
+                if name in rows:
+                    point[name], rows[name] = bootstrap_corrected(point[name], rows[name])
+            if "ece" in rows:
+                probs, targets = self.tensors(run)
+                n = len(targets)
+                if n not in self._index:
+                    self._index[n] = resample_index_of(n, self.settings)
+                if n not in self._counts:
+                    self._counts[n] = counts_of(self._index[n], n)
+                confidence, hit = top_label(probs, targets)
+                point["ece"] = float(debiased_ece(confidence, hit)[0])
+                rows["ece"] = debiased_ece(confidence, hit, self._counts[n])
+            self._compared[run] = (point, rows)
+        return self._compared[run]
+
+    def compared(self, run: int) -> dict[str, float]:
+        return self.compared_pair(run)[0]
+
+    def compared_resampled(self, run: int) -> dict[str, torch.Tensor]:
+        return self.compared_pair(run)[1]
+
+
+def resample_index_of(n: int, settings: ComparisonSettings) -> torch.Tensor:
+    """The report's resample rows for a test set of ``n``: the rows every run drew too."""
+    from headlab.calibration.bootstrap import resample_index
+
+    return resample_index(n, settings.n_resamples, settings.seed)
 
 
 def saved_bootstrap(job: Job, settings: ComparisonSettings) -> dict[str, torch.Tensor] | None:
@@ -372,7 +412,7 @@ def differences(groups: dict[str, list[Job]], scores: Scores, settings) -> list[
 
     pairs = head_pairs(groups, scores)
     return comparison_section(
-        BASELINE, groups, pairs.__getitem__, scores.point, scores.resampled, settings
+        BASELINE, groups, pairs.__getitem__, scores.compared, scores.compared_resampled, settings
     )
 
 

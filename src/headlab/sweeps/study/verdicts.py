@@ -10,8 +10,14 @@
 * *inconclusive*: neither; the data cannot tell.
 
 Holm's step-down correction runs over every cell of one report (heads x estimators), once
-for the "different" p-values and once for the "equivalent" ones, so the whole table keeps its
-family-wise error rate. Own ten lines: statsmodels (which has it) is not a dependency.
+for the "different" p-values and once for the "equivalent" ones: two families, each with a
+family-wise error rate of 1 - level (not the table as a whole). Own ten lines: statsmodels
+(which has it) is not a dependency.
+
+A verdict is a *knife edge* (marked in the report) where an adjusted p-value lies within a
+factor ``KNIFE_EDGE`` of the level on either side, or where estimators of the same kind
+(the three ECEs; Brier and its one-vs-rest form; NLL and its) disagree for one head: a
+rerun could well read it the other way.
 """
 
 from __future__ import annotations
@@ -26,6 +32,14 @@ from headlab.errors import ConfigValueError
 from headlab.sweeps.study.paired import COMPARISONS, Difference, check_methods
 
 DIFFERENT, EQUIVALENT, INCONCLUSIVE = "different", "equivalent", "inconclusive"
+#: an adjusted p-value within this factor of the level (either side) is a knife edge
+KNIFE_EDGE = 1.5
+#: estimators that measure the same thing in different ways: their verdicts should agree
+KINDS = {
+    "calibration error": ("ece", "ece_adaptive", "smece"),
+    "Brier": ("brier", "brier_ovr"),
+    "NLL": ("nll", "nll_ovr"),
+}
 #: how small a difference must be shown to be to count as none; one unit of the estimator
 #: (accuracy 0.2 points, ECE 0.2 points, Brier and NLL as summed over classes)
 DEFAULT_MARGINS = {
@@ -105,6 +119,8 @@ class Verdict:
     p_different: float  # Holm-adjusted
     p_equivalent: float  # Holm-adjusted
     reason: str = ""
+    #: why a rerun could read this cell the other way ("" where it could not)
+    knife_edge: str = ""
 
 
 def verdicts(
@@ -135,6 +151,33 @@ def verdicts(
             out[key] = Verdict(INCONCLUSIVE, pd, pe, "per-seed differences change sign")
         else:
             out[key] = Verdict(INCONCLUSIVE, pd, pe)
+    return knife_edges(out, level)
+
+
+def near_level(p: float, alpha: float) -> bool:
+    """``p`` within a factor ``KNIFE_EDGE`` of ``alpha`` on either side."""
+    return alpha / KNIFE_EDGE <= p <= alpha * KNIFE_EDGE
+
+
+def knife_edges(
+    found: Mapping[tuple[str, str], Verdict], level: float = 0.95
+) -> dict[tuple[str, str], Verdict]:
+    """``found`` with each knife-edge verdict marked (``Verdict.knife_edge`` says why)."""
+    alpha = 1 - level
+    out = {}
+    for (head, name), v in found.items():
+        why = []
+        if near_level(v.p_different, alpha):
+            why.append(f"adjusted p(different) {v.p_different:.3g} near {alpha:g}")
+        if near_level(v.p_equivalent, alpha):
+            why.append(f"adjusted p(equivalent) {v.p_equivalent:.3g} near {alpha:g}")
+        for kind, members in KINDS.items():
+            if name not in members:
+                continue
+            words = {found[(head, m)].word for m in members if (head, m) in found}
+            if len(words) > 1:
+                why.append(f"{kind} estimators disagree ({', '.join(sorted(words))})")
+        out[(head, name)] = Verdict(v.word, v.p_different, v.p_equivalent, v.reason, "; ".join(why))
     return out
 
 

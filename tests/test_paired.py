@@ -1,0 +1,254 @@
+"""Head differences: TOST seeds needed, knife edges, p never 0, shared test-set noise, the
+per-bin debiased ECE, and the report's comparison block (issue 26)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from scipy import stats
+
+from headlab.sweeps.study.conclusions import comparison_section
+from headlab.sweeps.study.debiased import (
+    bootstrap_corrected,
+    debiased_ece,
+    debiased_ece_of_sums,
+    folded_bias,
+)
+from headlab.sweeps.study.paired import (
+    MIN_P,
+    bootstrap_interval,
+    paired_difference,
+    seeds_needed,
+    shared_test_variance,
+    t_interval,
+    two_level_draws,
+)
+from headlab.sweeps.study.verdicts import (
+    DIFFERENT,
+    INCONCLUSIVE,
+    ComparisonSettings,
+    Verdict,
+    knife_edges,
+)
+
+
+def sample_with(mean: float, sd: float, n: int) -> np.ndarray:
+    """n values whose sample mean and sample sd (ddof 1) are exactly ``mean`` and ``sd``."""
+    base = np.arange(n, dtype=float)
+    base = (base - base.mean()) / base.std(ddof=1)
+    return mean + sd * base
+
+
+def scipy_tost_passes(values: np.ndarray, margin: float, alpha: float) -> bool:
+    lower = stats.ttest_1samp(values, -margin, alternative="greater").pvalue
+    upper = stats.ttest_1samp(values, margin, alternative="less").pvalue
+    return max(lower, upper) < alpha
+
+
+@pytest.mark.parametrize(
+    ("mean", "sd", "margin", "alpha"),
+    [
+        (0.0, 0.0013, 0.002, 0.05 / 64),
+        (0.0, 0.0030, 0.002, 0.05 / 64),
+        (0.0005, 0.0020, 0.002, 0.05 / 8),
+        (-0.0008, 0.0015, 0.002, 0.05),
+        (0.0, 0.0020, 0.005, 0.05 / 16),
+    ],
+)
+def test_seeds_needed_equals_the_first_seed_count_scipys_tost_passes(mean, sd, margin, alpha):
+    brute = next(
+        n for n in range(2, 400) if scipy_tost_passes(sample_with(mean, sd, n), margin, alpha)
+    )
+    assert seeds_needed(mean, sd, margin, alpha, max_seeds=400) == brute
+
+
+def test_seeds_needed_says_never_where_shared_test_noise_alone_exceeds_the_margin():
+    # se -> sqrt(shared_var) however many seeds: with margin / sqrt(shared_var) below the
+    # normal quantile z_(1 - alpha) no t quantile (all above z) is ever reached
+    alpha, margin = 0.05 / 8, 0.002
+    z = stats.norm.ppf(1 - alpha)
+    assert seeds_needed(0.0, 0.002, margin, alpha, shared_var=(margin / z) ** 2 * 1.01) is None
+    assert seeds_needed(0.0025, 0.001, margin, alpha) is None  # |d| >= margin
+    found = seeds_needed(0.0, 0.002, margin, alpha, shared_var=(margin / z) ** 2 * 0.5)
+    assert found is not None and found > seeds_needed(0.0, 0.002, margin, alpha)
+
+
+def verdict(word: str, p_different: float, p_equivalent: float = 1.0) -> Verdict:
+    return Verdict(word, p_different, p_equivalent)
+
+
+def test_knife_edges_mark_p_near_the_level_and_disagreeing_estimators_of_a_kind():
+    found = {
+        ("a", "acc"): verdict(DIFFERENT, 0.0498),  # within 1.5x below 0.05
+        ("b", "acc"): verdict(INCONCLUSIVE, 0.0555),  # within 1.5x above
+        ("c", "acc"): verdict(DIFFERENT, 0.02),  # 2.5x below: clear
+        ("d", "acc"): verdict(INCONCLUSIVE, 0.09),  # 1.8x above: clear
+        ("e", "acc"): verdict(INCONCLUSIVE, 1.0, 0.06),  # p(equivalent) near the level
+        ("f", "ece"): verdict(DIFFERENT, 0.001),  # ECE-type disagree for head f
+        ("f", "smece"): verdict(INCONCLUSIVE, 0.3),
+        ("g", "ece"): verdict(DIFFERENT, 0.001),  # agree for head g
+        ("g", "ece_adaptive"): verdict(DIFFERENT, 0.002),
+    }
+    marked = {k for k, v in knife_edges(found, 0.95).items() if v.knife_edge}
+    assert marked == {("a", "acc"), ("b", "acc"), ("e", "acc"), ("f", "ece"), ("f", "smece")}
+    assert "disagree" in knife_edges(found)[("f", "ece")].knife_edge
+
+
+def test_bootstrap_p_values_are_never_zero_and_follow_the_plus_one_rule():
+    draws = torch.linspace(0.01, 0.02, 999)  # every draw above 0 and beyond ±0.005
+    got = bootstrap_interval("acc", 0.015, draws, margin=0.005)
+    assert got.p_different == pytest.approx(2 * 1 / 1000)
+    # TOST: the larger one-sided p, draws >= +margin: all 999 -> (999 + 1) / 1000
+    assert got.p_equivalent == pytest.approx(1.0)
+    inside = bootstrap_interval("acc", 0.0, torch.linspace(-0.001, 0.001, 999), margin=0.005)
+    assert inside.p_equivalent == pytest.approx(1 / 1000)
+    far = paired_difference(
+        "acc", np.array([0.3, 0.31, 0.32, 0.29]), torch.full((4, 50), 0.3), 0.002
+    )
+    assert far.p_different > 0 and all(i.p_different > 0 for i in far.intervals)
+
+
+#: two seeds, two shared resample rows: small enough to enumerate every bootstrap draw
+TINY = torch.tensor([[0.0, 2.0], [1.0, 5.0]])
+
+
+def test_shared_row_bootstrap_se_equals_the_enumerated_value():
+    # each draw: a row r (shared), seeds i, j with replacement; value (x[i,r] + x[j,r]) / 2;
+    # row 0 gives 0, .5, .5, 1; row 1 gives 2, 3.5, 3.5, 5: mean 2, E[v^2] = 55 / 8,
+    # variance 2.875. Independent rows per seed would give 3.5 / 2 = 1.75 (SE 1.29x smaller).
+    draws = two_level_draws(TINY, 200_000, seed=3)
+    assert set(draws.unique().tolist()) == {0.0, 0.5, 1.0, 2.0, 3.5, 5.0}  # never 2.5
+    assert float(draws.var()) == pytest.approx(2.875, rel=0.02)
+
+
+def test_shared_test_variance_enters_the_t_interval_as_computed_by_hand():
+    # rows as observations: seed 0 (0, 2), seed 1 (1, 5): covariance (-1)(-2) + (1)(2) = 4
+    assert shared_test_variance(TINY) == pytest.approx(4.0)
+    d = np.array([0.001, 0.003, 0.002])
+    got = t_interval(d, 0.002, 0.95, shared_var=1e-6)
+    se = math.sqrt(d.var(ddof=1) / 3 + 1e-6)
+    half = stats.t.ppf(0.975, 2) * se
+    assert (got.low, got.high) == pytest.approx((0.002 - half, 0.002 + half), abs=1e-15)
+    assert got.p_different == pytest.approx(2 * stats.t.sf(0.002 / se, 2), rel=1e-12)
+
+
+def test_folded_bias_equals_scipys_folded_normal_mean():
+    t = np.array([0.0, 0.3, 1.0, 2.5, 6.0])
+    expected = stats.foldnorm(t).mean() - t
+    assert folded_bias(torch.from_numpy(t)).numpy() == pytest.approx(expected, abs=1e-12)
+
+
+def test_debiased_bin_takes_the_folded_normal_bias_off_twice():
+    # one bin of 101 predictions, 60 hits, confidences summing to 50
+    count, conf, hits = torch.tensor([101.0]), torch.tensor([50.0]), torch.tensor([60.0])
+    p = 60 / 101
+    s = math.sqrt(p * (1 - p) / 100)
+    r = (10 / 101) / s
+
+    def bias(t: float) -> float:
+        return float(stats.foldnorm(t).mean()) - t
+
+    once = r - bias(r)
+    twice = r - bias(max(once, 0.0))
+    assert float(debiased_ece_of_sums(count, conf, hits)) == pytest.approx(s * twice, rel=1e-10)
+
+
+def test_debiased_ece_weights_equal_repeating_the_samples():
+    rng = np.random.default_rng(0)
+    confidence = torch.from_numpy(rng.uniform(0.5, 1.0, 40))
+    hit = torch.from_numpy((rng.random(40) < confidence.numpy()).astype(float))
+    counts = torch.from_numpy(rng.integers(0, 3, (4, 40)).astype(float))
+    rows = debiased_ece(confidence, hit, counts)
+    for row, weights in zip(rows, counts, strict=True):
+        repeat = weights.long()
+        again = debiased_ece(confidence.repeat_interleave(repeat), hit.repeat_interleave(repeat))
+        assert float(row) == pytest.approx(float(again[0]), abs=1e-12)
+
+
+def test_bootstrap_corrected_is_two_theta_minus_the_mean_and_keeps_the_spread():
+    rows = torch.tensor([0.010, 0.014, 0.012])
+    point, shifted = bootstrap_corrected(0.011, rows)
+    assert point == pytest.approx(2 * 0.011 - 0.012)
+    assert shifted.tolist() == pytest.approx([0.009, 0.013, 0.011])
+
+
+def test_comparison_block_states_margins_families_knife_edges_and_seeds_needed():
+    rng = np.random.default_rng(1)
+    names = ("acc", "ece")
+    point = {
+        run: {"acc": 0.97 + 0.001 * rng.normal(), "ece": 0.004 + 0.0005 * rng.normal()}
+        for run in range(10)
+    }
+    rows = {
+        run: {m: torch.from_numpy(v + 0.0003 * rng.normal(size=1000)) for m, v in p.items()}
+        for run, p in point.items()
+    }
+    settings = ComparisonSettings.build(estimators=names)
+    pairs = {"poly": [(s, s + 5) for s in range(5)]}
+    groups = {"softmax": [], "poly": []}
+    text = "\n".join(
+        comparison_section(
+            "softmax", groups, pairs.__getitem__, point.__getitem__, rows.__getitem__, settings
+        )
+    )
+    assert "Margins m: acc ±0.002, ece ±0.002" in text
+    assert "family-wise 95% confidence for each family" in text
+    assert "`ece`: per-bin debiased" in text
+    assert "| head | seeds now | acc | ece |" in text
+    row = next(
+        line for line in text.splitlines() if line.startswith("| poly | 5 | ") and "p " in line
+    )
+    assert all(" p " in c for c in row.split("|")[3:-1])
+
+
+def test_t_interval_without_any_spread_gives_the_smallest_p_not_zero():
+    same = t_interval(np.array([0.001, 0.001, 0.001]), 0.002)
+    assert same.p_different == MIN_P and same.p_equivalent == MIN_P
+    assert t_interval(np.zeros(3), 0.002).p_different == 1.0
+
+
+def test_seeds_needed_cells_never_hold_a_pipe_that_would_split_the_table():
+    from headlab.sweeps.study.conclusions import needed_text
+    from headlab.sweeps.study.paired import Difference
+
+    beyond = Difference(0.003, (0.003, 0.0031, 0.0029), ())
+    noisy = Difference(0.0, (0.001, -0.001, 0.0), (), shared_var=1e-5)
+    assert needed_text(beyond, 0.002, 0.05) == "never (mean beyond ±0.002)"
+    assert needed_text(noisy, 0.002, 0.05) == "never (test-set noise)"
+
+
+def test_seeds_table_says_when_no_cell_can_be_equivalent():
+    from headlab.sweeps.study.conclusions import seeds_table
+    from headlab.sweeps.study.paired import Difference
+
+    settings = ComparisonSettings.build(estimators=("acc",))
+    close = {("poly", "acc"): Difference(0.0, (0.0001, -0.0001, 0.0, 0.0001, -0.0001), ())}
+    far = {("poly", "acc"): Difference(0.01, (0.01, 0.011, 0.009, 0.01, 0.01), ())}
+    assert "1 of the 1 cells have enough seeds" in "\n".join(
+        seeds_table(["poly"], close, {}, settings)
+    )
+    text = "\n".join(seeds_table(["poly"], far, {}, settings))
+    assert "None of the 1 cells has enough seeds" in text
+    assert "| poly | 5 | never (mean beyond ±0.002) |" in text
+
+
+@pytest.mark.slow
+def test_paired_simulation_script_prints_one_line_per_estimator(capsys):
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "paired_simulation.py"
+    spec = importlib.util.spec_from_file_location("paired_simulation", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    args = ["--studies", "2", "--n", "500", "--resamples", "100", "--population", "20000"]
+    assert module.main(args) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [line["estimator"] for line in lines] == list(module.ESTIMATORS)
+    assert all(line["true_difference"] > 0 and 0 <= line["coverage"] <= 1 for line in lines)
+    assert module.main(["--seeds", "2"]) == 2
+    assert capsys.readouterr().err.strip().count("\n") == 0
