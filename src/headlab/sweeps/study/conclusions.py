@@ -142,9 +142,7 @@ def seeds_table(
         f"than the margin allows, however many seeds; a larger margin or test set is needed. "
         f"{reach}",
         "",
-        "| head | seeds now | " + " | ".join(settings.estimators) + " |",
-        "|" + "---|" * (len(settings.estimators) + 2),
-        *("| " + " | ".join(r) + " |" for r in rows),
+        *markdown_table(["head", "seeds now", *settings.estimators], rows),
         "",
     ]
 
