@@ -47,6 +47,18 @@ def predict(model, datamodule, images: torch.Tensor) -> torch.Tensor:
     return torch.cat(out) if out else torch.empty(0, datamodule.num_classes)
 
 
+@torch.no_grad()
+def backbone_features(model, datamodule, images: torch.Tensor) -> torch.Tensor:
+    """Penultimate features of uint8 images (the classifier layer's input), from the
+    backbone alone: the logits of these images are already known."""
+    model.eval()
+    out = [
+        model.backbone(datamodule.normalize(batch.to(model.device))).float().cpu()
+        for batch in images.split(datamodule.eval_batch_size)
+    ]
+    return torch.cat(out)
+
+
 class OffDistribution:
     """One run's analysis; ``run`` returns the metrics.json entries."""
 
@@ -65,6 +77,8 @@ class OffDistribution:
         self.head: Head = model.head
         self.output_dir, self.boards, self.step = Path(output_dir), list(boards), step
         self.arrays: dict[str, np.ndarray] = {}
+        #: the feature-space control, fitted on train features (None: no features here)
+        self.detector = None
         self.samples: dict[str, torch.Tensor] = {}  # a few images of each set, for the grid
 
     def calibrators(self) -> dict[str, Any]:
@@ -100,6 +114,7 @@ class OffDistribution:
         full_logits = self.test_logits()
         metrics.update(self.rejections("test", full_logits))
         metrics.update(self.shifted(images, targets, self.calibrators()))
+        self.detector = self.fit_detector()
         metrics.update(self.ood(images, full_logits[: s.samples]))
         np.savez_compressed(self.output_dir / SHIFT_FILE, **self.arrays)
         if s.figures:
@@ -135,8 +150,33 @@ class OffDistribution:
             return {}
         return rate_with_interval(f"{name}/none_of_the_above", rejected, self.settings.level)
 
+    def fit_detector(self):
+        """Mahalanobis on the penultimate features of the first ``TRAIN_IMAGES`` train
+        images (a subset: the whole split would cost seconds a run), or None."""
+        from headlab.shift.features import TRAIN_IMAGES, Mahalanobis, penultimate
+
+        train = getattr(self.datamodule, "train_set", None)
+        if penultimate(self.model) is None or not hasattr(self.model, "backbone") or not train:
+            return None
+        images, labels = train.images[:TRAIN_IMAGES], train.targets[:TRAIN_IMAGES]
+        if labels.ndim != 1:  # class indices only
+            return None
+        features = backbone_features(self.model, self.datamodule, images).numpy()
+        return Mahalanobis.fit(features, labels.numpy(), self.datamodule.num_classes)
+
+    def scores(self, logits: torch.Tensor, features: torch.Tensor | None) -> dict[str, np.ndarray]:
+        """Every logit score of the head, and the feature control where there is one."""
+        from headlab.shift.scores import FEATURE_SCORE
+
+        out = {k: v.numpy() for k, v in ood_scores(self.head, logits).items()}
+        if self.detector is not None and features is not None:
+            out[FEATURE_SCORE] = self.detector.score(features.numpy())
+        return out
+
     def in_distribution(self, logits: torch.Tensor) -> None:
-        self.in_scores = {k: v.numpy() for k, v in ood_scores(self.head, logits).items()}
+        images = self.datamodule.test_set.images[: len(logits)]
+        features = backbone_features(self.model, self.datamodule, images) if self.detector else None
+        self.in_scores = self.scores(logits, features)
         self.arrays.update({f"ood/test/{k}": v for k, v in self.in_scores.items()})
         self.out_scores: dict[str, dict[str, np.ndarray]] = {}
 
@@ -146,8 +186,15 @@ class OffDistribution:
 
         s = self.settings
         self.samples[f"ood/{name}"] = inputs[:8]
-        logits = predict(self.model, self.datamodule, inputs)
-        out_scores = {k: v.numpy() for k, v in ood_scores(self.head, logits).items()}
+        from headlab.shift.features import FeatureTap, penultimate
+
+        if self.detector is not None:
+            with FeatureTap(penultimate(self.model)) as tap:
+                logits = predict(self.model, self.datamodule, inputs)
+            features = tap.features()
+        else:
+            logits, features = predict(self.model, self.datamodule, inputs), None
+        out_scores = self.scores(logits, features)
         self.out_scores[name] = out_scores
         self.arrays.update({f"ood/{name}/{k}": v for k, v in out_scores.items()})
         metrics: dict[str, float] = {}
