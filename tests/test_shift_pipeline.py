@@ -64,6 +64,7 @@ def test_off_distribution_predicts_only_its_own_sets_given_the_calibration_hando
     rows = counting(model)
     metrics = analyse_off_distribution(model, datamodule, cfg, tmp_path, handover=handover)
     assert "shift/rotation/60/ece_temperature" in metrics
+    assert "ood/inverted/mahalanobis/auroc" in metrics  # the feature control, no extra forward
     # two rotations and one OOD set of SAMPLES each: not the 200 test or 100 val images again
     assert sum(rows) == 3 * SAMPLES
 
