@@ -188,3 +188,13 @@ def test_section_says_so_when_no_run_measured_shift(tmp_path: Path):
     job = Job(tmp_path, "softmax", "mnist", "mlp", 1, 2, {"status": "completed"})
     text = "\n".join(off_distribution_section({"softmax": [job]}, tmp_path, paired_difference))
     assert "No run measured shifted or OOD sets" in text
+
+
+def test_ood_family_comes_from_shift_sets_when_it_says_else_the_fallback(monkeypatch):
+    from headlab.shift import sets
+    from headlab.sweeps.study.off_distribution import family_of
+
+    monkeypatch.delattr(sets, "FAMILY", raising=False)
+    assert (family_of("letters"), family_of("gaussian")) == ("near", "far")
+    monkeypatch.setattr(sets, "FAMILY", {"letters": "far"}, raising=False)
+    assert family_of("letters") == "far"
