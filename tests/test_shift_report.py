@@ -20,8 +20,8 @@ SEEDS = (1, 2, 3, 4, 5)
 
 def fake_run(folder: Path, head: str, seed: int, shift: float, **extra) -> Job:
     rng = np.random.default_rng([seed, len(head)])  # other draws per head, same seed
-    score_in = rng.normal(1.0 + shift, 1.0, 300)
-    score_out = rng.normal(0.0, 1.0, 300)
+    score_in = rng.normal(1.0 + shift, 1.0, 120)
+    score_out = rng.normal(0.0, 1.0, 120)
     folder.mkdir(parents=True)
     np.savez(folder / SHIFT_FILE, **{"ood/test/msp": score_in, "ood/letters/msp": score_out})
     point = ood_point(score_in, score_out)
@@ -47,8 +47,8 @@ def fake_run(folder: Path, head: str, seed: int, shift: float, **extra) -> Job:
     return Job(folder, head, "mnist", "mlp", seed, 2, metrics)
 
 
-def section(groups, tmp_path) -> str:
-    return "\n".join(off_distribution_section(groups, tmp_path, paired_difference))
+def section(groups, tmp_path, figures: bool = False) -> str:
+    return "\n".join(off_distribution_section(groups, tmp_path, paired_difference, 0.95, figures))
 
 
 def cells_of(text: str, start: str, after: str = "") -> list[str]:
@@ -64,7 +64,7 @@ def test_section_compares_each_head_with_softmax_paired_by_seed(tmp_path: Path):
         "softmax": [fake_run(tmp_path / f"softmax{s}", "softmax", s, 0.0) for s in SEEDS],
         "sigmoid": [fake_run(tmp_path / f"sigmoid{s}", "sigmoid", s, 1.0) for s in SEEDS],
     }
-    text = section(groups, tmp_path)
+    text = section(groups, tmp_path, figures=True)
     for figure in ("rotation", "corruptions", "ood_near"):
         assert (tmp_path / f"off_distribution_{figure}.png").stat().st_size > 1000, figure
     assert "## 5. Off the training distribution" in text

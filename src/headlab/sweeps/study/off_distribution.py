@@ -515,9 +515,14 @@ def conclusions(groups, cells: Cells, keys: dict[str, list[str]], sets: list[str
 
 
 def off_distribution_section(
-    groups: dict[str, list], out: Path, paired_difference: Callable, level: float = 0.95
+    groups: dict[str, list],
+    out: Path,
+    paired_difference: Callable,
+    level: float = 0.95,
+    figures: bool = True,
 ) -> list[str]:
-    """The section's Markdown lines; its figures go into ``out``."""
+    """The section's Markdown lines; its figures go into ``out`` (``figures=False``: the
+    text alone, ~1 s a figure less)."""
     lines = ["## 5. Off the training distribution", ""]
     groups = {
         h: [j for j in js if any(k.startswith("shift/") for k in j.metrics)]
@@ -532,13 +537,13 @@ def off_distribution_section(
 
     lines += ["### 5.1 Accuracy and calibration under shift", ""]
     angles = angles_of(jobs)
-    if angles:
+    if angles and figures:
         rotation_figure(groups, angles).savefig(
             out / "off_distribution_rotation.png", format="png", metadata={"Software": None}
         )
         lines += ["![accuracy and ECE vs rotation](off_distribution_rotation.png)", ""]
     corruptions = corruptions_of(jobs)
-    if corruptions:
+    if corruptions and figures:
         corruption_figure(groups, corruptions).savefig(
             out / "off_distribution_corruptions.png", format="png", metadata={"Software": None}
         )
@@ -677,7 +682,7 @@ def off_distribution_section(
                 ),
                 "",
             ]
-        for family, members in sorted(by_family.items()):
+        for family, members in sorted(by_family.items()) if figures else ():
             name = f"off_distribution_ood_{family}.png"
             family_figure(groups, members, family).savefig(
                 out / name, format="png", metadata={"Software": None}
