@@ -310,7 +310,7 @@ def test_no_calibrator_is_fitted_and_scored_on_one_sample(tmp_path):
     for same in (False, True):
         (tmp_path / str(same)).mkdir()
         split = Split((logits, target), same)
-        results[same] = post_test_analysis(
+        results[same], _ = post_test_analysis(
             Logits(), split, tmp_path / str(same), settings, test=(logits, target)
         )
     assert "test/ece_temperature" in results[False]  # held out: calibrated and scored

@@ -483,6 +483,7 @@ def test_ood_intervals_are_seeded_and_hold_the_point():
         "x/aupr_in",
         "x/aupr_out",
         "x/fpr95",
+        "x/fpr95_ood",
     }
 
 

@@ -49,18 +49,6 @@ ProbabilityMap = Callable[[torch.Tensor], torch.Tensor]
 Link = Literal["softmax", "sigmoid", "categorical", "bernoulli"]
 
 
-def _softmax(logits: torch.Tensor) -> torch.Tensor:
-    return logits.softmax(dim=1)
-
-
-def _sigmoid(logits: torch.Tensor) -> torch.Tensor:
-    return logits.sigmoid()
-
-
-#: the maps of the transitional ``exclusive`` flag (shift.analysis still passes it)
-_FLAG_MAPS: dict[bool, ProbabilityMap] = {True: _softmax, False: _sigmoid}
-
-
 def link_of(probs_of: ProbabilityMap) -> Link:
     """What the map is, found on fixed probe logits: plain softmax or sigmoid, else a map
     whose rows sum to one (categorical) or not (one Bernoulli per class).
@@ -92,16 +80,12 @@ def map_nll(link: Link, probs_of: ProbabilityMap, logits: torch.Tensor, target) 
 class Calibrator:
     """Fitted on (val logits, val targets); ``probs(test logits)`` gives calibrated ones.
 
-    ``probs_of`` is the head's probability map (``head.probs``); a bool is the old
-    ``exclusive`` flag (softmax / sigmoid), still accepted from callers not yet moved."""
+    ``probs_of`` is the head's probability map (``head.probs``): calibrated probabilities
+    come out of the same map the head uses, whatever it is."""
 
-    probs_of: ProbabilityMap | bool
+    probs_of: ProbabilityMap
     params: dict[str, Any] = field(default_factory=dict)
     name: ClassVar[str] = ""
-
-    def __post_init__(self) -> None:
-        if isinstance(self.probs_of, bool):
-            self.probs_of = _FLAG_MAPS[self.probs_of]
 
     @cached_property
     def link(self) -> Link:
@@ -259,7 +243,7 @@ CALIBRATORS: dict[str, type[Calibrator]] = {
 
 
 def fit_calibrator(
-    method: str, probs_of: ProbabilityMap | bool, logits: torch.Tensor, target: torch.Tensor
+    method: str, probs_of: ProbabilityMap, logits: torch.Tensor, target: torch.Tensor
 ) -> Calibrator:
     """Fit ``method`` on the head's probability map ``probs_of`` (``head.probs``); any
     failure becomes ``CalibrationFailed`` with the reason."""

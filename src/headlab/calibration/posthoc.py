@@ -84,6 +84,17 @@ def collect_logits(
     return torch.cat(logits), torch.cat(targets)
 
 
+@dataclass(frozen=True)
+class Handover:
+    """What this step hands to the off-distribution analysis, so that it neither predicts
+    val or test again nor refits a calibrator (one pipeline, one fit): the tested weights'
+    val and test logits with their targets, and the calibrators fitted on val here."""
+
+    val: tuple[torch.Tensor, torch.Tensor]
+    test: tuple[torch.Tensor, torch.Tensor]
+    calibrators: dict[str, Calibrator]
+
+
 def with_intervals(
     prefix: str,
     suffix: str,
@@ -134,6 +145,8 @@ class Analysis:
         self.output_dir = Path(output_dir)
         self.boards, self.step = list(boards), step
         self.params: dict[str, Any] = {}
+        #: the calibrators ``fitted`` made (handed on to the off-distribution analysis)
+        self.calibrators: dict[str, Calibrator] = {}
         #: ``time.perf_counter()`` when the analysis began: calibration.json's posthoc_seconds
         self.started = time.perf_counter() if started is None else started
         #: False when the test split is the validation split (own data without test files):
@@ -192,6 +205,7 @@ class Analysis:
                 "val_nll_after": val_nll(self.head.exclusive, after_probs, target),
             }
             out[method] = calibrator
+        self.calibrators = out
         return out
 
     def multiclass(self, val, test, probs: torch.Tensor) -> dict[str, Any]:
@@ -342,11 +356,12 @@ def post_test_analysis(
     boards=(),
     step: int = 0,
     test: tuple[torch.Tensor, torch.Tensor] | None = None,
-) -> dict[str, Any]:
+) -> tuple[dict[str, Any], Handover]:
     """Run the analysis on ``test`` (the logits and targets ``trainer.test`` already made;
-    collected here when not given) and on val logits of the same weights. What it all cost
-    goes into ``calibration.json`` (``posthoc_seconds``), not metrics.json, whose numbers stay
-    bit-identical between runs."""
+    collected here when not given) and on val logits of the same weights. Returns the
+    metrics.json entries and the ``Handover`` for the off-distribution analysis. What it all
+    cost goes into ``calibration.json`` (``posthoc_seconds``), not metrics.json, whose
+    numbers stay bit-identical between runs."""
     start = time.perf_counter()
     threads = torch.get_num_threads()
     # small tensor ops: a second thread waiting on a busy core costs far more than it gives
@@ -356,10 +371,11 @@ def post_test_analysis(
         analysis = Analysis(
             model.head, settings, output_dir, boards, step, started=start, class_names=names
         )
-        logits = _logits(model, datamodule, test)
+        val, test = _logits(model, datamodule, test)
         test_set = getattr(datamodule, "test_set", None)
         analysis.held_out = test_set is None or test_set is not getattr(datamodule, "val_set", None)
-        return analysis.run(*logits, model.eval_target_kind)
+        metrics = analysis.run(val, test, model.eval_target_kind)
+        return metrics, Handover(val, test, analysis.calibrators)
     finally:
         torch.set_num_threads(threads)
 
@@ -375,4 +391,4 @@ def _logits(model, datamodule, test) -> tuple[tuple[torch.Tensor, torch.Tensor],
     return val, test
 
 
-__all__ = ["ESTIMATORS", "PREDICTIONS_FILE", "Settings", "post_test_analysis"]
+__all__ = ["ESTIMATORS", "PREDICTIONS_FILE", "Handover", "Settings", "post_test_analysis"]

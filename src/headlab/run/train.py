@@ -112,12 +112,15 @@ def analyse(cfg, model, datamodule, trainer, output_dir: Path) -> dict[str, Any]
     boards = [lg.experiment for lg in trainer.loggers if isinstance(lg, TensorBoardLogger)]
     # one process saw the whole test set: reuse its logits (under DDP each saw a shard)
     test = model.test_outputs() if trainer.world_size == 1 else None
-    metrics = post_test_analysis(
+    metrics, handover = post_test_analysis(
         model, datamodule, output_dir, settings, boards=boards, step=trainer.global_step, test=test
     )
-    # shifted and OOD sets (headlab.shift), after the calibration analysis
+    # shifted and OOD sets (headlab.shift), after the calibration analysis: on its val and
+    # test logits and its fitted calibrators (one pass over each, one fit)
     step = trainer.global_step
-    metrics.update(analyse_off_distribution(model, datamodule, cfg, output_dir, boards, step))
+    metrics.update(
+        analyse_off_distribution(model, datamodule, cfg, output_dir, boards, step, handover)
+    )
     return metrics
 
 

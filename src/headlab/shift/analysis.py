@@ -17,6 +17,7 @@ import torch
 
 from headlab.calibration.bootstrap import resample_index
 from headlab.calibration.calibrators import CalibrationFailed, fit_calibrator
+from headlab.calibration.posthoc import Handover
 from headlab.files import atomic_write
 from headlab.heads import Head
 from headlab.shift import SHIFT_FILE
@@ -46,38 +47,74 @@ def predict(model, datamodule, images: torch.Tensor) -> torch.Tensor:
     return torch.cat(out) if out else torch.empty(0, datamodule.num_classes)
 
 
+@torch.no_grad()
+def backbone_features(model, datamodule, images: torch.Tensor) -> torch.Tensor:
+    """Penultimate features of uint8 images (the classifier layer's input), from the
+    backbone alone: the logits of these images are already known."""
+    model.eval()
+    out = [
+        model.backbone(datamodule.normalize(batch.to(model.device))).float().cpu()
+        for batch in images.split(datamodule.eval_batch_size)
+    ]
+    return torch.cat(out)
+
+
 class OffDistribution:
     """One run's analysis; ``run`` returns the metrics.json entries."""
 
-    def __init__(self, model, datamodule, settings: Settings, output_dir: Path, boards, step):
+    def __init__(
+        self,
+        model,
+        datamodule,
+        settings: Settings,
+        output_dir: Path,
+        boards,
+        step,
+        handover: Handover,
+    ):
         self.model, self.datamodule, self.settings = model, datamodule, settings
+        self.handover = handover
         self.head: Head = model.head
         self.output_dir, self.boards, self.step = Path(output_dir), list(boards), step
         self.arrays: dict[str, np.ndarray] = {}
+        #: the feature-space control, fitted on train features (None: no features here)
+        self.detector = None
         self.samples: dict[str, torch.Tensor] = {}  # a few images of each set, for the grid
 
     def calibrators(self) -> dict[str, Any]:
-        """Each configured method fitted on in-distribution val (as the test analysis does)."""
-        from headlab.calibration.posthoc import collect_logits
-
-        loader = self.datamodule.val_dataloader()
-        logits, target = collect_logits(self.model, self.datamodule, loader)
+        """Each configured method fitted on in-distribution val: the calibration step's own
+        fit where it made one (one owner), else fitted here on the same val logits."""
+        logits, target = self.handover.val
         fitted = {}
         for method in self.settings.methods:
+            if method in self.handover.calibrators:
+                fitted[method] = self.handover.calibrators[method]
+                continue
             try:
-                fitted[method] = fit_calibrator(method, self.head.exclusive, logits, target)
+                fitted[method] = fit_calibrator(method, self.head.probs, logits, target)
             except CalibrationFailed as failure:
                 log.warning("shift: calibration method %s failed: %s", method, failure)
         return fitted
+
+    def test_logits(self) -> torch.Tensor:
+        """The whole test set's logits as the calibration step collected them (loader order,
+        checked against the test set's targets); predicted here only if they do not match."""
+        test = self.datamodule.test_set
+        logits, targets = self.handover.test
+        if len(targets) == len(test.targets) and torch.equal(targets.cpu(), test.targets):
+            return logits
+        log.warning("shift: the handed-over test logits are not in test-set order; predicting")
+        return predict(self.model, self.datamodule, test.images)
 
     def run(self) -> dict[str, Any]:
         s = self.settings
         test = self.datamodule.test_set
         images, targets = test.images[: s.samples], test.targets[: s.samples]
         metrics: dict[str, Any] = {}
-        full_logits = predict(self.model, self.datamodule, test.images)
+        full_logits = self.test_logits()
         metrics.update(self.rejections("test", full_logits))
         metrics.update(self.shifted(images, targets, self.calibrators()))
+        self.detector = self.fit_detector()
         metrics.update(self.ood(images, full_logits[: s.samples]))
         np.savez_compressed(self.output_dir / SHIFT_FILE, **self.arrays)
         if s.figures:
@@ -89,7 +126,7 @@ class OffDistribution:
         from headlab.shift.canvases import ood_canvases
 
         s, dm = self.settings, self.datamodule
-        full_logits = predict(self.model, dm, dm.test_set.images)
+        full_logits = self.test_logits()
         metrics = self.rejections("test", full_logits)
         images = dm.test_set.images[: s.samples]
         self.samples["test"] = images[:8]
@@ -113,8 +150,33 @@ class OffDistribution:
             return {}
         return rate_with_interval(f"{name}/none_of_the_above", rejected, self.settings.level)
 
+    def fit_detector(self):
+        """Mahalanobis on the penultimate features of the first ``TRAIN_IMAGES`` train
+        images (a subset: the whole split would cost seconds a run), or None."""
+        from headlab.shift.features import TRAIN_IMAGES, Mahalanobis, penultimate
+
+        train = getattr(self.datamodule, "train_set", None)
+        if penultimate(self.model) is None or not hasattr(self.model, "backbone") or not train:
+            return None
+        images, labels = train.images[:TRAIN_IMAGES], train.targets[:TRAIN_IMAGES]
+        if labels.ndim != 1:  # class indices only
+            return None
+        features = backbone_features(self.model, self.datamodule, images).numpy()
+        return Mahalanobis.fit(features, labels.numpy(), self.datamodule.num_classes)
+
+    def scores(self, logits: torch.Tensor, features: torch.Tensor | None) -> dict[str, np.ndarray]:
+        """Every logit score of the head, and the feature control where there is one."""
+        from headlab.shift.scores import FEATURE_SCORE
+
+        out = {k: v.numpy() for k, v in ood_scores(self.head, logits).items()}
+        if self.detector is not None and features is not None:
+            out[FEATURE_SCORE] = self.detector.score(features.numpy())
+        return out
+
     def in_distribution(self, logits: torch.Tensor) -> None:
-        self.in_scores = {k: v.numpy() for k, v in ood_scores(self.head, logits).items()}
+        images = self.datamodule.test_set.images[: len(logits)]
+        features = backbone_features(self.model, self.datamodule, images) if self.detector else None
+        self.in_scores = self.scores(logits, features)
         self.arrays.update({f"ood/test/{k}": v for k, v in self.in_scores.items()})
         self.out_scores: dict[str, dict[str, np.ndarray]] = {}
 
@@ -124,8 +186,15 @@ class OffDistribution:
 
         s = self.settings
         self.samples[f"ood/{name}"] = inputs[:8]
-        logits = predict(self.model, self.datamodule, inputs)
-        out_scores = {k: v.numpy() for k, v in ood_scores(self.head, logits).items()}
+        from headlab.shift.features import FeatureTap, penultimate
+
+        if self.detector is not None:
+            with FeatureTap(penultimate(self.model)) as tap:
+                logits = predict(self.model, self.datamodule, inputs)
+            features = tap.features()
+        else:
+            logits, features = predict(self.model, self.datamodule, inputs), None
+        out_scores = self.scores(logits, features)
         self.out_scores[name] = out_scores
         self.arrays.update({f"ood/{name}/{k}": v for k, v in out_scores.items()})
         metrics: dict[str, float] = {}
@@ -235,11 +304,29 @@ def check_shift_config(cfg) -> None:
     check_available(settings, data_dir)
 
 
+def own_handover(model, datamodule) -> Handover:
+    """Without a calibration step before (a call on its own): val and test logits here."""
+    from headlab.calibration.posthoc import collect_logits
+
+    val = collect_logits(model, datamodule, datamodule.val_dataloader())
+    test = collect_logits(model, datamodule, datamodule.test_dataloader())
+    return Handover(val, test, {})
+
+
 def analyse_off_distribution(
-    model, datamodule, cfg, output_dir: str | Path, boards=(), step: int = 0
+    model,
+    datamodule,
+    cfg,
+    output_dir: str | Path,
+    boards=(),
+    step: int = 0,
+    handover: Handover | None = None,
 ) -> dict[str, float]:
     """Shifted and OOD sets for a trained model on rank 0, after test. Returns the
-    metrics.json entries (none when ``shift.enabled`` is false or the data has no sets)."""
+    metrics.json entries (none when ``shift.enabled`` is false or the data has no sets).
+
+    ``handover``: the calibration step's val and test logits and fitted calibrators
+    (``posthoc.post_test_analysis``): reused, so neither set is predicted again."""
     settings = settings_of(cfg)
     if not settings.enabled:
         return {}
@@ -257,7 +344,10 @@ def analyse_off_distribution(
     try:
         datamodule.setup("fit")
         datamodule.setup("test")
-        analysis = OffDistribution(model, datamodule, settings, Path(output_dir), boards, step)
+        handover = handover or own_handover(model, datamodule)
+        analysis = OffDistribution(
+            model, datamodule, settings, Path(output_dir), boards, step, handover
+        )
         multilabel = datamodule.name == "multilabel_mnist"
         metrics = analysis.run_canvases() if multilabel else analysis.run()
     finally:

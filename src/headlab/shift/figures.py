@@ -20,6 +20,7 @@ def rotation_figure(metrics: Mapping[str, float], settings: Settings) -> Figure:
     x = [float(a) for a in angles]
     figure = Figure(figsize=(9, 3.6))  # fixed margins: constrained layout costs ~1 s a figure
     figure.subplots_adjust(left=0.07, right=0.98, bottom=0.14, top=0.88, wspace=0.25)
+    banded = False
     for ax, estimator in zip(figure.subplots(1, 2), ("acc", "ece"), strict=True):
         for suffix, label in [("", "uncalibrated"), *((f"_{m}", m) for m in settings.methods)]:
             key = f"{estimator}{suffix}"
@@ -29,12 +30,14 @@ def rotation_figure(metrics: Mapping[str, float], settings: Settings) -> Figure:
             high = [metrics.get(f"shift/rotation/{a}/{estimator}{suffix}_ci_high") for a in angles]
             if None not in low and None not in high:
                 ax.fill_between(x, low, high, alpha=0.2, color=line.get_color())
+                banded = True
         ax.set_xlabel("rotation (degrees)")
         ax.set_ylabel(estimator)
         ax.set_xticks(x[:: max(1, len(x) // 7)])
         ax.grid(alpha=0.3)
     figure.axes[0].legend(fontsize=8)
-    figure.suptitle("rotated MNIST test")
+    bands = ", bands: bootstrap intervals over this run's test images" if banded else ""
+    figure.suptitle(f"rotated MNIST test{bands}")
     return figure
 
 

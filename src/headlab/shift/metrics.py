@@ -1,9 +1,18 @@
 """Numbers for shifted and OOD sets, from the project's estimators and from scikit-learn.
 
 Shifted sets: acc, ece, ece_adaptive, brier, nll (``headlab.calibration.estimators``) with
-the same seeded percentile bootstrap as test. OOD sets: AUROC, AUPR-in, AUPR-out and the FPR
-at 95% TPR from ``sklearn.metrics``, the in-distribution test images being the positive
-class; intervals from a bootstrap that resamples the in- and out-sets separately.
+the same seeded percentile bootstrap as test. OOD sets: AUROC, AUPR-in, AUPR-out and two
+FPRs at 95% TPR from ``sklearn.metrics``; intervals from a bootstrap that resamples the in-
+and out-sets separately.
+
+FPR95 has two conventions in the literature, so both are reported:
+
+* ``fpr95`` (in-distribution positive, Hendrycks & Gimpel's): the share of OOD inputs still
+  accepted at the threshold that keeps 95% of the in-distribution inputs;
+* ``fpr95_ood`` (OOD positive, OpenOOD's): the share of in-distribution inputs rejected at
+  the threshold that catches 95% of the OOD inputs.
+
+AUROC is the same under either convention.
 """
 
 from __future__ import annotations
@@ -20,7 +29,7 @@ from headlab.calibration.posthoc import with_intervals
 
 #: smooth ECE is left out: it costs far more than the others and test already reports it
 SHIFT_ESTIMATORS = ("acc", "ece", "ece_adaptive", "brier", "nll")
-OOD_METRICS = ("auroc", "aupr_in", "aupr_out", "fpr95")
+OOD_METRICS = ("auroc", "aupr_in", "aupr_out", "fpr95", "fpr95_ood")
 
 
 def shift_metrics(
@@ -73,7 +82,8 @@ def fpr_at_tpr(labels: np.ndarray, score: np.ndarray, tpr_level: float = 0.95) -
 
 
 def ood_point(score_in: np.ndarray, score_out: np.ndarray) -> dict[str, float]:
-    """The four OOD metrics for in-distribution (positive) against out-of-distribution.
+    """The OOD metrics of in-distribution against out-of-distribution scores (higher
+    means more in-distribution).
 
     One ROC curve gives AUROC (``auc`` of it, as ``roc_auc_score`` computes it) and FPR95;
     the inputs are ours and finite, so scikit-learn's per-call validation is skipped (it
@@ -82,11 +92,14 @@ def ood_point(score_in: np.ndarray, score_out: np.ndarray) -> dict[str, float]:
     score = np.concatenate([score_in, score_out])
     with config_context(assume_finite=True, skip_parameter_validation=True):
         fpr, tpr, _ = roc_curve(labels, score, drop_intermediate=False)
+        # OOD as the positive class, scored by minus the score (OpenOOD's convention)
+        fpr_ood, tpr_ood, _ = roc_curve(1 - labels, -score, drop_intermediate=False)
         return {
             "auroc": float(auc(fpr, tpr)),
             "aupr_in": float(average_precision_score(labels, score)),
             "aupr_out": float(average_precision_score(1 - labels, -score)),
             "fpr95": first_reaching(fpr, tpr, 0.95),
+            "fpr95_ood": first_reaching(fpr_ood, tpr_ood, 0.95),
         }
 
 

@@ -4,7 +4,9 @@
 
 Each cell is the run's point value and its 95% interval from metrics.json (bootstrap over
 the test subset; Wilson for rates); the analysis' CPU seconds come from
-off_distribution.json. A value a run did not measure shows as n/a.
+off_distribution.json. A value a run did not measure shows as n/a. FPR95 is given in both
+conventions (in-distribution positive; OOD positive, as OpenOOD), and the Mahalanobis
+control beside the head's own score.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ COLUMNS = {
     "digits acc": "shift/digits/sklearn/acc",
     "AUROC letters": "ood/letters/msp/auroc",
     "FPR95 letters": "ood/letters/msp/fpr95",
+    "FPR95 letters (OOD+)": "ood/letters/msp/fpr95_ood",
+    "AUROC letters Mahalanobis": "ood/letters/mahalanobis/auroc",
     "AUROC inverted": "ood/inverted/msp/auroc",
     "FPR95 inverted": "ood/inverted/msp/fpr95",
     "none test": "test/none_of_the_above",

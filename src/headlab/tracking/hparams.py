@@ -33,12 +33,23 @@ NOT_SCALARS = re.compile(r"_ci_(low|high)$")
 NOT_COMPARABLE = re.compile(r"(^|/)loss$")
 
 
+#: the headline off-distribution numbers (``headlab.shift``) that become scalars and
+#: columns; the other ~1,400 ``shift/``/``ood/`` keys stay in metrics.json and the npz
+HEADLINE = re.compile(
+    r"^(shift/rotation/60/(acc|ece)"
+    r"|shift/corruption/mean/ece"
+    r"|ood/[^/]+/(msp/auroc|none_of_the_above))$"
+)
+
+
 def final_scalars(metrics: Mapping[str, Any]) -> dict[str, float]:
-    """The final metrics TensorBoard gets as scalars: finite numbers of a stage, no aliases."""
+    """The final metrics TensorBoard gets as scalars: finite numbers of a stage, no aliases,
+    and the headline off-distribution numbers (``HEADLINE``: accuracy and ECE at 60°, mean
+    corruption ECE, AUROC per OOD set by the default score, none of the above)."""
     return {
         key: float(value)
         for key, value in metrics.items()
-        if key.startswith(METRIC_PREFIXES)
+        if (key.startswith(METRIC_PREFIXES) or HEADLINE.match(key))
         and not NOT_SCALARS.search(key)
         and isinstance(value, (int, float))
         and not isinstance(value, bool)
@@ -48,12 +59,12 @@ def final_scalars(metrics: Mapping[str, Any]) -> dict[str, float]:
 
 def metric_columns(tags: Iterable[str]) -> list[str]:
     """HPARAMS metric columns: the comparable test metrics first (the ticked five), then the
-    other test, best and val metrics; no losses, no train curves (their last point is no
-    final value)."""
+    other test metrics, the off-distribution headline, best and val metrics; no losses, no
+    train curves (their last point is no final value)."""
     tags = {t for t in tags if not NOT_COMPARABLE.search(t) and not t.startswith("train/")}
     first = [t for t in DEFAULT_COLUMNS if t in tags]
-    order = {"test/": 0, "best/": 1, "val/": 2}
-    rest = sorted(tags - set(first), key=lambda t: (order.get(t[: t.index("/") + 1], 3), t))
+    order = {"test/": 0, "shift/": 1, "ood/": 2, "best/": 3, "val/": 4}
+    rest = sorted(tags - set(first), key=lambda t: (order.get(t[: t.index("/") + 1], 5), t))
     return first + rest
 
 

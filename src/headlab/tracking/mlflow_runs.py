@@ -110,3 +110,14 @@ def log_results(logger, output_dir: Path, metrics_file: Path) -> None:
             client.log_artifact(run, best, CHECKPOINT_DIR)
         shared = {k: v for k, v in metrics.items() if not k.endswith("_ckpt_path")}
         client.log_text(run, json.dumps(shared, indent=2), metrics_file.name)
+    restamp_end(logger)
+
+
+def restamp_end(logger) -> None:
+    """End the run again, now: Lightning ends it after ``trainer.test``, before the
+    post-test and off-distribution metrics are logged (``board.publish_final``), so its end
+    time would precede its own final metrics."""
+    client, run = logger.experiment, logger.run_id
+    status = client.get_run(run).info.status
+    if status != "RUNNING":  # still running: whoever ends it stamps the time
+        client.set_terminated(run, status)

@@ -4,9 +4,10 @@ Sections answer the questions headlab is for: (1) what a head's probabilities ad
 (2) how its loss spreads the last layer's gradient over the classes' rows, (3) how well
 calibrated it is before and after post-hoc calibration, with a paired bootstrap interval
 for its difference to softmax, (4) multi-label and soft-label results when the sweep(s)
-ran them. The setting (model, epochs, seeds, data, commit) is stated; missing and failed
-runs are listed. Nothing depends on the clock or on unseeded randomness, so the same
-folder gives the same report. Everything is written into a temporary folder that replaces
+ran them, (5) off the training distribution (``sweeps.study.off_distribution``). The
+setting (model, epochs, seeds, data, commit) is stated; missing and failed runs are
+listed. Nothing depends on the clock or on unseeded randomness, so the same folder gives the
+same report. Everything is written into a temporary folder that replaces
 ``<sweep>/report/`` only when complete.
 """
 
@@ -487,11 +488,12 @@ def build_report(study: Study, out: Path, settings: ComparisonSettings | None = 
     lines += prob_mass_section(groups, out, classes)
     lines += gradient_section(groups, out)
     lines += calibration_section(groups, scores, out)
+    lines += other_data_section(study)
     from headlab.sweeps.study.off_distribution import off_distribution_section
     from headlab.sweeps.study.paired import paired_difference
 
-    lines += off_distribution_section(groups, out, paired_difference)
-    lines += other_data_section(study)
+    level = scores.settings.level
+    lines += off_distribution_section(groups, out, paired_difference, level)  # section 5
     lines += problems_section(study)
     write_head_runs(groups, out / "tensorboard")  # one TensorBoard run per head, mean of seeds
     return "\n".join(lines)
