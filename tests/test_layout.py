@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "headlab"
@@ -126,3 +127,23 @@ def test_files_and_the_layout_import_no_torch():
                 if top[0] in ("torch", "lightning") or (top[0] == "headlab" and not light_headlab):
                     heavy.append(f"{path.relative_to(SRC)}:{node.lineno} imports {module}")
     assert not heavy, heavy
+
+
+def claimed_imports(package: Path) -> set[str]:
+    """The packages a package's ``__init__`` docstring says it may import (``May import: ...``)."""
+    doc = ast.get_docstring(ast.parse((package / "__init__.py").read_text())) or ""
+    claim = re.search(r"May import:?(.*?)(?:\.\s|\.$|$)", doc, re.S)
+    assert claim, f"{package.name}/__init__.py does not say what it may import"
+    return set(re.findall(r"``(\w+)``", claim.group(1)))
+
+
+def test_each_package_imports_only_what_its_docstring_says_it_may():
+    """The "May import" line of each package's docstring is a claim this test keeps true."""
+    broken = []
+    for package in sorted(p for p in SRC.iterdir() if (p / "__init__.py").is_file()):
+        allowed = claimed_imports(package) | {package.name}
+        for path in sorted(package.rglob("*.py")):
+            for line, module in imports_of(path):
+                if module.split(".")[1] not in allowed:
+                    broken.append(f"{path.relative_to(SRC)}:{line} imports {module}")
+    assert broken == []

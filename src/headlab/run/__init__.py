@@ -3,6 +3,6 @@ checks made before any data is loaded (``checks``), how a run ends (``outcome``)
 (``dirs``), command-line overrides (``overrides``), eval/predict/resume composed from the
 config a checkpoint carries (``from_checkpoint``) and start-up conveniences.
 
-May import every package below it (``heads``, ``data``, ``models``, ``metrics``,
-``calibration``, ``callbacks``, ``checkpoints``, ``tracking``). Never ``sweeps``.
+May import: ``errors``, ``files``, ``layout``, ``heads``, ``calibration``, ``metrics``,
+``data``, ``shift``, ``checkpoints``, ``models``, ``callbacks``, ``tracking``. Never ``sweeps``.
 """

@@ -17,7 +17,8 @@ deterministically from a seed: no download unless KMNIST is asked for.
 * ``figures``     -- accuracy/ECE vs angle, accuracy vs confidence, histograms, image grid,
 * ``settings``    -- the ``shift:`` config block, checked before anything trains.
 
-May import: ``errors``, ``files``, ``heads``, ``calibration``, ``metrics``, ``data``.
+May import: ``errors``, ``tables``, ``files``, ``layout``, ``heads``, ``calibration``,
+``metrics``, ``data``.
 Never ``models``, ``run`` or ``sweeps``.
 """
 
