@@ -306,3 +306,25 @@ def test_same_seed_and_config_give_bit_identical_metrics_on_cpu(tiny_cfg, tmp_pa
 
     first, second = numbers(str(tmp_path / "a")), numbers(str(tmp_path / "b"))
     assert first == second and "test/acc" in first  # ==, not approx: bit for bit
+
+
+@pytest.mark.parametrize("written", ["completed", "running"])
+def test_a_ctrl_c_after_the_completed_record_keeps_it(tmp_path, written):
+    """Ctrl-C while a finished run publishes to its trackers: metrics.json stays ``completed``
+    (the results are whole); before that record exists the run is ``interrupted``."""
+    from omegaconf import OmegaConf
+
+    from headlab.layout import read_metrics, write_metrics
+    from headlab.run.outcome import record_outcome
+
+    cfg = OmegaConf.create({"paths": {"output_dir": str(tmp_path)}, "callbacks": {}})
+
+    @record_outcome
+    def finishes_then_interrupted(cfg):
+        write_metrics(tmp_path, {"status": written, "test/acc": 0.9})
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        finishes_then_interrupted(cfg)
+    expected = "completed" if written == "completed" else "interrupted"
+    assert read_metrics(tmp_path)["status"] == expected

@@ -24,7 +24,7 @@ from omegaconf import DictConfig
 
 from headlab.checkpoints.files import checkpoint_dir
 from headlab.errors import RunError, Terminated, interruption_signal
-from headlab.layout import write_metrics
+from headlab.layout import read_metrics, write_metrics
 from headlab.run.distributed import in_hydra_multirun
 
 log = logging.getLogger(__name__)
@@ -117,7 +117,7 @@ def record_outcome(train: Callable[[DictConfig], dict[str, Any]]):
             try:
                 return train(cfg)
             except BaseException as exception:
-                if is_rank_zero():
+                if is_rank_zero() and not completed_before(cfg, exception):
                     outcome = outcome_of(cfg, exception)
                     try:
                         write_metrics(cfg.paths.output_dir, outcome)
@@ -126,6 +126,18 @@ def record_outcome(train: Callable[[DictConfig], dict[str, Any]]):
                 raise
 
     return wrapper
+
+
+def completed_before(cfg: DictConfig, exception: BaseException) -> bool:
+    """An interruption after ``train`` wrote ``status: completed`` (while it published to the
+    trackers, say) leaves that record: the run's results are whole, and saying otherwise would
+    send a user to resume a finished run."""
+    if interruption_signal(exception) is None:
+        return False
+    try:
+        return read_metrics(cfg.paths.output_dir).get("status") == "completed"
+    except (OSError, ValueError):
+        return False
 
 
 def is_rank_zero() -> bool:
