@@ -190,11 +190,10 @@ def test_section_says_so_when_no_run_measured_shift(tmp_path: Path):
     assert "No run measured shifted or OOD sets" in text
 
 
-def test_ood_family_comes_from_shift_sets_when_it_says_else_the_fallback(monkeypatch):
-    from headlab.shift import sets
+def test_ood_family_is_the_one_shift_sets_gives():
+    from headlab.shift.sets import FAMILY
     from headlab.sweeps.study.off_distribution import family_of
 
-    monkeypatch.delattr(sets, "FAMILY", raising=False)
+    assert {name: family_of(name) for name in FAMILY} == FAMILY
     assert (family_of("letters"), family_of("gaussian")) == ("near", "far")
-    monkeypatch.setattr(sets, "FAMILY", {"letters": "far"}, raising=False)
-    assert family_of("letters") == "far"
+    assert family_of("no_such_set") == "other"

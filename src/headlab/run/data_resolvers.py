@@ -21,20 +21,11 @@ def folder_classes(root: Any) -> int:
     return count_classes(str(root))
 
 
-def csv_classes(
-    root: Any,
-    csv: Any,
-    file_column: Any,
-    labels_column: Any,
-    classes: Any,
-    label_separator: Any = ";",
-    split_column: Any = "split",
-) -> int:
+def csv_classes(*arguments: Any) -> int:
+    """``count_labels``' arguments as the resolver passes them (root, csv, columns, ...)."""
     from headlab.data.image_csv import count_labels
 
-    return count_labels(
-        root, csv, file_column, labels_column, classes, label_separator, split_column
-    )
+    return count_labels(*arguments)
 
 
 def register() -> None:

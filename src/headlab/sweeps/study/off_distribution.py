@@ -31,6 +31,7 @@ from headlab.shift import SHIFT_FILE
 from headlab.shift.scores import DEFAULT_SCORE, FEATURE_SCORE, NATURAL
 from headlab.sweeps.study.paired import MIN_SEEDS
 from headlab.sweeps.study.verdicts import DEFAULT_MARGINS, DIFFERENT, EQUIVALENT, verdicts
+from headlab.tables import markdown_table, mean_std
 
 #: AUROC/FPR95 differences within this are called equivalent (TOST)
 OOD_MARGIN = 0.02
@@ -46,16 +47,6 @@ SHIFT_ESTIMATORS = ("acc", "ece")
 DIFFERENCE_RANGE = (-1.0, 1.0)
 #: the logit scores shown per OOD set (each head gets its natural ones, ``NATURAL``)
 SCORE_COLUMNS = ("msp", "max_logit", "energy", "sum_sigmoid", "joint_energy")
-#: near/far OOD when shift.sets does not say (a set's family, by name)
-FALLBACK_FAMILY = {
-    "letters": "near",
-    "fashion_mnist": "near",
-    "kmnist": "near",
-    "inverted": "near",
-    "permuted": "far",
-    "gaussian": "far",
-    "uniform": "far",
-}
 CAP = math.e / (math.e + 9)
 CAPPED_NOTE = (
     f"† sigmoid_softmax: its softmax sees sigmoid(z) in (0, 1), so no probability exceeds "
@@ -79,24 +70,11 @@ def label(head: str) -> str:
 
 
 def family_of(ood_set: str) -> str:
-    """near or far: ``shift.sets``' own word where it gives one, else ``FALLBACK_FAMILY``."""
-    from headlab.shift import sets
+    """near or far, as ``shift.sets.FAMILY`` (the one owner) says; ``other`` for a set it
+    does not name."""
+    from headlab.shift.sets import FAMILY
 
-    for attribute in ("FAMILY", "FAMILIES", "OOD_FAMILY"):
-        table = getattr(sets, attribute, None)
-        if isinstance(table, dict):
-            if ood_set in table and isinstance(table[ood_set], str):
-                return table[ood_set]
-            for family, names in table.items():
-                if not isinstance(names, str) and ood_set in names:
-                    return str(family)
-    function = getattr(sets, "family_of", None) or getattr(sets, "family", None)
-    if callable(function):
-        try:
-            return str(function(ood_set))
-        except Exception:  # another signature: the fallback says it
-            pass
-    return FALLBACK_FAMILY.get(ood_set, "other")
+    return FAMILY.get(ood_set, "other")
 
 
 def _number(metrics: dict[str, Any], key: str) -> float | None:
@@ -106,26 +84,23 @@ def _number(metrics: dict[str, Any], key: str) -> float | None:
 
 
 def _mean_std(values: Sequence[float | None], digits: int = 3) -> str:
-    values = [v for v in values if v is not None]
-    if not values:
-        return "n/a"
-    if len(values) == 1:
-        return f"{values[0]:.{digits}f}"
-    return f"{statistics.mean(values):.{digits}f} ± {statistics.stdev(values):.{digits}f}"
+    return mean_std(values, digits, missing="n/a")
 
 
-def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    return lines + ["| " + " | ".join(row) + " |" for row in rows]
+def measured_by_every_run(jobs, prefix: str, suffix: str = "") -> set[str]:
+    """The third key part of ``<prefix>/<name>/...<suffix>`` keys that every run has."""
+    found = None
+    for job in jobs:
+        names = {
+            k.split("/")[2] for k in job.metrics if k.startswith(prefix) and k.endswith(suffix)
+        }
+        found = names if found is None else found & names
+    return found or set()
 
 
 def angles_of(jobs) -> list[str]:
     """Rotation levels present in every run, in numeric order."""
-    found = None
-    for job in jobs:
-        levels = {k.split("/")[2] for k in job.metrics if k.startswith("shift/rotation/")}
-        found = levels if found is None else found & levels
-    return sorted(found or (), key=float)
+    return sorted(measured_by_every_run(jobs, "shift/rotation/"), key=float)
 
 
 def ood_sets_of(jobs) -> list[str]:
@@ -135,28 +110,13 @@ def ood_sets_of(jobs) -> list[str]:
 
 def corruptions_of(jobs) -> list[str]:
     """Corruptions every run measured (``mean`` is the mean over them, not one)."""
-    found = None
-    for job in jobs:
-        names = {
-            k.split("/")[2]
-            for k in job.metrics
-            if k.startswith("shift/corruption/") and k.endswith("/ece")
-        } - {"mean"}
-        found = names if found is None else found & names
-    return sorted(found or ())
+    return sorted(measured_by_every_run(jobs, "shift/corruption/", "/ece") - {"mean"})
 
 
 def translations_of(jobs) -> list[str]:
     """Translation levels > 0 px every run measured."""
-    found = None
-    for job in jobs:
-        levels = {
-            k.split("/")[2]
-            for k in job.metrics
-            if k.startswith("shift/translation/") and k.endswith("/acc")
-        }
-        found = levels if found is None else found & levels
-    return sorted((lv for lv in found or () if float(lv) > 0), key=float)
+    levels = measured_by_every_run(jobs, "shift/translation/", "/acc")
+    return sorted((lv for lv in levels if float(lv) > 0), key=float)
 
 
 def shift_keys(jobs) -> dict[str, list[str]]:
@@ -581,7 +541,7 @@ def off_distribution_section(
         "in-distribution val minus before (negative: it helps under the shift). Which head "
         "differs from softmax is said by the verdicts (5.2), not by this table.",
         "",
-        *_table(
+        *markdown_table(
             [
                 "head",
                 "runs",
@@ -622,7 +582,12 @@ def off_distribution_section(
             rows = [
                 [shift, *(cells.text(h, f"{shift}: {estimator}") for h in others)] for shift in keys
             ]
-            lines += [f"**{estimator}**", "", *_table(["shift", *map(label, others)], rows), ""]
+            lines += [
+                f"**{estimator}**",
+                "",
+                *markdown_table(["shift", *map(label, others)], rows),
+                "",
+            ]
         lines += note
     else:
         lines += ["No head besides softmax, or no shift measured: nothing to compare.", ""]
@@ -641,7 +606,7 @@ def off_distribution_section(
         lines += [
             f"**{ood_set}** ({family_of(ood_set)} OOD)",
             "",
-            *_table(
+            *markdown_table(
                 [
                     "head",
                     "runs",
@@ -676,7 +641,7 @@ def off_distribution_section(
             lines += [
                 f"**{ood_set}** ({family_of(ood_set)} OOD)",
                 "",
-                *_table(
+                *markdown_table(
                     ["head", *SCORE_COLUMNS, "best natural score", FEATURE_SCORE],
                     score_rows(groups, ood_set),
                 ),
@@ -708,7 +673,7 @@ def off_distribution_section(
             "Every class sigmoid < 0.5 (sigmoid heads, and sigmoid_softmax's sigmoids before "
             "its softmax): on MNIST test a false rejection, on an OOD set a correct one.",
             "",
-            *_table(["head", "test", *sets], none_rows),
+            *markdown_table(["head", "test", *sets], none_rows),
             "",
         ]
     found = conclusions(groups, cells, keys, sets)
@@ -733,7 +698,7 @@ def runs_table(groups: dict[str, list]) -> list[str]:
                 + [_mean_std([float(np.mean(share))] if share else [])]
             )
     header = ["head", "seed", "test acc", "test ECE", "mean Σp", "std Σp", "grad share other rows"]
-    return _table(header, rows)
+    return markdown_table(header, rows)
 
 
 def main(argv: Sequence[str]) -> str:
