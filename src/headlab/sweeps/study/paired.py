@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from scipy import stats
 
+from headlab.calibration.bootstrap import resample_rows
 from headlab.calibration.estimators import ECE_TYPE
 from headlab.errors import ConfigValueError
 
@@ -124,8 +125,8 @@ def two_level_draws(resampled: torch.Tensor, n_draws: int, seed: int) -> torch.T
     shared test-sample resamples drawn for it: ``resampled`` (S, B) -> (n_draws,)."""
     n_seeds, n_rows = resampled.shape
     generator = torch.Generator().manual_seed(int(seed))
-    seeds = torch.randint(0, n_seeds, (n_draws, n_seeds), generator=generator)
-    rows = torch.randint(0, n_rows, (n_draws, n_seeds), generator=generator)
+    seeds = resample_rows(n_seeds, n_draws, generator)
+    rows = resample_rows(n_rows, n_draws, generator, size=n_seeds)
     return resampled.double()[seeds, rows].mean(dim=1)
 
 
