@@ -14,6 +14,7 @@ from headlab.calibration.bootstrap import (
     shared_rows,
 )
 from headlab.calibration.estimators import ESTIMATORS, resampled_scores, scores
+from headlab.calibration.smooth import smooth_ece
 
 
 def numpy_scores(probs: np.ndarray, labels: np.ndarray, n_bins: int = 15) -> dict[str, float]:
@@ -202,3 +203,31 @@ def test_ood_intervals_are_percentiles_over_the_kernels_rows():
     for name in ("auroc", "fpr95"):
         low, high = np.percentile([r[name] for r in per_row], [2.5, 97.5])
         assert (got[f"x/{name}_ci_low"], got[f"x/{name}_ci_high"]) == pytest.approx((low, high))
+
+
+def test_smooth_ece_with_a_label_set_per_row_equals_relplot_per_row():
+    rng = np.random.default_rng(8)
+    conf = 1 - 0.9 * rng.beta(0.5, 8.0, 1500)
+    hits = (rng.random((4, 1500)) < conf).astype(float)
+    got = smooth_ece(torch.tensor(conf), torch.tensor(hits), torch.ones(4, 1500).double())
+    for row, value in zip(hits, got.tolist(), strict=True):
+        assert value == pytest.approx(relplot.smECE(conf, row), abs=1e-4)
+
+
+def test_equal_mass_membership_gives_adaptive_ece_with_ties_cut_by_edges():
+    from headlab.calibration.inversion import equal_mass_member
+
+    rng = np.random.default_rng(9)
+    conf = np.sort(np.round(rng.uniform(0.55, 1.0, 1003) * 20) / 20)  # big ties across edges
+    hits = (rng.random((3, 1003)) < conf).astype(float)
+    member = equal_mass_member(torch.tensor(conf), 15)
+    gaps = (torch.tensor(hits) @ member - torch.tensor(conf) @ member).abs().sum(dim=1) / 1003
+    for row, value in zip(hits, gaps.tolist(), strict=True):
+        probs, labels = top_label_predictions(conf, row)
+        assert value == pytest.approx(numpy_scores(probs, labels)["ece_adaptive"], abs=1e-12)
+
+
+def top_label_predictions(conf: np.ndarray, hit: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Two-class probabilities whose top label has confidence ``conf``, right where ``hit``."""
+    probs = np.stack([conf, 1 - conf], axis=1)
+    return probs, np.where(hit > 0.5, 0, 1)
