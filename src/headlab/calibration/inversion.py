@@ -179,6 +179,16 @@ def label_noise_sd(confidence: torch.Tensor) -> float:
     return float((c * (1 - c)).mean().clamp_min(1e-12).sqrt()) / len(c) ** 0.5
 
 
+def run_seed(seed: int, confidence: torch.Tensor, hit: torch.Tensor) -> int:
+    """``seed`` mixed with a fingerprint of the run's predictions. With 39 draws the test's
+    size *given* the draws varies (the largest of 39 is the 97.5 % point only on average):
+    one seed for every run would give every run the same 39 label sets and the same
+    conditional size, 0.00-0.12 by seed (measured at a population ECE of 0). Drawing them
+    afresh per run, reproducibly, makes the size exact over runs."""
+    fingerprint = int(hit.double().sum()) * 1_000_003 + int(confidence.double().sum() * 1e6)
+    return (int(seed) * 2_654_435_761 + fingerprint) % 2**62
+
+
 def draws_for(level: float) -> int:
     """R draws per candidate so that the most extreme of them is a tail of at most
     (1 - level) / 2 (exactly, where 2 / (1 - level) is an integer: 39 at 95 %)."""
@@ -202,7 +212,7 @@ def inverted_intervals(
     names = [name for name in ECE_TYPE if name in observed]
     if not names:
         return {}
-    ray = Ray(confidence, hit, names, draws_for(level), seed, n_bins)
+    ray = Ray(confidence, hit, names, draws_for(level), run_seed(seed, confidence, hit), n_bins)
     scale = SPAN * label_noise_sd(confidence)
     slope = {name: max(float(v[0]), 1e-12) for name, v in ray.truths([1.0]).items()}
     top = max((observed[n] + scale) / slope[n] for n in names)
