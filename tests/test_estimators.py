@@ -7,8 +7,14 @@ import pytest
 import relplot
 import torch
 
-from headlab.calibration.bootstrap import percentile_interval, resample_index
+from headlab.calibration.bootstrap import (
+    percentile_interval,
+    resample_index,
+    resample_rows,
+    shared_rows,
+)
 from headlab.calibration.estimators import ESTIMATORS, resampled_scores, scores
+from headlab.calibration.smooth import smooth_ece
 
 
 def numpy_scores(probs: np.ndarray, labels: np.ndarray, n_bins: int = 15) -> dict[str, float]:
@@ -161,3 +167,67 @@ def test_resample_index_is_seeded_and_percentiles_match_numpy():
     values = torch.rand(1000, dtype=torch.float64)
     low, high = percentile_interval(values, 0.9)
     assert (low, high) == pytest.approx(tuple(np.percentile(values.numpy(), [5, 95])))
+
+
+def test_resample_rows_is_one_kernel_for_seeds_generators_and_several_samples():
+    # a seed gives the rows torch.randint draws from a generator seeded with it
+    reference = torch.randint(0, 40, (7, 40), generator=torch.Generator().manual_seed(4))
+    assert torch.equal(resample_rows(40, 7, 4), reference)
+    assert torch.equal(resample_index(40, 7, 4), reference)
+    # a generator moves on: two calls are the two halves of one stream
+    g = torch.Generator().manual_seed(5)
+    first, second = resample_rows(40, 3, g), resample_rows(25, 3, g, size=6)
+    stream = torch.Generator().manual_seed(5)
+    assert torch.equal(first, torch.randint(0, 40, (3, 40), generator=stream))
+    assert torch.equal(second, torch.randint(0, 25, (3, 6), generator=stream))
+    # several samples: rows per size in order from one seeded generator, the same every call
+    rows_in, rows_out = shared_rows((40, 25), 3, seed=5)
+    assert torch.equal(rows_in, first) and rows_out.shape == (3, 25)
+    again = shared_rows((40, 25), 3, 5)
+    assert torch.equal(again[0], rows_in) and torch.equal(again[1], rows_out)
+    with pytest.raises(ValueError, match="n_resamples=0"):
+        resample_rows(40, 0, 1)
+
+
+def test_ood_intervals_are_percentiles_over_the_kernels_rows():
+    from headlab.shift.metrics import ood_metrics, ood_point
+
+    rng = np.random.default_rng(2)
+    score_in, score_out = rng.normal(1.0, 1.0, 120), rng.normal(0.0, 1.0, 80)
+    got = ood_metrics("x/", score_in, score_out, 30, seed=6)
+    rows_in, rows_out = shared_rows((120, 80), 30, seed=6)
+    per_row = [
+        ood_point(score_in[a], score_out[b])
+        for a, b in zip(rows_in.numpy(), rows_out.numpy(), strict=True)
+    ]
+    for name in ("auroc", "fpr95"):
+        low, high = np.percentile([r[name] for r in per_row], [2.5, 97.5])
+        assert (got[f"x/{name}_ci_low"], got[f"x/{name}_ci_high"]) == pytest.approx((low, high))
+
+
+def test_smooth_ece_with_a_label_set_per_row_equals_relplot_per_row():
+    rng = np.random.default_rng(8)
+    conf = 1 - 0.9 * rng.beta(0.5, 8.0, 1500)
+    hits = (rng.random((4, 1500)) < conf).astype(float)
+    got = smooth_ece(torch.tensor(conf), torch.tensor(hits), torch.ones(4, 1500).double())
+    for row, value in zip(hits, got.tolist(), strict=True):
+        assert value == pytest.approx(relplot.smECE(conf, row), abs=1e-4)
+
+
+def test_equal_mass_membership_gives_adaptive_ece_with_ties_cut_by_edges():
+    from headlab.calibration.inversion import equal_mass_member
+
+    rng = np.random.default_rng(9)
+    conf = np.sort(np.round(rng.uniform(0.55, 1.0, 1003) * 20) / 20)  # big ties across edges
+    hits = (rng.random((3, 1003)) < conf).astype(float)
+    member = equal_mass_member(torch.tensor(conf), 15)
+    gaps = (torch.tensor(hits) @ member - torch.tensor(conf) @ member).abs().sum(dim=1) / 1003
+    for row, value in zip(hits, gaps.tolist(), strict=True):
+        probs, labels = top_label_predictions(conf, row)
+        assert value == pytest.approx(numpy_scores(probs, labels)["ece_adaptive"], abs=1e-12)
+
+
+def top_label_predictions(conf: np.ndarray, hit: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Two-class probabilities whose top label has confidence ``conf``, right where ``hit``."""
+    probs = np.stack([conf, 1 - conf], axis=1)
+    return probs, np.where(hit > 0.5, 0, 1)

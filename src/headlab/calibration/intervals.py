@@ -1,5 +1,9 @@
 """Bootstrap intervals and bias correction for the estimators (docs/statistics.md).
 
+The test set's ECE-type intervals in metrics.json come from ``inversion`` (test inversion,
+which covers near calibration where these bootstrap rules did not); the rules here remain
+for means everywhere and for ECE-type estimators of shifted sets and calibrated outputs.
+
 The ECE-type estimators (``estimators.ECE_TYPE``) take an absolute value of noisy gaps, so
 their plug-in value sits above the population value, and a bootstrap of it sits higher still:
 a *percentile* interval inherits the bias twice and misses the truth (issue 17 measured 70 %
@@ -87,7 +91,7 @@ def reported(
     """The interval headlab reports for estimator ``name``: percentile for means; for the
     ECE-type estimators [2 θ̂ - q_hi, θ̂ + (q_hi - q_lo) / 2] from the bootstrap quantiles
     q_lo, q_hi, floored at 0, reaching down to 0 wherever the consistency test
-    (``consistency.p_calibrated``, ``TEST_FOR``) cannot reject "calibrated" at this level.
+    (``consistency.p_calibrated``) cannot reject "calibrated" at this level.
 
     Why this shape: the estimate sits above the truth by the estimator's bias, so the truth
     is missed below an interval more often than above it. The lower end is the basic

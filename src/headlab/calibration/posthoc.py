@@ -29,12 +29,12 @@ from headlab.calibration.calibrators import (
     fit_calibrator,
     params_as_json,
 )
-from headlab.calibration.consistency import TEST_FOR as CONSISTENCY_TEST_FOR
 from headlab.calibration.consistency import TESTED as CONSISTENCY_TESTED
 from headlab.calibration.consistency import p_calibrated
 from headlab.calibration.estimators import ECE_TYPE, ESTIMATORS, resampled_scores, scores
 from headlab.calibration.intervals import bias_corrected
 from headlab.calibration.intervals import reported as reported_interval
+from headlab.calibration.inversion import Inverted, inverted_intervals
 from headlab.calibration.scoring import bernoulli_nll, brier, likelihood_nll, logits_nll
 from headlab.files import atomic_write
 from headlab.heads import Head
@@ -101,22 +101,27 @@ def with_intervals(
     point: dict[str, float],
     resampled: dict[str, torch.Tensor],
     level,
-    p_values: dict[str, float] | None = None,
+    inverted: dict[str, Inverted] | None = None,
 ) -> dict[str, float]:
-    """``test/<m><suffix>`` and its ``_ci_low`` / ``_ci_high`` for every estimator (the
-    interval ``intervals.reported`` picks, given the consistency test's ``p_values``), plus
-    ``_bc`` for the ECE-type estimators."""
+    """``test/<m><suffix>`` and its ``_ci_low`` / ``_ci_high`` for every estimator, plus
+    ``_bc`` for the ECE-type estimators. ECE-type intervals are the test-inversion ones
+    where given (``inverted``, with ``_debiased``: the median-unbiased estimate), else
+    ``intervals.reported``'s bootstrap rule."""
     out = {}
-    p_values = p_values or {}
+    inverted = inverted or {}
     for name, value in point.items():
         out[f"{prefix}{name}{suffix}"] = value
-        if name in resampled:
-            p_value = p_values.get(CONSISTENCY_TEST_FOR.get(name, name))
-            low, high = reported_interval(name, value, resampled[name], level, p_value)
-            out[f"{prefix}{name}{suffix}_ci_low"] = low
-            out[f"{prefix}{name}{suffix}_ci_high"] = high
-            if name in ECE_TYPE:
-                out[f"{prefix}{name}{suffix}_bc"] = bias_corrected(value, resampled[name])
+        if name in inverted:
+            low, high, debiased = inverted[name]
+            out[f"{prefix}{name}{suffix}_debiased"] = debiased
+        elif name in resampled:
+            low, high = reported_interval(name, value, resampled[name], level)
+        else:
+            continue
+        out[f"{prefix}{name}{suffix}_ci_low"] = low
+        out[f"{prefix}{name}{suffix}_ci_high"] = high
+        if name in ECE_TYPE and name in resampled:
+            out[f"{prefix}{name}{suffix}_bc"] = bias_corrected(value, resampled[name])
     return out
 
 
@@ -224,7 +229,9 @@ class Analysis:
         hit = (predicted == target).double()
         observed = {m: point[m] for m in CONSISTENCY_TESTED}
         p_values = p_calibrated(confidence, observed, s.bootstrap, s.seed, s.n_bins)
-        metrics = with_intervals("test/", "", point, resampled, s.level, p_values)
+        ece_type = {m: point[m] for m in ECE_TYPE}
+        inverted = inverted_intervals(confidence, hit, ece_type, s.level, s.seed, s.n_bins)
+        metrics = with_intervals("test/", "", point, resampled, s.level, inverted)
         metrics["test/mce"] = mce(confidence, hit, s)
         metrics.update({f"test/{m}_p_calibrated": p for m, p in p_values.items()})
         for method, calibrator in self.fitted(val).items():

@@ -41,11 +41,27 @@ class Generator:
         return as_predictions(c, hit.astype(float))
 
 
+#: confidences like the study's softmax runs: mean 0.974 (their accuracy), most mass near 1
+SOFTMAX_LIKE = {"a": 0.3, "b": 10.0, "near_one": True}
+
 GENERATORS = (
     Generator("mnist_calibrated", 0.5, 15.0, near_one=True),
     Generator("mnist_overconfident", 0.5, 15.0, near_one=True, power=1.5),
     Generator("weak_calibrated", 4.0, 1.5, near_one=False),
     Generator("weak_overconfident", 4.0, 1.5, near_one=False, power=1.15),
+    # nearly calibrated, where MNIST heads sit (population ECE 0.001-0.005), both directions
+    Generator("softmax_calibrated", **SOFTMAX_LIKE),
+    Generator("softmax_over_1.05", **SOFTMAX_LIKE, power=1.05),
+    Generator("softmax_over_1.1", **SOFTMAX_LIKE, power=1.1),
+    Generator("softmax_over_1.15", **SOFTMAX_LIKE, power=1.15),
+    Generator("softmax_under_0.9", **SOFTMAX_LIKE, power=0.9),
+    Generator("softmax_under_0.85", **SOFTMAX_LIKE, power=0.85),
+    Generator("softmax_over_1.5", **SOFTMAX_LIKE, power=1.5),
+    Generator("softmax_over_3", **SOFTMAX_LIKE, power=3.0),
+    # a weaker model, up to a population ECE of ~0.1
+    Generator("weak_under_0.95", 4.0, 1.5, near_one=False, power=0.95),
+    Generator("weak_over_1.5", 4.0, 1.5, near_one=False, power=1.5),
+    Generator("weak_over_1.55", 4.0, 1.5, near_one=False, power=1.55),
 )
 
 

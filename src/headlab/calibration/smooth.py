@@ -98,13 +98,16 @@ class SortedWeights:
             self.f, r, w = f, residual, weights
         else:
             order = torch.argsort(f)
-            self.f, r, w = f[order], residual[order], weights[:, order]
+            self.f, r, w = f[order], residual[..., order], weights[:, order]
         # w: (R, N), so the cumulative sums run along contiguous memory
-        self.abs_residual = w @ r.abs()  # (R,)
+        wr = w * r
+        # residual (N,): one label set; (R, N): one per row (labels redrawn, weights of ones)
+        self.abs_residual = w @ r.abs() if r.dim() == 1 else (w * r.abs()).sum(dim=1)  # (R,)
         self.weights, self.f_unsorted, self.residual = weights, f, residual
+        if residual.dim() == 2:  # unsorted, for ``mass``: computed once, not per bisection step
+            self.weighted_residual = weights * residual
         zero = torch.zeros(w.shape[0], 1, dtype=torch.float64)
         self.cums = {}
-        wr = w * r
         self.cums["r"] = tuple(torch.cat([zero, v.cumsum(dim=1)], dim=1) for v in (wr, wr * self.f))
 
     def mass(self, bandwidths: list[Bandwidth]) -> torch.Tensor:
@@ -116,9 +119,14 @@ class SortedWeights:
             pos = self.f_unsorted * (bw.grid - 1)
             cell = pos.long().clamp(0, bw.grid - 2)
             frac = pos - cell
-            per_point = bw.column_sums[cell] * (1 - frac) + bw.column_sums[cell + 1] * frac
-            columns += [per_point, per_point * self.residual]
-        return self.weights @ torch.stack(columns, dim=1)
+            columns.append(bw.column_sums[cell] * (1 - frac) + bw.column_sums[cell + 1] * frac)
+        per_point = torch.stack(columns, dim=1)  # (N, bandwidths)
+        density = self.weights @ per_point
+        if self.residual.dim() == 1:
+            residual = self.weights @ (per_point * self.residual[:, None])
+        else:
+            residual = self.weighted_residual @ per_point
+        return torch.stack([density, residual], dim=2).flatten(1)
 
     def splat(self, name: str, grid: int, rows: torch.Tensor) -> torch.Tensor:
         """``rows`` of sum_i w_i v_i spread linearly onto ``grid`` points, as columns."""
@@ -141,7 +149,8 @@ def smooth_ece(
     f: torch.Tensor, hit: torch.Tensor, weights: torch.Tensor, presorted: bool = False
 ) -> torch.Tensor:
     """relplot.smECE(f, hit) (bandwidth by its bisection) per row of count ``weights`` (R, N);
-    ``presorted``: ``f`` is already in ascending order."""
+    ``hit`` (N,), or (R, N) for a label set per row (redrawn labels); ``presorted``: ``f`` is
+    already in ascending order."""
     f, hit, weights = f.double(), hit.double(), weights.double()
     rows = weights.shape[0]
     sums = SortedWeights(f, f - hit, weights, presorted)

@@ -23,7 +23,7 @@ from scipy.stats import binomtest
 from sklearn import config_context
 from sklearn.metrics import auc, average_precision_score, roc_curve
 
-from headlab.calibration.bootstrap import percentile_interval
+from headlab.calibration.bootstrap import percentile_interval, shared_rows
 from headlab.calibration.estimators import resampled_scores, scores
 from headlab.calibration.posthoc import with_intervals
 
@@ -151,16 +151,14 @@ def ood_metrics(
     """``<prefix><metric>`` with ``_ci_low``/``_ci_high`` from a bootstrap that draws the
     in- and out-sets separately (their sizes stay fixed), seeded: same rows for every score."""
     point = ood_point(score_in, score_out)
-    rng = np.random.default_rng(seed)
-    draws = {name: [] for name in OOD_METRICS}
-    for _ in range(n_resamples):
-        rows_in = rng.integers(0, len(score_in), len(score_in))
-        rows_out = rng.integers(0, len(score_out), len(score_out))
-        for name, value in ood_point(score_in[rows_in], score_out[rows_out]).items():
-            draws[name].append(value)
     out = {f"{prefix}{name}": value for name, value in point.items()}
     if n_resamples < 1:
         return out
+    draws = {name: [] for name in OOD_METRICS}
+    rows_in, rows_out = shared_rows((len(score_in), len(score_out)), n_resamples, seed)
+    for row_in, row_out in zip(rows_in.numpy(), rows_out.numpy(), strict=True):
+        for name, value in ood_point(score_in[row_in], score_out[row_out]).items():
+            draws[name].append(value)
     for name in point:
         low, high = percentile_interval(torch.tensor(draws[name]), level)
         out.update({f"{prefix}{name}_ci_low": low, f"{prefix}{name}_ci_high": high})

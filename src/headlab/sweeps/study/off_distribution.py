@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from headlab.calibration.bootstrap import shared_rows
 from headlab.shift import SHIFT_FILE
 from headlab.shift.scores import DEFAULT_SCORE, FEATURE_SCORE, NATURAL
 from headlab.sweeps.study.paired import MIN_SEEDS
@@ -292,11 +293,9 @@ class OODScores:
         if run not in self._resampled:
             score_in, score_out = self.arrays(run)
             if self.rows is None:
-                rng = np.random.default_rng(self.seed)
-                self.rows = (
-                    rng.integers(0, len(score_in), (self.n_resamples, len(score_in))),
-                    rng.integers(0, len(score_out), (self.n_resamples, len(score_out))),
-                )
+                sizes = (len(score_in), len(score_out))
+                rows = shared_rows(sizes, self.n_resamples, self.seed)
+                self.rows = (rows[0].numpy(), rows[1].numpy())
             self._resampled[run] = resampled_auroc_fpr95(score_in, score_out, *self.rows)
         return self._resampled[run]
 

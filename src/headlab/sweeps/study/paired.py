@@ -28,6 +28,7 @@ import numpy as np
 import torch
 from scipy import stats
 
+from headlab.calibration.bootstrap import resample_rows
 from headlab.calibration.estimators import ECE_TYPE
 from headlab.errors import ConfigValueError
 
@@ -149,14 +150,15 @@ def t_interval(
 
 def two_level_index(
     n_seeds: int, n_rows: int, n_draws: int, seed: int
-) -> tuple[np.ndarray, np.ndarray]:
+) -> tuple[torch.Tensor, torch.Tensor]:
     """The two-level bootstrap's draws: per draw, S seeds with replacement (n_draws, S) and
     ONE test-sample resample row shared by all of them (n_draws,). Shared because every seed
     was tested on the same test set: its sampling noise moves all seeds alike and does not
-    average out over seeds. The only place the comparison draws random numbers."""
-    rng = np.random.default_rng(int(seed))
-    seeds = rng.integers(0, n_seeds, size=(n_draws, n_seeds))
-    rows = rng.integers(0, n_rows, size=n_draws)
+    average out over seeds. The only place the comparison draws random numbers, through the
+    one resampling kernel (``calibration.bootstrap.resample_rows``)."""
+    generator = torch.Generator().manual_seed(int(seed))
+    seeds = resample_rows(n_seeds, n_draws, generator)
+    rows = resample_rows(n_rows, n_draws, generator, size=1)[:, 0]
     return seeds, rows
 
 
@@ -165,7 +167,6 @@ def two_level_draws(resampled: torch.Tensor, n_draws: int, seed: int) -> torch.T
     sample resample row per draw: ``resampled`` (S, B) -> (n_draws,)."""
     n_seeds, n_rows = resampled.shape
     seeds, rows = two_level_index(n_seeds, n_rows, n_draws, seed)
-    seeds, rows = torch.from_numpy(seeds), torch.from_numpy(rows)
     return resampled.double()[seeds, rows[:, None]].mean(dim=1)
 
 

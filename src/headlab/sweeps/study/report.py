@@ -302,12 +302,11 @@ def calibration_section(groups: dict[str, list[Job]], scores: Scores, out: Path)
     )
     lines += [
         "",
-        "Per run, as the run wrote them: the 95 % bootstrap interval (`test/<m>_ci_low/high`; "
-        "percentile for acc; for ECE-type estimators [2 θ - q_97.5, θ + (q_97.5 - q_2.5) / 2]: "
-        "the basic interval's lower end and half the bootstrap's width above the estimate, "
-        "floored at 0, down to 0 where the binned p_calibrated >= 0.05), "
-        "the "
-        'bias-corrected estimate (`test/<m>_bc`) and the p-value of "this run is calibrated" '
+        "Per run, as the run wrote them: the 95 % interval (`test/<m>_ci_low/high`; "
+        "percentile bootstrap for acc; for ECE-type estimators every population value the "
+        "estimate is consistent with, by inverting a calibration test along the run's own "
+        "recalibration curve, docs/statistics.md), the median-unbiased estimate "
+        '(`test/<m>_debiased`) and the p-value of "this run is calibrated" '
         "by consistency resampling (`test/<m>_p_calibrated`; small: miscalibrated). "
         "Runs from before these keys show —.",
         "",
@@ -318,8 +317,8 @@ def calibration_section(groups: dict[str, list[Job]], scores: Scores, out: Path)
             "head",
             "seed",
             *(f"{m} [95 %]" for m in per_run),
-            "ece_bc",
-            "smece_bc",
+            "ece_debiased",
+            "smece_debiased",
             "p_calibrated (ece / adaptive)",
         ],
         (
@@ -329,7 +328,7 @@ def calibration_section(groups: dict[str, list[Job]], scores: Scores, out: Path)
                 f"{fmt(number(j.metrics, f'test/{m}_ci_high'))}]"
                 for m in per_run
             ]
-            + [fmt(number(j.metrics, f"test/{m}_bc")) for m in ("ece", "smece")]
+            + [fmt(number(j.metrics, f"test/{m}_debiased")) for m in ("ece", "smece")]
             + [
                 f"{fmt(number(j.metrics, 'test/ece_p_calibrated'), 3)} / "
                 f"{fmt(number(j.metrics, 'test/ece_adaptive_p_calibrated'), 3)}"
