@@ -31,6 +31,7 @@ from headlab.calibration.bootstrap import shared_rows
 from headlab.shift import SHIFT_FILE
 from headlab.shift.scores import DEFAULT_SCORE, FEATURE_SCORE, NATURAL
 from headlab.sweeps.study.paired import MIN_SEEDS
+from headlab.sweeps.study.run_scores import PerRunScores
 from headlab.sweeps.study.verdicts import DEFAULT_MARGINS, DIFFERENT, EQUIVALENT, verdicts
 from headlab.tables import markdown_table, mean_std
 
@@ -258,46 +259,34 @@ def family_figure(groups: dict[str, list], sets: list[str], family: str):
     return figure
 
 
-class OODScores:
+class OODScores(PerRunScores):
     """Per run: the score of the in-distribution subset and of each OOD set, from the npz,
     and the OOD metrics on one shared pair of resample indices (in and out drawn apart)."""
 
     def __init__(self, ood_set: str, n_resamples: int = N_RESAMPLES, seed: int = SEED) -> None:
+        super().__init__()
         self.ood_set, self.n_resamples, self.seed = ood_set, n_resamples, seed
-        self.jobs: list = []
         self.rows: tuple[np.ndarray, np.ndarray] | None = None
-        #: per run, computed once: its point metrics and its resampled AUROC/FPR95
-        self._points: dict[int, dict[str, float]] = {}
-        self._resampled: dict[int, dict[str, torch.Tensor]] = {}
-
-    def id_of(self, job) -> int:
-        if job not in self.jobs:
-            self.jobs.append(job)
-        return self.jobs.index(job)
 
     def arrays(self, run: int) -> tuple[np.ndarray, np.ndarray]:
         with np.load(self.jobs[run].path / SHIFT_FILE) as saved:
             return saved[f"ood/test/{SCORE}"], saved[f"ood/{self.ood_set}/{SCORE}"]
 
-    def point(self, run: int) -> dict[str, float]:
+    def compute_point(self, run: int) -> dict[str, float]:
         from headlab.shift.metrics import ood_point
 
-        if run not in self._points:
-            self._points[run] = ood_point(*self.arrays(run))
-        return self._points[run]
+        return ood_point(*self.arrays(run))
 
-    def resampled(self, run: int) -> dict[str, torch.Tensor]:
-        """AUROC and FPR95 of ``run`` on the shared resample rows, computed once per run."""
+    def compute_resampled(self, run: int) -> dict[str, torch.Tensor]:
+        """AUROC and FPR95 of ``run`` on the shared resample rows."""
         from headlab.shift.metrics import resampled_auroc_fpr95
 
-        if run not in self._resampled:
-            score_in, score_out = self.arrays(run)
-            if self.rows is None:
-                sizes = (len(score_in), len(score_out))
-                rows = shared_rows(sizes, self.n_resamples, self.seed)
-                self.rows = (rows[0].numpy(), rows[1].numpy())
-            self._resampled[run] = resampled_auroc_fpr95(score_in, score_out, *self.rows)
-        return self._resampled[run]
+        score_in, score_out = self.arrays(run)
+        if self.rows is None:
+            sizes = (len(score_in), len(score_out))
+            rows = shared_rows(sizes, self.n_resamples, self.seed)
+            self.rows = (rows[0].numpy(), rows[1].numpy())
+        return resampled_auroc_fpr95(score_in, score_out, *self.rows)
 
 
 def seed_paired(pairs, scores: OODScores, metric: str, paired_difference: Callable):

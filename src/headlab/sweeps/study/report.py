@@ -29,6 +29,7 @@ from headlab.files import make_temp_dir
 from headlab.sweeps.study.board_runs import write_head_runs
 from headlab.sweeps.study.jobs import BadSweep, Job, Study, load_study
 from headlab.sweeps.study.legend import caveats, degenerate, head_config, heads_table
+from headlab.sweeps.study.run_scores import PerRunScores
 from headlab.sweeps.study.table import MULTILABEL_COLUMNS as STUDY_COLUMNS
 from headlab.sweeps.study.verdicts import ComparisonSettings
 from headlab.tables import markdown_table as table
@@ -58,35 +59,26 @@ def number(metrics: dict[str, Any], key: str) -> float | None:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
-class Scores:
+class Scores(PerRunScores):
     """Each run's estimators on its test predictions: full sample and on one shared
     bootstrap index (drawn once per test-set size), computed once per run."""
 
     def __init__(self, settings: ComparisonSettings | None = None) -> None:
+        super().__init__()
         self.settings = settings or ComparisonSettings()
         self.n_resamples, self.seed = self.settings.n_resamples, self.settings.seed
-        self.jobs: list[Job] = []
         self._index: dict[int, torch.Tensor] = {}
-        self._point: dict[int, dict[str, float]] = {}
-        self._resampled: dict[int, dict[str, torch.Tensor]] = {}
         self._counts: dict[int, torch.Tensor] = {}
         self._compared: dict[int, tuple[dict[str, float], dict[str, torch.Tensor]]] = {}
-
-    def id_of(self, job: Job) -> int:
-        if job not in self.jobs:
-            self.jobs.append(job)
-        return self.jobs.index(job)
 
     def tensors(self, run: int) -> tuple[torch.Tensor, torch.Tensor]:
         probs, targets = self.jobs[run].predictions
         return torch.from_numpy(probs), torch.from_numpy(targets).long()
 
-    def point(self, run: int) -> dict[str, float]:
+    def compute_point(self, run: int) -> dict[str, float]:
         from headlab.calibration.estimators import scores
 
-        if run not in self._point:
-            self._point[run] = scores(*self.tensors(run), estimators=PAIRED_ESTIMATORS)
-        return self._point[run]
+        return scores(*self.tensors(run), estimators=PAIRED_ESTIMATORS)
 
     def value(self, job: Job, name: str) -> float | None:
         """The estimator recomputed from the run's predictions (so every run, old or new, is
@@ -96,22 +88,17 @@ class Scores:
             return logged
         return self.point(self.id_of(job))[name]
 
-    def resampled(self, run: int) -> dict[str, torch.Tensor]:
+    def compute_resampled(self, run: int) -> dict[str, torch.Tensor]:
         from headlab.calibration.estimators import resampled_scores
 
-        if run not in self._resampled:
-            saved = saved_bootstrap(self.jobs[run], self.settings)
-            if saved is not None:
-                self._resampled[run] = saved
-                return saved
-            probs, targets = self.tensors(run)
-            n = len(targets)
-            if n not in self._index:
-                self._index[n] = resample_index_of(n, self.settings)
-            self._resampled[run] = resampled_scores(
-                probs, targets, self._index[n], estimators=self.settings.estimators
-            )
-        return self._resampled[run]
+        saved = saved_bootstrap(self.jobs[run], self.settings)
+        if saved is not None:
+            return saved
+        probs, targets = self.tensors(run)
+        n = len(targets)
+        if n not in self._index:
+            self._index[n] = resample_index_of(n, self.settings)
+        return resampled_scores(probs, targets, self._index[n], estimators=self.settings.estimators)
 
     def compared_pair(self, run: int) -> tuple[dict[str, float], dict[str, torch.Tensor]]:
         """What the head comparison pairs: the estimators and their resampled values, the
