@@ -157,8 +157,10 @@ def test_sigint_sigterm_stop_cleanly_with_last_ckpt_and_status(tiny_mnist, tmp_p
         "signal": sig.name,
         "last_ckpt_path": str(run_dir / "checkpoints" / "last.ckpt"),
     }
-    # not refreshed mid-epoch: the checkpoint of the last completed epoch stays
-    assert load(run_dir / "checkpoints" / "last.ckpt")["global_step"] == first
+    # not refreshed mid-epoch: the checkpoint of the last completed epoch stays (tiny epochs
+    # are quick, so more may have ended before the signal)
+    last = load(run_dir / "checkpoints" / "last.ckpt")["global_step"]
+    assert last >= first and last % STEPS_PER_EPOCH == 0
 
 
 @pytest.mark.slow

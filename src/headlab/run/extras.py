@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -50,8 +51,23 @@ def warn_if_untagged(cfg: DictConfig) -> None:
         log.warning("No tags set: add some, e.g. `tags=[head_study]`, to find this run later.")
 
 
+#: warnings about a library's own internals, printed on every fit, that no user can act on
+LIBRARY_NOISE = (
+    # Lightning 2.6's _pytree checks torch's deprecated LeafSpec (torch >= 2.10)
+    r"`isinstance\(treespec, LeafSpec\)` is deprecated",
+)
+
+
+def silence_library_noise() -> None:
+    """Keep the terminal for what the run says (a one-line error stays one line)."""
+    for message in LIBRARY_NOISE:
+        warnings.filterwarnings("ignore", message=message)
+
+
 def apply_extras(cfg: DictConfig) -> None:
-    """What ``cfg.extras`` switches on; nothing when the key is absent or null."""
+    """What ``cfg.extras`` switches on; nothing when the key is absent or null. Library
+    noise is silenced always."""
+    silence_library_noise()
     extras = cfg.get("extras")
     if not extras:
         return
