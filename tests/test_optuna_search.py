@@ -435,7 +435,7 @@ def test_an_interrupted_search_leaves_no_trial_running_and_resumes(tiny_mnist, t
     database = tmp_path / "logs" / "optuna.db"
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:  # until trial 0 trains
-        if database.is_file() and list(tmp_path.glob("logs/train/multiruns/*/0_*/checkpoints")):
+        if database.is_file() and list(tmp_path.glob("logs/train/multiruns/*/000_*/checkpoints")):
             break
         time.sleep(1)
     process.send_signal(signal.SIGTERM)  # as a scheduler stops a job (SIGINT: Ctrl-C alike)
