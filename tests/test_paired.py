@@ -32,6 +32,7 @@ from headlab.sweeps.study.verdicts import (
     ComparisonSettings,
     Verdict,
     knife_edges,
+    verdicts,
 )
 
 
@@ -252,3 +253,17 @@ def test_paired_simulation_script_prints_one_line_per_estimator(capsys):
     assert all(line["true_difference"] > 0 and 0 <= line["coverage"] <= 1 for line in lines)
     assert module.main(["--seeds", "2"]) == 2
     assert capsys.readouterr().err.strip().count("\n") == 0
+
+
+@pytest.mark.parametrize("cells", [64, 400])
+def test_a_clear_difference_is_called_different_in_the_reports_largest_families(cells):
+    """Five seeds that all differ by ~10 sd of the test noise, in a family of 64 (the study
+    table) or 400 (the off-distribution section) cells: the smallest bootstrap p the two-level
+    draws can give must survive Holm, else nothing could ever be *different* (it could not
+    with 2,000 draws: 64 x 2/2001 = 0.064)."""
+    generator = torch.Generator().manual_seed(0)
+    point = np.array([0.050, 0.049, 0.051, 0.0505, 0.0495])
+    resampled = torch.from_numpy(point)[:, None] + 0.002 * torch.randn(5, 1000, generator=generator)
+    difference = paired_difference("acc", point, resampled.double(), margin=0.002)
+    found = verdicts({(f"h{i}", "acc"): difference for i in range(cells)}, margins={"acc": 0.002})
+    assert {v.word for v in found.values()} == {DIFFERENT}
