@@ -5,13 +5,10 @@ under the command line's overrides after Hydra composes: ``headlab.run.from_chec
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 
 # the one parser of a command-line override (Hydra's); the names stay importable from here
 from headlab.layout.overrides import override_key, split_override
-
-log = logging.getLogger(__name__)
 
 __all__ = ["missing_ckpt_message", "override_key", "split_override"]
 
