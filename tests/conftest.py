@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -11,6 +10,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
 from headlab.run.dirs import register
+from tests import launch
 from tests.idx import write_tiny_mnist
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -35,7 +35,7 @@ def compare_sweep(tiny_mnist: Path, tmp_path_factory: pytest.TempPathFactory) ->
     its report. No off-distribution analysis (``shift=none``): those tests run their own."""
     root = tmp_path_factory.mktemp("compare_sweep")
     env = {**os.environ, "HEADLAB_ROOT": str(root), "PYTHONPATH": str(ROOT / "src")}
-    result = subprocess.run(
+    result = launch.run(
         [
             sys.executable,
             str(ROOT / "scripts" / "train.py"),

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -12,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks.timing import results_table
+from tests import launch
 
 ROOT = Path(__file__).resolve().parents[1]
 ROW_KEYS = {
@@ -41,7 +41,7 @@ def test_a_missed_accuracy_target_is_said_in_the_table():
 @pytest.mark.slow
 def test_bench_prints_its_json_and_its_table(tiny_mnist: Path, tmp_path):
     started = time.monotonic()
-    result = subprocess.run(
+    result = launch.run(
         [
             sys.executable,
             str(ROOT / "scripts" / "bench.py"),

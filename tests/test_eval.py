@@ -21,12 +21,13 @@ from headlab.checkpoints.config import CONFIG_KEY
 from headlab.checkpoints.files import checkpoint_path
 from headlab.errors import CheckpointError, ConfigValueError
 from headlab.run.from_checkpoint import RESUME_MAY_CHANGE, apply_run_config
+from tests import launch
 from tests.conftest import CONFIGS, ROOT
 
 
 def run_script(script: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "HEADLAB_ROOT": str(cwd), "PYTHONPATH": str(ROOT / "src")}
-    return subprocess.run(
+    return launch.run(
         [sys.executable, str(ROOT / "scripts" / script), *args],
         cwd=cwd,
         env=env,

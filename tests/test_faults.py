@@ -21,6 +21,7 @@ import torch
 from headlab.callbacks import NonFiniteLoss, StopOnNonFiniteLoss
 from headlab.checkpoints.io import AtomicCheckpointIO
 from headlab.run.train import train
+from tests import launch
 from tests.conftest import ROOT
 
 POISON = "tests.fault_injection.PoisonWeightsAt"
@@ -53,7 +54,7 @@ def cli_env(cwd: Path) -> dict[str, str]:
 
 
 def run(tiny_mnist: Path, cwd: Path, *overrides: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
+    return launch.run(
         cli_args(tiny_mnist, *overrides),
         cwd=cwd,
         env=cli_env(cwd),
@@ -63,20 +64,18 @@ def run(tiny_mnist: Path, cwd: Path, *overrides: str) -> subprocess.CompletedPro
     )
 
 
-def start(tiny_mnist: Path, cwd: Path, *overrides: str) -> subprocess.Popen:
-    return subprocess.Popen(
+def start(tiny_mnist: Path, cwd: Path, *overrides: str) -> launch.Forked | subprocess.Popen:
+    return launch.Popen(
         cli_args(tiny_mnist, *overrides),
         cwd=cwd,
         env=cli_env(cwd),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
-        # a shell that runs us in the background ignores SIGINT, and children inherit that
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
 
 
-def wait_for_checkpoint(process: subprocess.Popen, runs: Path) -> Path:
+def wait_for_checkpoint(process: launch.Forked | subprocess.Popen, runs: Path) -> Path:
     """The run folder, once its first last.ckpt exists (the run is mid-training then)."""
     while not list(runs.glob("*/checkpoints/last.ckpt")):
         assert process.poll() is None, process.stderr.read()
@@ -214,7 +213,7 @@ def test_ctrl_c_stops_a_parallel_sweep_each_job_interrupted_and_exits_130(tiny_m
     """experiment=compare_heads runs two jobs at a time (joblib): Ctrl-C reaches the whole
     process group, each job stops as a single run does, the sweep says so in one line."""
     overrides = ("-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "seed=1,2")
-    process = subprocess.Popen(
+    process = launch.Popen(
         cli_args(tiny_mnist, *overrides, "trainer.max_epochs=1000"),
         cwd=tmp_path,
         env=cli_env(tmp_path),
@@ -222,7 +221,6 @@ def test_ctrl_c_stops_a_parallel_sweep_each_job_interrupted_and_exits_130(tiny_m
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,  # its own process group, as a terminal's foreground job
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     multiruns = tmp_path / "logs" / "train" / "multiruns"
     while len(list(multiruns.glob("*/*/checkpoints/last.ckpt"))) < 2:  # both jobs training

@@ -37,6 +37,7 @@ from headlab.sweeps.optuna_search import (  # noqa: E402
     tell,
 )
 from headlab.sweeps.reader import unfinished_jobs  # noqa: E402
+from tests import launch  # noqa: E402
 from tests.conftest import ROOT  # noqa: E402
 
 # ---------------------------------------------------------------- search space (fast)
@@ -279,7 +280,7 @@ def search(cwd: Path, tiny_mnist: Path, *args: str, wait: bool = True):
         *TINY,
         *args,
     ]
-    process = subprocess.Popen(
+    process = launch.Popen(
         command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
     if not wait:

@@ -17,6 +17,7 @@ import yaml
 from headlab.sweeps.study.jobs import BadSweep
 from headlab.sweeps.study.legend import head_config, heads_table
 from headlab.sweeps.study.report import write_report
+from tests import launch
 from tests.conftest import ROOT
 
 N_TEST = 2000
@@ -183,7 +184,7 @@ def test_multilabel_jobs_of_a_second_sweep_get_their_table(synthetic_sweep, tmp_
 
 
 def run_compare(*folders: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(
+    return launch.run(
         [sys.executable, str(ROOT / "scripts" / "compare.py"), *map(str, folders)],
         capture_output=True,
         text=True,

@@ -27,6 +27,7 @@ from headlab.layout import (
 from headlab.layout.folders import recorded_swept_keys
 from headlab.sweeps.study.jobs import expected_jobs
 from headlab.sweeps.summary import job_dirs, summary_rows, write_summary
+from tests import launch
 from tests.conftest import CONFIGS
 from tests.test_train import run_cli
 
@@ -474,13 +475,12 @@ def test_a_job_that_begins_after_the_ctrl_c_is_recorded_not_trained(tmp_path):
 def start_sweep(tiny_mnist: Path, cwd: Path, *overrides: str):
     """A sweep in its own process group, as a terminal's foreground job (Ctrl-C reaches every
     process of it); what it prints goes to ``cwd/output.txt``."""
-    import signal
     import subprocess
 
     from tests.test_faults import cli_args, cli_env
 
     with (cwd / "output.txt").open("w") as output:
-        return subprocess.Popen(
+        return launch.Popen(
             cli_args(tiny_mnist, "-m", "shift=none", *overrides),
             cwd=cwd,
             env=cli_env(cwd),
@@ -488,7 +488,6 @@ def start_sweep(tiny_mnist: Path, cwd: Path, *overrides: str):
             stderr=subprocess.STDOUT,
             text=True,
             start_new_session=True,
-            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         )
 
 

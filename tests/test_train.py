@@ -13,6 +13,7 @@ import torch
 
 from headlab.heads import HEADS, HeadDataMismatch
 from headlab.run.train import build, train
+from tests import launch
 from tests.conftest import ROOT
 
 
@@ -70,9 +71,11 @@ def test_head_that_does_not_fit_the_data_fails_before_loading(tiny_cfg, monkeypa
         build(cfg)
 
 
-def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+def run_cli(*args: str, cwd: Path, fresh: bool = False) -> subprocess.CompletedProcess:
+    """``python scripts/train.py ARGS`` in ``cwd``; ``fresh``: in a new interpreter, not a warm
+    fork (tests/launch.py)."""
     env = {**os.environ, "HEADLAB_ROOT": str(cwd), "PYTHONPATH": str(ROOT / "src")}
-    return subprocess.run(
+    return (subprocess.run if fresh else launch.run)(
         [sys.executable, str(ROOT / "scripts" / "train.py"), *args],
         cwd=cwd,
         env=env,

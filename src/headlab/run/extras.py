@@ -58,10 +58,31 @@ LIBRARY_NOISE = (
 )
 
 
+#: the loggers Lightning gives a stderr handler of their own when it is imported first
+LIGHTNING_LOGGERS = ("lightning.fabric", "lightning.pytorch")
+
+
 def silence_library_noise() -> None:
     """Keep the terminal for what the run says (a one-line error stays one line)."""
     for message in LIBRARY_NOISE:
         warnings.filterwarnings("ignore", message=message)
+    route_lightning_logs()
+
+
+def route_lightning_logs() -> None:
+    """Send Lightning's messages through the run's logging (Hydra's console and log file).
+
+    Imported before logging is configured (by a notebook, or any module that imports it
+    first), Lightning writes to stderr through a handler of its own and bypasses the run's
+    handlers: its INFO lines would land on stderr after a one-line error."""
+    if not logging.getLogger().hasHandlers():
+        return  # nothing configured: Lightning's own handler is the only one that prints
+    for name in LIGHTNING_LOGGERS:
+        logger = logging.getLogger(name)
+        for handler in list(logger.handlers):
+            if type(handler) is logging.StreamHandler:
+                logger.removeHandler(handler)
+        logger.propagate = True
 
 
 def apply_extras(cfg: DictConfig) -> None:
