@@ -20,6 +20,9 @@ from headlab.calibration.calibrators import CalibrationFailed, fit_calibrator
 from headlab.calibration.posthoc import Handover
 from headlab.files import atomic_write
 from headlab.heads import Head
+
+# the angle of Ovadia et al.'s accuracy-vs-confidence figure, also the headline's
+from headlab.layout.headline import CONFIDENCE_ANGLE
 from headlab.shift import SHIFT_FILE
 from headlab.shift.scores import none_of_the_above, ood_scores
 from headlab.shift.sets import Shifted, check_available, ood_set, rng_for, shifted_sets
@@ -32,8 +35,6 @@ SECONDS_FILE = "off_distribution.json"
 SHIFT_KEYS = ("shift/", "ood/")
 #: the data sets whose inputs are single MNIST digits: the sets here are built for them
 SUPPORTED_DATA = ("mnist", "multilabel_mnist")
-#: the angle of Ovadia et al.'s accuracy-vs-confidence figure
-CONFIDENCE_ANGLE = "60"
 
 
 @torch.no_grad()

@@ -30,8 +30,9 @@ import numpy as np
 import torch
 
 from headlab.calibration.bootstrap import shared_rows
+from headlab.layout.headline import CONFIDENCE_ANGLE, DEFAULT_SCORE
 from headlab.shift import SHIFT_FILE
-from headlab.shift.scores import DEFAULT_SCORE, FEATURE_SCORE, NATURAL
+from headlab.shift.scores import FEATURE_SCORE, NATURAL
 from headlab.sweeps.study.conclusions import KNIFE
 from headlab.sweeps.study.paired import MIN_SEEDS
 from headlab.sweeps.study.run_scores import PerRunScores
@@ -135,8 +136,8 @@ def shift_keys(jobs) -> dict[str, list[str]]:
     sets: a run's value is the mean over them (``shift/<set>/...`` also names the set's
     predictions in off_distribution.npz)."""
     keys: dict[str, list[str]] = {}
-    if "60" in angles_of(jobs):
-        keys["rotation 60°"] = ["shift/rotation/60/{e}"]
+    if CONFIDENCE_ANGLE in angles_of(jobs):
+        keys[f"rotation {CONFIDENCE_ANGLE}°"] = [f"shift/rotation/{CONFIDENCE_ANGLE}/{{e}}"]
     corruptions = corruptions_of(jobs)
     if corruptions:
         keys["corruptions (mean)"] = [f"shift/corruption/{c}/{{e}}" for c in corruptions]
