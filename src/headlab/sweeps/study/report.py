@@ -354,10 +354,25 @@ def calibration_section(groups: dict[str, list[Job]], scores: Scores, out: Path)
     return lines
 
 
+def why_no_calibrator(jobs: Sequence[Job]) -> list[str]:
+    """The reasons the runs recorded for fitting no calibrator (``calibration/<method>_error``
+    in metrics.json, e.g. a test split that is the validation split), each once."""
+    reasons = {
+        str(value)
+        for job in jobs
+        for key, value in job.metrics.items()
+        if key.startswith("calibration/") and key.endswith("_error") and value
+    }
+    return sorted(reasons)
+
+
 def posthoc_tables(groups: dict[str, list[Job]], estimators: Sequence[str]) -> list[str]:
     jobs = [j for js in groups.values() for j in js]
     methods = methods_of(jobs)
     if not methods:
+        reasons = why_no_calibrator(jobs)
+        if reasons:
+            return [f"No calibrator was fitted: {'; '.join(reasons)}.", ""]
         return ["No post-hoc calibration results in metrics.json.", ""]
     lines = [
         "Before and after post-hoc calibration (fitted on validation, scored on test; "
