@@ -303,3 +303,21 @@ def test_ood_family_is_the_one_shift_sets_gives():
     assert {name: family_of(name) for name in FAMILY} == FAMILY
     assert (family_of("letters"), family_of("gaussian")) == ("near", "far")
     assert family_of("no_such_set") == "other"
+
+
+def test_a_knife_edge_cell_is_marked_as_in_distribution():
+    """Section 5's cells take the in-distribution verdict code, knife edges included: an
+    adjusted p of 0.04 (within a factor 1.5 of 0.05) is marked, one of 0.001 is not."""
+    from headlab.sweeps.study.conclusions import KNIFE
+    from headlab.sweeps.study.off_distribution import Cells
+    from headlab.sweeps.study.paired import Difference, Interval
+
+    def difference(p: float) -> Difference:
+        return Difference(0.3, (0.3, 0.3, 0.3), (Interval("t", 0.1, 0.5, p, 1.0),))
+
+    for p, marked in ((0.04, True), (0.001, False)):
+        cells = Cells()
+        cells.add("focal", "rotation 60°: ece", difference(p), 0.002)
+        text = cells.text("focal", "rotation 60°: ece")
+        assert text.startswith(KNIFE) == marked, text
+        assert text.endswith("different")
