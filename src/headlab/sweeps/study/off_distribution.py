@@ -447,7 +447,7 @@ def conclusions(groups, cells: Cells, keys: dict[str, list[str]], sets: list[str
     headline = [
         f"{s}: {e}"
         for s in keys
-        if s in ("rotation 60°", "corruptions (mean)", "sklearn digits")
+        if s in (f"rotation {CONFIDENCE_ANGLE}°", "corruptions (mean)", "sklearn digits")
         for e in SHIFT_ESTIMATORS
     ]
     headline += [f"{s}: auroc" for s in sets]
@@ -538,9 +538,9 @@ def off_distribution_section(
             label(head),
             str(len(js)),
             col(js, "test/ece"),
-            col(js, "shift/rotation/60/acc"),
-            col(js, "shift/rotation/60/ece"),
-            change(js, "shift/rotation/60/ece"),
+            col(js, f"shift/rotation/{CONFIDENCE_ANGLE}/acc"),
+            col(js, f"shift/rotation/{CONFIDENCE_ANGLE}/ece"),
+            change(js, f"shift/rotation/{CONFIDENCE_ANGLE}/ece"),
             col(js, "shift/corruption/mean/ece"),
             change(js, "shift/corruption/mean/ece"),
             col(js, "shift/digits/sklearn/acc"),
@@ -557,9 +557,9 @@ def off_distribution_section(
                 "head",
                 "runs",
                 "test ECE",
-                "acc 60°",
-                "ECE 60°",
-                "TS change 60°",
+                f"acc {CONFIDENCE_ANGLE}°",
+                f"ECE {CONFIDENCE_ANGLE}°",
+                f"TS change {CONFIDENCE_ANGLE}°",
                 "mean ECE corruptions",
                 "TS change corruptions",
                 "digits acc",
