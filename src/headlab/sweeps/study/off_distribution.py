@@ -359,9 +359,13 @@ def shift_cells(
 
     settings = shift_settings(settings, SHIFT_ESTIMATORS)
     rows_of = SetScores("", settings)  # the rows per sample size, drawn once for every set
+    per_set: dict[str, SetScores] = {}
     base = {str(j.seed): j for j in groups.get(BASELINE, [])}
     for shift, templates in keys.items():
-        scores = ShiftScores(set_names(templates), settings, rows_of)
+        names = set_names(templates)
+        scores = ShiftScores(
+            [per_set.setdefault(n, SetScores(n, settings, rows_of)) for n in names]
+        )
         pairs = {
             head: [
                 (scores.id_of(j), scores.id_of(other))

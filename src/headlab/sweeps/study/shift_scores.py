@@ -12,7 +12,9 @@ the translation levels) is per run the mean of its sets' values, on each set's r
 
 from __future__ import annotations
 
+import functools
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -28,6 +30,11 @@ def kept_sets(job) -> frozenset[str]:
     file = job.path / SHIFT_FILE
     if not file.is_file():
         return frozenset()
+    return _kept_sets(file, file.stat().st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=1024)  # asked for every pair of every shift: read once a file
+def _kept_sets(file: Path, _stamp: int) -> frozenset[str]:
     with np.load(file) as saved:
         names = saved.files
     return frozenset(
@@ -49,10 +56,14 @@ class SetScores(Scores):
         if rows_of is not None:  # one copy of the rows per sample size (16 MB each at 2,000)
             self._index, self._counts = rows_of._index, rows_of._counts
         self._last: tuple[int, tuple[torch.Tensor, torch.Tensor]] | None = None
+        self._targets: dict[Path, np.ndarray] = {}
 
     def targets(self, job) -> np.ndarray:
-        with np.load(job.path / SHIFT_FILE) as saved:
-            return saved[f"shift/{self.name}/targets"]
+        """The set's targets in the run (read once: every pair of runs is checked)."""
+        if job.path not in self._targets:
+            with np.load(job.path / SHIFT_FILE) as saved:
+                self._targets[job.path] = saved[f"shift/{self.name}/targets"]
+        return self._targets[job.path]
 
     def tensors(self, run: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Probabilities (float64, as test predictions are read) and targets; the last run's
@@ -96,11 +107,11 @@ class ShiftScores(PerRunScores):
     """Per run: the mean over the shift's sets of each set's compared (bias-corrected)
     values, full sample and on the shared rows."""
 
-    def __init__(
-        self, sets: list[str], settings: ComparisonSettings, rows_of: Scores | None = None
-    ) -> None:
+    def __init__(self, sets: list[SetScores]) -> None:
+        """``sets``: each set's scores, shared with the other shifts that use the set (a
+        corruption is a shift of its own and one of the mean's): computed once."""
         super().__init__()
-        self.sets = [SetScores(name, settings, rows_of) for name in sets]
+        self.sets = sets
 
     def comparable(self, a, b) -> bool:
         """Both runs kept every set, on the same samples (same size and targets): only then
