@@ -829,3 +829,37 @@ def test_resampled_auroc_and_fpr95_equal_scikit_learn_per_resample(ties):
         one = ood_point(score_in[a], score_out[o])
         assert together["auroc"][b].item() == pytest.approx(one["auroc"], abs=1e-12)
         assert together["fpr95"][b].item() == one["fpr95"]
+
+
+def test_publish_renders_once_the_pixels_savefig_and_add_figure_gave(tmp_path):
+    """The run folder's PNG and the TensorBoard image come from one rendering: the same
+    pixels as ``savefig(dpi=100)`` and as TensorBoard's own ``add_figure`` rendering."""
+    from types import SimpleNamespace
+
+    from matplotlib.figure import Figure
+    from PIL import Image
+    from torch.utils.tensorboard._utils import figure_to_image
+
+    from headlab.shift.analysis import OffDistribution
+
+    def figure() -> Figure:
+        fig = Figure(figsize=(3, 2))
+        ax = fig.subplots()
+        ax.plot([0, 1, 2], [1, 0, 2])
+        ax.hist(np.random.default_rng(0).normal(size=200), alpha=0.6)
+        ax.set_title("rotation 60°")
+        return fig
+
+    class Board:
+        def add_image(self, tag, pixels, step, dataformats):
+            self.got = (tag, np.array(pixels), step, dataformats)
+
+    board = Board()
+    run = SimpleNamespace(output_dir=tmp_path, boards=[board], step=7)
+    OffDistribution.publish(run, "shift_x", figure())
+    figure().savefig(tmp_path / "reference.png", format="png", dpi=100)
+    written = np.asarray(Image.open(tmp_path / "shift_x.png").convert("RGBA"))
+    assert np.array_equal(written, np.asarray(Image.open(tmp_path / "reference.png")))
+    tag, pixels, step, dataformats = board.got
+    assert (tag, step, dataformats) == ("shift/shift_x", 7, "HWC")
+    assert np.array_equal(pixels, np.moveaxis(figure_to_image(figure()), 0, 2))
