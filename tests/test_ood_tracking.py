@@ -96,3 +96,23 @@ def test_a_run_sends_its_headline_to_tensorboard_hparams_and_mlflow(tiny_cfg, tm
         (entry,) = client.get_metric_history(run.info.run_id, key)
         assert entry.value == pytest.approx(written[key])
         assert entry.timestamp <= run.info.end_time, key
+
+
+def test_headline_keys_are_named_once_below_shift_and_tracking():
+    """The default OOD score and the 60° angle live in ``layout.headline``: shift writes by
+    them and tracking matches by them, so changing one changes both (tracking may not import
+    shift, and used to repeat both in its own regex)."""
+    import inspect
+
+    from headlab.layout import headline
+    from headlab.shift import analysis, settings
+    from headlab.tracking import hparams
+
+    assert hparams.HEADLINE is headline.HEADLINE
+    assert analysis.CONFIDENCE_ANGLE is headline.CONFIDENCE_ANGLE
+    assert settings.Settings().interval_scores == (headline.DEFAULT_SCORE,)
+    source = inspect.getsource(hparams)
+    assert "msp" not in source and "rotation/60" not in source
+    written = [*headline.HEADLINE_SHIFT, f"ood/fashion_mnist/{headline.DEFAULT_SCORE}/auroc"]
+    assert all(headline.is_headline(key) for key in written)
+    assert not headline.is_headline(f"ood/letters/{headline.DEFAULT_SCORE}/auroc_ci_low")

@@ -260,3 +260,32 @@ def test_report_lists_broken_runs_of_a_real_sweep(compare_sweep: Path, tmp_path:
     assert "runs: 2 of 4 completed" in report
     assert f"`{crashed.name}`: head=soft seed=2: no metrics.json" in report
     assert "head=softmax seed=1: no job folder" in report
+
+
+def test_report_says_why_no_calibrator_was_fitted(tmp_path: Path):
+    """A run whose test split is its validation split fits no calibrator and records why in
+    metrics.json; the report prints that reason once where the calibrator rows would be."""
+    import torch
+
+    from headlab.calibration.posthoc import Analysis, Settings
+    from headlab.heads import SoftmaxCE
+    from headlab.sweeps.study.jobs import Job
+    from headlab.sweeps.study.report import posthoc_tables
+
+    analysis = Analysis(SoftmaxCE(), Settings(methods=("temperature", "vector")), tmp_path)
+    analysis.held_out = False  # as posthoc sets it when test_set is val_set
+    assert analysis.fitted((torch.zeros(4, 10), torch.arange(4))) == {}
+    recorded = analysis.failures()  # what the run writes into metrics.json
+    jobs = [
+        Job(tmp_path / str(s), "softmax", "images", "mlp", s, 1, {"test/ece": 0.1, **recorded})
+        for s in (1, 2)
+    ]
+    assert posthoc_tables({"softmax": jobs}, ("ece",)) == [
+        "No calibrator was fitted: the test split is the validation split: fitted and scored "
+        "on one sample.",
+        "",
+    ]
+    plain = [Job(tmp_path / "3", "softmax", "images", "mlp", 3, 1, {"test/ece": 0.1})]
+    assert posthoc_tables({"softmax": plain}, ("ece",))[0] == (
+        "No post-hoc calibration results in metrics.json."
+    )

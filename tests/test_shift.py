@@ -471,6 +471,34 @@ def test_ood_metrics_equal_scikit_learn_and_brute_force_on_the_same_scores():
     assert point["fpr95"] == pytest.approx(brute_force_fpr95(score_in, score_out))
 
 
+def test_ood_point_is_bit_for_bit_scikit_learns_roc_auc_ap_and_fpr95():
+    """The counting ``ood_point`` against scikit-learn's curves, on float32 and float64
+    scores, with and without ties, sets of 1 to 3,000: the same floats, not just close."""
+    from sklearn.metrics import auc, roc_curve
+
+    from headlab.shift.metrics import first_reaching
+
+    rng = np.random.default_rng(0)
+    for case in range(40):
+        n_in, n_out = rng.integers(1, 3000, 2)
+        dtype = (np.float32, np.float64)[case % 2]
+        score_in, score_out = rng.normal(1, 1, n_in), rng.normal(0, 1, n_out)
+        if case % 3 == 0:  # many ties, within and across the sets
+            score_in, score_out = np.round(score_in, 1), np.round(score_out, 1)
+        score_in, score_out = score_in.astype(dtype), score_out.astype(dtype)
+        labels = np.r_[np.ones(n_in), np.zeros(n_out)]
+        scores = np.r_[score_in, score_out]
+        fpr, tpr, _ = roc_curve(labels, scores, drop_intermediate=False)
+        fpr_ood, tpr_ood, _ = roc_curve(1 - labels, -scores, drop_intermediate=False)
+        assert ood_point(score_in, score_out) == {
+            "auroc": auc(fpr, tpr),
+            "aupr_in": average_precision_score(labels, scores),
+            "aupr_out": average_precision_score(1 - labels, -scores),
+            "fpr95": first_reaching(fpr, tpr, 0.95),
+            "fpr95_ood": first_reaching(fpr_ood, tpr_ood, 0.95),
+        }, case
+
+
 def test_ood_intervals_are_seeded_and_hold_the_point():
     rng = np.random.default_rng(1)
     score_in, score_out = rng.normal(1.0, 1.0, 400), rng.normal(0.0, 1.0, 400)
@@ -801,3 +829,37 @@ def test_resampled_auroc_and_fpr95_equal_scikit_learn_per_resample(ties):
         one = ood_point(score_in[a], score_out[o])
         assert together["auroc"][b].item() == pytest.approx(one["auroc"], abs=1e-12)
         assert together["fpr95"][b].item() == one["fpr95"]
+
+
+def test_publish_renders_once_the_pixels_savefig_and_add_figure_gave(tmp_path):
+    """The run folder's PNG and the TensorBoard image come from one rendering: the same
+    pixels as ``savefig(dpi=100)`` and as TensorBoard's own ``add_figure`` rendering."""
+    from types import SimpleNamespace
+
+    from matplotlib.figure import Figure
+    from PIL import Image
+    from torch.utils.tensorboard._utils import figure_to_image
+
+    from headlab.shift.analysis import OffDistribution
+
+    def figure() -> Figure:
+        fig = Figure(figsize=(3, 2))
+        ax = fig.subplots()
+        ax.plot([0, 1, 2], [1, 0, 2])
+        ax.hist(np.random.default_rng(0).normal(size=200), alpha=0.6)
+        ax.set_title("rotation 60°")
+        return fig
+
+    class Board:
+        def add_image(self, tag, pixels, step, dataformats):
+            self.got = (tag, np.array(pixels), step, dataformats)
+
+    board = Board()
+    run = SimpleNamespace(output_dir=tmp_path, boards=[board], step=7)
+    OffDistribution.publish(run, "shift_x", figure())
+    figure().savefig(tmp_path / "reference.png", format="png", dpi=100)
+    written = np.asarray(Image.open(tmp_path / "shift_x.png").convert("RGBA"))
+    assert np.array_equal(written, np.asarray(Image.open(tmp_path / "reference.png")))
+    tag, pixels, step, dataformats = board.got
+    assert (tag, step, dataformats) == ("shift/shift_x", 7, "HWC")
+    assert np.array_equal(pixels, np.moveaxis(figure_to_image(figure()), 0, 2))

@@ -18,12 +18,32 @@ from headlab.sweeps.study.paired import paired_difference
 SEEDS = (1, 2, 3, 4, 5)
 
 
-def fake_run(folder: Path, head: str, seed: int, shift: float, **extra) -> Job:
+def shifted(wrong: np.ndarray, confidence: float = 0.99) -> dict[str, np.ndarray]:
+    """A shifted set's kept predictions: sample i's target is i % 10; the samples in
+    ``wrong`` get the next class as top label, every top label ``confidence``."""
+    n = len(wrong)
+    targets = np.arange(n) % 10
+    top = np.where(wrong, (targets + 1) % 10, targets)
+    probs = np.full((n, 10), (1 - confidence) / 9, dtype=np.float32)
+    probs[np.arange(n), top] = confidence
+    return {"probs": probs, "targets": targets}
+
+
+def fake_run(
+    folder: Path, head: str, seed: int, shift: float, sets: dict | None = None, **extra
+) -> Job:
+    """A run's metrics.json and off_distribution.npz; ``sets``: kept predictions per shifted
+    set (``rotation/60``: ``shifted(...)``)."""
     rng = np.random.default_rng([seed, len(head)])  # other draws per head, same seed
     score_in = rng.normal(1.0 + shift, 1.0, 120)
     score_out = rng.normal(0.0, 1.0, 120)
     folder.mkdir(parents=True)
-    np.savez(folder / SHIFT_FILE, **{"ood/test/msp": score_in, "ood/letters/msp": score_out})
+    kept = {
+        f"shift/{name}/{k}": v for name, arrays in (sets or {}).items() for k, v in arrays.items()
+    }
+    np.savez(
+        folder / SHIFT_FILE, **{"ood/test/msp": score_in, "ood/letters/msp": score_out, **kept}
+    )
     point = ood_point(score_in, score_out)
     metrics = {
         "status": "completed",
@@ -86,48 +106,134 @@ def test_section_compares_each_head_with_softmax_paired_by_seed(tmp_path: Path):
     assert "### 5.5 None of the above" in text and "| sigmoid | 0.010 ± 0.000 | 0.300" in text
 
 
-def test_shift_verdict_is_the_t_interval_over_seeds_with_the_verdict_rule(tmp_path: Path):
-    groups = {
-        "softmax": [fake_run(tmp_path / f"softmax{s}", "softmax", s, 0.0) for s in SEEDS],
-        "sigmoid": [fake_run(tmp_path / f"sigmoid{s}", "sigmoid", s, 1.0) for s in SEEDS],
-    }
-    text = section(groups, tmp_path)
-    # fog ECE: sigmoid - softmax = 0.05 + seed / 100 for seeds 1..5
-    d = 0.05 + np.array(SEEDS) / 100
-    low, high = stats.t.interval(0.95, len(d) - 1, loc=d.mean(), scale=stats.sem(d))
-    (cell,) = cells_of(text, "| corruption fog |", "**ece**")[1:]
-    value, interval, word = (
-        cell.split(" ", 1)[0],
-        cell.split("[")[1].split("]")[0],
-        cell.split()[-1],
-    )
-    assert float(value) == pytest.approx(d.mean(), abs=5e-4)
-    assert [float(v) for v in interval.split(",")] == pytest.approx([low, high], abs=5e-4)
-    # interval wholly above +0.002 and every seed the same sign: different (Holm over cells)
-    assert word == "different"
-    # rotation 60 ECE: -0.1 for every seed: no spread, a difference beyond the margin
-    assert cells_of(text, "| rotation 60° |", "**ece**")[1].endswith("different")
-    assert "- **rotation 60°: ece** — better than softmax: sigmoid." in text
+N_SHIFTED = 2000
 
 
-def test_fpr95_intervals_stay_inside_minus_one_to_one(tmp_path: Path):
-    wild = [-0.99, 0.95, -0.98, 0.97, -0.99]  # per-seed FPR95 differences of huge spread
-    groups = {
+def shift_differences(groups, estimator: str = "acc", shift: str = "rotation 60°"):
+    """The section's shift cells as the report computes them: (Difference, verdict word)."""
+    from headlab.sweeps.study.off_distribution import Cells, shift_cells, shift_keys
+    from headlab.sweeps.study.verdicts import ComparisonSettings
+
+    cells = Cells()
+    jobs = [j for js in groups.values() for j in js]
+    shift_cells(groups, cells, shift_keys(jobs), ComparisonSettings())
+    head = next(h for h in groups if h != "softmax")
+    cell = f"{shift}: {estimator}"
+    return cells.differences.get((head, cell)), cells.word(head, cell)
+
+
+def runs_on_rotation(tmp_path: Path, wrong_of) -> dict[str, list[Job]]:
+    """softmax always right on rotation 60°; the other head wrong where ``wrong_of(seed)``."""
+    right = shifted(np.zeros(N_SHIFTED, bool))
+    return {
         "softmax": [
-            fake_run(tmp_path / f"softmax{s}", "softmax", s, 0.0, **{"shift/rotation/60/acc": 0.5})
+            fake_run(tmp_path / f"softmax{s}", "softmax", s, 0.0, {"rotation/60": right})
             for s in SEEDS
         ],
         "focal": [
-            fake_run(tmp_path / f"focal{s}", "focal", s, 0.0, **{"shift/rotation/60/acc": 0.5 + w})
-            for s, w in zip(SEEDS, wild, strict=True)
+            fake_run(tmp_path / f"focal{s}", "focal", s, 0.0, {"rotation/60": shifted(wrong_of(s))})
+            for s in SEEDS
         ],
     }
+
+
+def test_shift_interval_carries_the_sample_noise_every_seed_shares(tmp_path: Path):
+    """Known answer: the head misses the same 6 of 2,000 shifted images with every seed. The
+    seeds agree exactly (sd 0), so a t-interval over seeds alone is [-0.003, -0.003] and calls
+    it different (the old rule). But all seeds saw the same images: the number of those 6 in a
+    resample of 2,000 is Binomial(2000, 0.003), and that noise moves every seed alike."""
+    wrong = np.zeros(N_SHIFTED, bool)
+    wrong[[3, 50, 700, 1200, 1500, 1999]] = True
+    d, word = shift_differences(runs_on_rotation(tmp_path, lambda seed: wrong))
+    p = 6 / N_SHIFTED
+    assert d.point == pytest.approx(-p) and d.sd == 0
+    # t-interval: se^2 = 0 / S + the shared sample variance p (1 - p) / n (B = 1000 rows)
+    half = stats.t.ppf(0.975, len(SEEDS) - 1) * np.sqrt(p * (1 - p) / N_SHIFTED)
+    (t,) = [i for i in d.intervals if i.method == "t"]
+    assert (t.low + t.high) / 2 == pytest.approx(-p)
+    assert (t.high - t.low) / 2 == pytest.approx(half, rel=0.1)  # B = 1000: ~5% noise
+    # two-level bootstrap: the percentiles of -Binomial(n, p) / n (one shared row per draw)
+    (boot,) = [i for i in d.intervals if i.method == "two_level"]
+    k_low, k_high = stats.binom.ppf([0.025, 0.975], N_SHIFTED, p)
+    assert -k_high - 1.5 < boot.low * N_SHIFTED < -k_high + 1.5  # B = 1000 rows: ±1
+    assert -k_low - 1.5 < boot.high * N_SHIFTED < -k_low + 1.5
+    assert d.low < 0 < d.high and word == "inconclusive"
+
+
+def test_obviously_different_shift_cell_is_different_and_identical_runs_are_not(tmp_path):
+    def random_wrong(seed: int) -> np.ndarray:  # ~20% wrong, other images per seed
+        return np.random.default_rng(seed).random(N_SHIFTED) < 0.2
+
+    for estimator in ("acc", "ece"):
+        d, word = shift_differences(runs_on_rotation(tmp_path / estimator, random_wrong), estimator)
+        assert word == "different", (estimator, d)
+        # accuracy about 0.2 lower, ECE (confidence 0.99 throughout) about 0.2 higher
+        assert d.point == pytest.approx(-0.2 if estimator == "acc" else 0.2, abs=0.02)
+    same = shifted(random_wrong(0))
+    groups = {
+        head: [
+            fake_run(tmp_path / f"{head}{s}", head, s, 0.0, {"rotation/60": same}) for s in SEEDS
+        ]
+        for head in ("softmax", "focal")
+    }
+    for estimator in ("acc", "ece"):
+        d, word = shift_differences(groups, estimator)
+        assert d.point == 0 and (d.low, d.high) == (0, 0)
+        assert word == "equivalent"
+
+
+def test_corruption_mean_is_the_mean_of_each_corruptions_paired_values(tmp_path: Path):
+    """The mean corruption cell pairs the mean over the corruptions of each run's values,
+    each corruption on its own kept samples; a pair whose samples differ is not compared."""
+    right = shifted(np.zeros(N_SHIFTED, bool))
+
+    def sets(wrong_fog: int, wrong_shear: int) -> dict:
+        return {
+            "corruption/fog": shifted(np.arange(N_SHIFTED) < wrong_fog),
+            "corruption/shear": shifted(np.arange(N_SHIFTED) < wrong_shear),
+        }
+
+    corrupt = {f"shift/corruption/{c}/{e}": 0.5 for c in ("fog", "shear") for e in ("acc", "ece")}
+    groups = {
+        "softmax": [
+            fake_run(tmp_path / f"softmax{s}", "softmax", s, 0.0, sets(0, 0), **corrupt)
+            for s in SEEDS
+        ],
+        "focal": [
+            fake_run(tmp_path / f"focal{s}", "focal", s, 0.0, sets(100 + s, 300), **corrupt)
+            for s in SEEDS
+        ],
+    }
+    d, _ = shift_differences(groups, "acc", "corruptions (mean)")
+    expected = [-(100 + s + 300) / 2 / N_SHIFTED for s in SEEDS]
+    assert d.per_seed == pytest.approx(expected)
+    # one pair on other samples (a run with shift.samples changed): not compared
+    job = groups["focal"][0]
+    np.savez(
+        job.path / SHIFT_FILE,
+        **{
+            f"shift/corruption/{c}/{k}": v[:100] for c in ("fog", "shear") for k, v in right.items()
+        },
+    )
+    d, _ = shift_differences(groups, "acc", "corruptions (mean)")
+    assert len(d.per_seed) == len(SEEDS) - 1
+
+
+def test_shift_intervals_stay_inside_minus_one_to_one(tmp_path: Path):
+    # per-seed accuracy differences of -1 / +1 (head and softmax swap being all wrong): the
+    # t-interval leaves [-1, 1]
+    def run(head: str, seed: int) -> Job:
+        wrong = np.full(N_SHIFTED, (seed % 2 == 1) == (head == "focal"))
+        return fake_run(
+            tmp_path / f"{head}{seed}", head, seed, 0.0, {"rotation/60": shifted(wrong)}
+        )
+
+    groups = {head: [run(head, s) for s in SEEDS] for head in ("softmax", "focal")}
+    d, word = shift_differences(groups)
+    assert d.low < -1 and d.high > 1 and word == "inconclusive"  # the raw interval leaves ...
     text = section(groups, tmp_path)
     (cell,) = cells_of(text, "| rotation 60° |", "**acc**")[1:]
     low, high = (float(v) for v in cell.split("[")[1].split("]")[0].split(","))
-    d = np.array(wild)
-    t_low, t_high = stats.t.interval(0.95, 4, loc=d.mean(), scale=stats.sem(d))
-    assert t_low < -1 and t_high > 1  # the raw t-interval leaves the range ...
     assert (low, high) == (-1.0, 1.0)  # ... the reported one does not
     assert cell.endswith("inconclusive")
 
@@ -197,3 +303,21 @@ def test_ood_family_is_the_one_shift_sets_gives():
     assert {name: family_of(name) for name in FAMILY} == FAMILY
     assert (family_of("letters"), family_of("gaussian")) == ("near", "far")
     assert family_of("no_such_set") == "other"
+
+
+def test_a_knife_edge_cell_is_marked_as_in_distribution():
+    """Section 5's cells take the in-distribution verdict code, knife edges included: an
+    adjusted p of 0.04 (within a factor 1.5 of 0.05) is marked, one of 0.001 is not."""
+    from headlab.sweeps.study.conclusions import KNIFE
+    from headlab.sweeps.study.off_distribution import Cells
+    from headlab.sweeps.study.paired import Difference, Interval
+
+    def difference(p: float) -> Difference:
+        return Difference(0.3, (0.3, 0.3, 0.3), (Interval("t", 0.1, 0.5, p, 1.0),))
+
+    for p, marked in ((0.04, True), (0.001, False)):
+        cells = Cells()
+        cells.add("focal", "rotation 60°: ece", difference(p), 0.002)
+        text = cells.text("focal", "rotation 60°: ece")
+        assert text.startswith(KNIFE) == marked, text
+        assert text.endswith("different")

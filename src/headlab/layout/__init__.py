@@ -1,6 +1,7 @@
 """Where a run's and a sweep's files are, and how their names are read: the one owner of
 command-line overrides (parsed by Hydra's own parser), "is this a multirun", the keys a
-sweep varies, job folder names and the sweep folder of a job, and ``metrics.json``.
+sweep varies, job folder names and the sweep folder of a job, and ``metrics.json`` (with its
+headline off-distribution keys, ``layout.headline``).
 
 Free of torch on purpose: Hydra instantiates the sweep callbacks at every start (``--help``
 too), and the sweep readers and summaries are used on machines without a GPU stack loaded.

@@ -8,6 +8,7 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
+from headlab.layout.headline import DEFAULT_SCORE
 from headlab.shift.settings import Settings
 
 
@@ -75,8 +76,8 @@ def score_histograms(
     axes = np.atleast_1d(figure.subplots(1, len(names), sharey=True))
     bins = np.linspace(0, 1, 41)
     for ax, name in zip(axes, names, strict=True):
-        ax.hist(in_scores["msp"], bins=bins, alpha=0.6, density=True, label="MNIST test")
-        ax.hist(out_scores[name]["msp"], bins=bins, alpha=0.6, density=True, label=name)
+        ax.hist(in_scores[DEFAULT_SCORE], bins=bins, alpha=0.6, density=True, label="MNIST test")
+        ax.hist(out_scores[name][DEFAULT_SCORE], bins=bins, alpha=0.6, density=True, label=name)
         ax.set_title(name)
         ax.set_xlabel("largest probability")
         ax.set_yscale("log")

@@ -2,7 +2,8 @@
 
 Shifted sets: acc, ece, ece_adaptive, brier, nll (``headlab.calibration.estimators``) with
 the same seeded percentile bootstrap as test. OOD sets: AUROC, AUPR-in, AUPR-out and two
-FPRs at 95% TPR from ``sklearn.metrics``; intervals from a bootstrap that resamples the in-
+FPRs at 95% TPR, as ``sklearn.metrics`` defines them (computed here from counts per score
+value, equal to it and ~20x faster); intervals from a bootstrap that resamples the in-
 and out-sets separately.
 
 FPR95 has two conventions in the literature, so both are reported:
@@ -20,8 +21,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 from scipy.stats import binomtest
-from sklearn import config_context
-from sklearn.metrics import auc, average_precision_score, roc_curve
+from sklearn.metrics import roc_curve
 
 from headlab.calibration.bootstrap import percentile_interval, shared_rows
 from headlab.calibration.estimators import resampled_scores, scores
@@ -81,26 +81,53 @@ def fpr_at_tpr(labels: np.ndarray, score: np.ndarray, tpr_level: float = 0.95) -
     return first_reaching(fpr, tpr, tpr_level)
 
 
+def threshold_counts(positive: np.ndarray, negative: np.ndarray) -> tuple[np.ndarray, ...]:
+    """At each distinct score t, from the highest down: how many positive and how many
+    negative scores are >= t (true and false positives when ">= t" is called positive), as
+    float64 counts (exact integers)."""
+    values, inverse = np.unique(np.concatenate([positive, negative]), return_inverse=True)
+    per_value_pos = np.bincount(inverse[: len(positive)], minlength=len(values))[::-1]
+    per_value_neg = np.bincount(inverse[len(positive) :], minlength=len(values))[::-1]
+    return np.cumsum(per_value_pos).astype(float), np.cumsum(per_value_neg).astype(float)
+
+
+def roc(tps: np.ndarray, fps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(FPR, TPR) of the ROC curve, from the point (0, 0) through every distinct threshold
+    (``roc_curve(..., drop_intermediate=False)``'s points)."""
+    return np.r_[0.0, fps] / fps[-1], np.r_[0.0, tps] / tps[-1]
+
+
+def average_precision(tps: np.ndarray, fps: np.ndarray) -> float:
+    """Step-wise average precision: the sum over thresholds of the recall gained there times
+    the precision there, summed from the lowest threshold up (recall 0 at precision 1
+    closes the curve): ``average_precision_score``'s definition and summation order."""
+    precision = np.r_[(tps / (tps + fps))[::-1], 1.0]
+    recall = np.r_[(tps / tps[-1])[::-1], 0.0]
+    return float(max(0.0, -np.sum(np.diff(recall) * precision[:-1])))
+
+
 def ood_point(score_in: np.ndarray, score_out: np.ndarray) -> dict[str, float]:
     """The OOD metrics of in-distribution against out-of-distribution scores (higher
     means more in-distribution).
 
-    One ROC curve gives AUROC (``auc`` of it, as ``roc_auc_score`` computes it) and FPR95;
-    the inputs are ours and finite, so scikit-learn's per-call validation is skipped (it
-    costs more than the metrics in a bootstrap)."""
-    labels = np.concatenate([np.ones(len(score_in)), np.zeros(len(score_out))])
-    score = np.concatenate([score_in, score_out])
-    with config_context(assume_finite=True, skip_parameter_validation=True):
-        fpr, tpr, _ = roc_curve(labels, score, drop_intermediate=False)
-        # OOD as the positive class, scored by minus the score (OpenOOD's convention)
-        fpr_ood, tpr_ood, _ = roc_curve(1 - labels, -score, drop_intermediate=False)
-        return {
-            "auroc": float(auc(fpr, tpr)),
-            "aupr_in": float(average_precision_score(labels, score)),
-            "aupr_out": float(average_precision_score(1 - labels, -score)),
-            "fpr95": first_reaching(fpr, tpr, 0.95),
-            "fpr95_ood": first_reaching(fpr_ood, tpr_ood, 0.95),
-        }
+    From one count of each set's scores per distinct value (``threshold_counts``), in each
+    direction: AUROC (trapezoid of the ROC), AUPR with either set positive, FPR95 in both
+    conventions. Equal to scikit-learn's ``roc_curve``/``auc``/``average_precision_score``
+    (``tests/test_shift.py``), ~20x faster: their per-call input checks cost more than the
+    metrics, and a run bootstraps them for every OOD set."""
+    score_in, score_out = np.asarray(score_in), np.asarray(score_out)
+    tps, fps = threshold_counts(score_in, score_out)
+    fpr, tpr = roc(tps, fps)
+    # OOD as the positive class, scored by minus the score (OpenOOD's convention)
+    tps_ood, fps_ood = threshold_counts(-score_out, -score_in)
+    fpr_ood, tpr_ood = roc(tps_ood, fps_ood)
+    return {
+        "auroc": float(np.trapezoid(tpr, fpr)),
+        "aupr_in": average_precision(tps, fps),
+        "aupr_out": average_precision(tps_ood, fps_ood),
+        "fpr95": first_reaching(fpr, tpr, 0.95),
+        "fpr95_ood": first_reaching(fpr_ood, tpr_ood, 0.95),
+    }
 
 
 def resampled_auroc_fpr95(

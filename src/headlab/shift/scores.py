@@ -12,7 +12,8 @@ detection is not credited to a head when it belongs to the score:
 
 Also kept for every head: ``entropy`` (minus the entropy of the probabilities normalised to
 sum to one); for sigmoid heads ``max_logit``, ``energy`` of z and ``softmax_msp``. The
-feature-space control ``mahalanobis`` is not a score of the logits: ``shift.features``.
+feature-space control ``mahalanobis`` is not a score of the logits: ``shift.features``. The
+default score of the headline numbers is named in ``layout.headline`` (``DEFAULT_SCORE``).
 """
 
 from __future__ import annotations
@@ -26,8 +27,6 @@ COMMON = ("msp", "max_logit", "energy", "entropy")
 SIGMOID_ONLY = ("sum_sigmoid", "joint_energy", "softmax_msp")
 #: the scores each family of heads is compared on (the report names the best per head)
 NATURAL = {True: ("msp", "max_logit", "energy"), False: ("msp", "sum_sigmoid", "joint_energy")}
-#: the score of the headline numbers (TensorBoard, MLflow, summary): every head has it
-DEFAULT_SCORE = "msp"
 #: the feature-space control (penultimate features, fitted on train images)
 FEATURE_SCORE = "mahalanobis"
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
+from headlab.layout.headline import DEFAULT_SCORE
 from headlab.shift.corruptions import CORRUPTIONS
 
 #: inputs of no class. fashion_mnist is read from ``fashion_mnist_dir`` (Debian's
@@ -50,7 +51,7 @@ class Settings:
     bootstrap: int = 200
     #: OOD intervals cost ~8 ms per resample per (set, score) in scikit-learn: by default
     #: only for these scores (null: every score); the point values are there for all
-    interval_scores: tuple[str, ...] | None = ("msp",)
+    interval_scores: tuple[str, ...] | None = (DEFAULT_SCORE,)
     ood_bootstrap: int = 50
     download: bool = True
     #: FashionMNIST's t10k IDX files (.gz or not); absent: fashion_mnist dropped, one log line

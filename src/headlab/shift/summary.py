@@ -16,22 +16,24 @@ import sys
 from pathlib import Path
 
 from headlab.layout import read_metrics
+from headlab.layout.headline import CONFIDENCE_ANGLE as ANGLE
+from headlab.layout.headline import DEFAULT_SCORE as SCORE
 from headlab.tables import markdown_table
 
 COLUMNS = {
     "test acc": "test/acc",
     "test ECE": "test/ece",
-    "acc 60°": "shift/rotation/60/acc",
-    "ECE 60°": "shift/rotation/60/ece",
-    "ECE 60° TS": "shift/rotation/60/ece_temperature",
+    f"acc {ANGLE}°": f"shift/rotation/{ANGLE}/acc",
+    f"ECE {ANGLE}°": f"shift/rotation/{ANGLE}/ece",
+    f"ECE {ANGLE}° TS": f"shift/rotation/{ANGLE}/ece_temperature",
     "mean ECE corr.": "shift/corruption/mean/ece",
     "digits acc": "shift/digits/sklearn/acc",
-    "AUROC letters": "ood/letters/msp/auroc",
-    "FPR95 letters": "ood/letters/msp/fpr95",
-    "FPR95 letters (OOD+)": "ood/letters/msp/fpr95_ood",
+    "AUROC letters": f"ood/letters/{SCORE}/auroc",
+    "FPR95 letters": f"ood/letters/{SCORE}/fpr95",
+    "FPR95 letters (OOD+)": f"ood/letters/{SCORE}/fpr95_ood",
     "AUROC letters Mahalanobis": "ood/letters/mahalanobis/auroc",
-    "AUROC inverted": "ood/inverted/msp/auroc",
-    "FPR95 inverted": "ood/inverted/msp/fpr95",
+    "AUROC inverted": f"ood/inverted/{SCORE}/auroc",
+    "FPR95 inverted": f"ood/inverted/{SCORE}/fpr95",
     "none test": "test/none_of_the_above",
     "none letters": "ood/letters/none_of_the_above",
     "none inverted": "ood/inverted/none_of_the_above",

@@ -22,6 +22,8 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from headlab.layout import headline
+
 #: the metrics every head has on one definition, ticked in HPARAMS by default
 DEFAULT_COLUMNS = ("test/acc", "test/ece", "test/ece_adaptive", "test/brier", "test/nll")
 #: prefixes of real metrics; ``epochs``, ``lr-Adam``, ``temperature``, paths are not columns
@@ -33,13 +35,10 @@ NOT_SCALARS = re.compile(r"_ci_(low|high)$")
 NOT_COMPARABLE = re.compile(r"(^|/)loss$")
 
 
-#: the headline off-distribution numbers (``headlab.shift``) that become scalars and
-#: columns; the other ~1,400 ``shift/``/``ood/`` keys stay in metrics.json and the npz
-HEADLINE = re.compile(
-    r"^(shift/rotation/60/(acc|ece)"
-    r"|shift/corruption/mean/ece"
-    r"|ood/[^/]+/(msp/auroc|none_of_the_above))$"
-)
+#: the headline off-distribution numbers (named once in ``layout.headline``, which shift
+#: writes by) become scalars and columns; the other ~1,400 ``shift/``/``ood/`` keys stay in
+#: metrics.json and the npz
+HEADLINE = headline.HEADLINE
 
 
 def final_scalars(metrics: Mapping[str, Any]) -> dict[str, float]:

@@ -9,11 +9,13 @@ verdicts, (5.4) each head's natural scores next to the controls (label smoothing
 none of the above, and the conclusions, which come from the verdict rule only.
 
 Verdicts are the in-distribution rule (``sweeps.study.verdicts``: different / equivalent /
-inconclusive, Holm over every cell of this section). OOD cells use both interval methods of
-``sweeps.study.paired`` (two-level bootstrap on each run's saved scores, and the t-interval
-over seeds); shift cells the t-interval over seeds (the runs keep one point per set and
-seed: a two-level bootstrap would resample every run's 25 shifted sets, minutes per
-study). A difference of two metrics in [0, 1] lies in [-1, 1]: intervals are clipped there.
+inconclusive, Holm over every cell of this section). Every cell uses both interval methods
+of ``sweeps.study.paired`` (the two-level bootstrap: seeds x one resample row of the samples
+shared by every seed; and the t-interval over seeds with that shared sample noise): OOD
+cells on each run's saved scores, shift cells as the in-distribution cells are computed
+(``conclusions.compare_heads`` on ``shift_scores``: each run's kept per-sample predictions
+of the shifted sets, ECE bias-corrected per run). A difference of two metrics in [0, 1]
+lies in [-1, 1]: intervals are clipped there.
 """
 
 from __future__ import annotations
@@ -28,11 +30,19 @@ import numpy as np
 import torch
 
 from headlab.calibration.bootstrap import shared_rows
+from headlab.layout.headline import CONFIDENCE_ANGLE, DEFAULT_SCORE
 from headlab.shift import SHIFT_FILE
-from headlab.shift.scores import DEFAULT_SCORE, FEATURE_SCORE, NATURAL
+from headlab.shift.scores import FEATURE_SCORE, NATURAL
+from headlab.sweeps.study.conclusions import KNIFE
 from headlab.sweeps.study.paired import MIN_SEEDS
 from headlab.sweeps.study.run_scores import PerRunScores
-from headlab.sweeps.study.verdicts import DEFAULT_MARGINS, DIFFERENT, EQUIVALENT, verdicts
+from headlab.sweeps.study.verdicts import (
+    DIFFERENT,
+    EQUIVALENT,
+    KNIFE_EDGE,
+    ComparisonSettings,
+    verdicts,
+)
 from headlab.tables import markdown_table, mean_std
 
 #: AUROC/FPR95 differences within this are called equivalent (TOST)
@@ -122,14 +132,15 @@ def translations_of(jobs) -> list[str]:
 
 
 def shift_keys(jobs) -> dict[str, list[str]]:
-    """Each shift of the verdicts and the metrics.json keys (``{e}`` = the estimator) whose
-    mean is its value for one run."""
+    """Each shift of the verdicts and the metrics.json keys (``{e}`` = the estimator) of its
+    sets: a run's value is the mean over them (``shift/<set>/...`` also names the set's
+    predictions in off_distribution.npz)."""
     keys: dict[str, list[str]] = {}
-    if "60" in angles_of(jobs):
-        keys["rotation 60°"] = ["shift/rotation/60/{e}"]
+    if CONFIDENCE_ANGLE in angles_of(jobs):
+        keys[f"rotation {CONFIDENCE_ANGLE}°"] = [f"shift/rotation/{CONFIDENCE_ANGLE}/{{e}}"]
     corruptions = corruptions_of(jobs)
     if corruptions:
-        keys["corruptions (mean)"] = ["shift/corruption/mean/{e}"]
+        keys["corruptions (mean)"] = [f"shift/corruption/{c}/{{e}}" for c in corruptions]
         keys.update({f"corruption {c}": [f"shift/corruption/{c}/{{e}}"] for c in corruptions})
     levels = translations_of(jobs)
     if levels:
@@ -139,11 +150,6 @@ def shift_keys(jobs) -> dict[str, list[str]]:
     if any("shift/digits/sklearn/acc" in j.metrics for j in jobs):
         keys["sklearn digits"] = ["shift/digits/sklearn/{e}"]
     return keys
-
-
-def shift_value(metrics: dict[str, Any], keys: list[str], estimator: str) -> float | None:
-    values = [_number(metrics, k.format(e=estimator)) for k in keys]
-    return None if None in values or not values else float(np.mean(values))
 
 
 def clipped(low: float, high: float) -> tuple[float, float]:
@@ -327,36 +333,55 @@ class Cells:
             shared = self.shared.get((head, cell), 0)
             return f"n/a ({shared} shared seeds < {MIN_SEEDS})"
         low, high = clipped(d.low, d.high)
-        word = self.verdicts()[(head, cell)].word
-        return f"{d.point:+.{digits}f} [{low:+.{digits}f}, {high:+.{digits}f}] {word}"
+        verdict = self.verdicts()[(head, cell)]
+        edge = f"{KNIFE} " if verdict.knife_edge else ""
+        return f"{edge}{d.point:+.{digits}f} [{low:+.{digits}f}, {high:+.{digits}f}] {verdict.word}"
 
     def word(self, head: str, cell: str) -> str | None:
         verdict = self.verdicts().get((head, cell))
         return verdict.word if verdict else None
 
 
-def shift_cells(groups, cells: Cells, keys: dict[str, list[str]], paired_difference) -> None:
-    """Per head, shift and estimator: head - softmax over shared seeds, the t-interval."""
+def set_names(templates: list[str]) -> list[str]:
+    """``shift/rotation/60/{e}`` -> ``rotation/60``: the sets a shift's keys name."""
+    return [t[len("shift/") : -len("/{e}")] for t in templates]
+
+
+def shift_cells(
+    groups, cells: Cells, keys: dict[str, list[str]], settings: ComparisonSettings | None = None
+) -> None:
+    """Per head, shift and estimator: head - softmax, exactly as the in-distribution cells
+    (``conclusions.compare_heads``: seeds x one shared resample row of the shifted samples,
+    and the t-interval with the shared sample noise; ECE bias-corrected per run), on the
+    per-sample predictions each run kept (``shift_scores``)."""
+    from headlab.sweeps.study.conclusions import compare_heads
+    from headlab.sweeps.study.shift_scores import SetScores, ShiftScores, shift_settings
+
+    settings = shift_settings(settings, SHIFT_ESTIMATORS)
+    rows_of = SetScores("", settings)  # the rows per sample size, drawn once for every set
+    per_set: dict[str, SetScores] = {}
     base = {str(j.seed): j for j in groups.get(BASELINE, [])}
-    for head, jobs in groups.items():
-        if head == BASELINE:
-            continue
-        for shift, shift_k in keys.items():
+    for shift, templates in keys.items():
+        names = set_names(templates)
+        scores = ShiftScores(
+            [per_set.setdefault(n, SetScores(n, settings, rows_of)) for n in names]
+        )
+        pairs = {
+            head: [
+                (scores.id_of(j), scores.id_of(other))
+                for j in jobs
+                if (other := base.get(str(j.seed))) is not None and scores.comparable(j, other)
+            ]
+            for head, jobs in groups.items()
+            if head != BASELINE
+        }
+        found, _ = compare_heads(pairs, scores.point, scores.resampled, settings)
+        for head, head_pairs in pairs.items():
             for estimator in SHIFT_ESTIMATORS:
                 cell = f"{shift}: {estimator}"
-                values = []
-                for job in jobs:
-                    other = base.get(str(job.seed))
-                    a = shift_value(job.metrics, shift_k, estimator)
-                    b = shift_value(other.metrics, shift_k, estimator) if other else None
-                    if a is not None and b is not None:
-                        values.append(a - b)
-                cells.shared[(head, cell)] = len(values)
-                if len(values) >= MIN_SEEDS:
-                    d = paired_difference(
-                        estimator, np.array(values), None, DEFAULT_MARGINS[estimator], ("t",)
-                    )
-                    cells.add(head, cell, d, DEFAULT_MARGINS[estimator])
+                cells.shared[(head, cell)] = len(head_pairs)
+                if (head, estimator) in found:
+                    cells.add(head, cell, found[(head, estimator)], settings.margins[estimator])
 
 
 def ood_cells(groups, cells: Cells, sets: list[str], paired_difference) -> None:
@@ -426,7 +451,7 @@ def conclusions(groups, cells: Cells, keys: dict[str, list[str]], sets: list[str
     headline = [
         f"{s}: {e}"
         for s in keys
-        if s in ("rotation 60°", "corruptions (mean)", "sklearn digits")
+        if s in (f"rotation {CONFIDENCE_ANGLE}°", "corruptions (mean)", "sklearn digits")
         for e in SHIFT_ESTIMATORS
     ]
     headline += [f"{s}: auroc" for s in sets]
@@ -468,9 +493,11 @@ def off_distribution_section(
     paired_difference: Callable,
     level: float = 0.95,
     figures: bool = True,
+    settings: ComparisonSettings | None = None,
 ) -> list[str]:
     """The section's Markdown lines; its figures go into ``out`` (``figures=False``: the
-    text alone, ~1 s a figure less)."""
+    text alone, ~1 s a figure less). ``settings``: the in-distribution comparison's (rows,
+    seed, margins), which the shift cells use too."""
     lines = ["## 5. Off the training distribution", ""]
     groups = {
         h: [j for j in js if any(k.startswith("shift/") for k in j.metrics)]
@@ -515,9 +542,9 @@ def off_distribution_section(
             label(head),
             str(len(js)),
             col(js, "test/ece"),
-            col(js, "shift/rotation/60/acc"),
-            col(js, "shift/rotation/60/ece"),
-            change(js, "shift/rotation/60/ece"),
+            col(js, f"shift/rotation/{CONFIDENCE_ANGLE}/acc"),
+            col(js, f"shift/rotation/{CONFIDENCE_ANGLE}/ece"),
+            change(js, f"shift/rotation/{CONFIDENCE_ANGLE}/ece"),
             col(js, "shift/corruption/mean/ece"),
             change(js, "shift/corruption/mean/ece"),
             col(js, "shift/digits/sklearn/acc"),
@@ -534,9 +561,9 @@ def off_distribution_section(
                 "head",
                 "runs",
                 "test ECE",
-                "acc 60°",
-                "ECE 60°",
-                "TS change 60°",
+                f"acc {CONFIDENCE_ANGLE}°",
+                f"ECE {CONFIDENCE_ANGLE}°",
+                f"TS change {CONFIDENCE_ANGLE}°",
                 "mean ECE corruptions",
                 "TS change corruptions",
                 "digits acc",
@@ -549,7 +576,8 @@ def off_distribution_section(
 
     cells = Cells()
     keys = shift_keys(jobs)
-    shift_cells(groups, cells, keys, paired_difference)
+    compare = settings or ComparisonSettings(level=level)
+    shift_cells(groups, cells, keys, compare)
     sets = ood_sets_of(jobs)
     ood_cells(groups, cells, sets, paired_difference)
     cells.verdicts(level)
@@ -558,11 +586,16 @@ def off_distribution_section(
     lines += [
         "### 5.2 Verdicts against softmax, per shift",
         "",
-        f"head - {BASELINE}, mean over shared seeds [{level:.0%} t-interval over seeds, clipped "
-        f"to [-1, 1]] and the verdict of the in-distribution rule (different / equivalent / "
+        f"head - {BASELINE}, mean over shared seeds [{level:.0%} interval, clipped to [-1, 1]] "
+        "and the verdict, computed as section 3's cells: on the shifted samples each run kept, "
+        "ECE bias-corrected per run (per-bin debiased), the wider of the two-level bootstrap "
+        "(seeds x one resample row of the shifted samples, shared by every seed: they are the "
+        "same images) and the t-interval over seeds plus that shared sample noise; a shift of "
+        "several sets is the mean of its sets. Rule: different / equivalent / "
         f"inconclusive; Holm over all {n_cells} cells of this section; margins acc "
-        f"±{DEFAULT_MARGINS['acc']}, ECE ±{DEFAULT_MARGINS['ece']}, AUROC and FPR95 "
-        f"±{OOD_MARGIN}).",
+        f"±{compare.margins['acc']:g}, ECE ±{compare.margins['ece']:g}, AUROC and FPR95 "
+        f"±{OOD_MARGIN}; {KNIFE} marks a knife edge: an adjusted p within a factor "
+        f"{KNIFE_EDGE:g} of {1 - level:.2g}, which a rerun could read the other way).",
         "",
     ]
     if others and keys:

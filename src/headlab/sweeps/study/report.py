@@ -75,10 +75,15 @@ class Scores(PerRunScores):
         probs, targets = self.jobs[run].predictions
         return torch.from_numpy(probs), torch.from_numpy(targets).long()
 
+    def scored(self) -> tuple[str, ...]:
+        """The estimators each run's point values hold: all of them (the report's table
+        shows every one; the paired cells use ``settings.estimators``)."""
+        return PAIRED_ESTIMATORS
+
     def compute_point(self, run: int) -> dict[str, float]:
         from headlab.calibration.estimators import scores
 
-        return scores(*self.tensors(run), estimators=PAIRED_ESTIMATORS)
+        return scores(*self.tensors(run), estimators=self.scored())
 
     def value(self, job: Job, name: str) -> float | None:
         """The estimator recomputed from the run's predictions (so every run, old or new, is
@@ -91,7 +96,7 @@ class Scores(PerRunScores):
     def compute_resampled(self, run: int) -> dict[str, torch.Tensor]:
         from headlab.calibration.estimators import resampled_scores
 
-        saved = saved_bootstrap(self.jobs[run], self.settings)
+        saved = self.saved_rows(run)
         if saved is not None:
             return saved
         probs, targets = self.tensors(run)
@@ -99,6 +104,10 @@ class Scores(PerRunScores):
         if n not in self._index:
             self._index[n] = resample_index_of(n, self.settings)
         return resampled_scores(probs, targets, self._index[n], estimators=self.settings.estimators)
+
+    def saved_rows(self, run: int) -> dict[str, torch.Tensor] | None:
+        """The run's own resampled estimators when drawn on the report's rows, else None."""
+        return saved_bootstrap(self.jobs[run], self.settings)
 
     def compared_pair(self, run: int) -> tuple[dict[str, float], dict[str, torch.Tensor]]:
         """What the head comparison pairs: the estimators and their resampled values, the
@@ -345,10 +354,25 @@ def calibration_section(groups: dict[str, list[Job]], scores: Scores, out: Path)
     return lines
 
 
+def why_no_calibrator(jobs: Sequence[Job]) -> list[str]:
+    """The reasons the runs recorded for fitting no calibrator (``calibration/<method>_error``
+    in metrics.json, e.g. a test split that is the validation split), each once."""
+    reasons = {
+        str(value)
+        for job in jobs
+        for key, value in job.metrics.items()
+        if key.startswith("calibration/") and key.endswith("_error") and value
+    }
+    return sorted(reasons)
+
+
 def posthoc_tables(groups: dict[str, list[Job]], estimators: Sequence[str]) -> list[str]:
     jobs = [j for js in groups.values() for j in js]
     methods = methods_of(jobs)
     if not methods:
+        reasons = why_no_calibrator(jobs)
+        if reasons:
+            return [f"No calibrator was fitted: {'; '.join(reasons)}.", ""]
         return ["No post-hoc calibration results in metrics.json.", ""]
     lines = [
         "Before and after post-hoc calibration (fitted on validation, scored on test; "
@@ -479,7 +503,9 @@ def build_report(study: Study, out: Path, settings: ComparisonSettings | None = 
     from headlab.sweeps.study.paired import paired_difference
 
     level = scores.settings.level
-    lines += off_distribution_section(groups, out, paired_difference, level)  # section 5
+    lines += off_distribution_section(  # section 5
+        groups, out, paired_difference, level, settings=scores.settings
+    )
     lines += problems_section(study)
     write_head_runs(groups, out / "tensorboard")  # one TensorBoard run per head, mean of seeds
     return "\n".join(lines)

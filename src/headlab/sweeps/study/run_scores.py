@@ -4,7 +4,8 @@ A study compares heads run by run (seed s of head A with seed s of softmax), on 
 resample rows for every run, so each run's point values and resampled values are asked for
 many times (each cell, each pair). ``PerRunScores`` computes them once per run; a subclass
 says only how (``compute_point``, ``compute_resampled``): the in-distribution estimators
-(``report.Scores``) and the OOD metrics of one OOD set (``off_distribution.OODScores``).
+(``report.Scores``; on the shifted sets ``shift_scores.ShiftScores``) and the OOD metrics of
+one OOD set (``off_distribution.OODScores``).
 """
 
 from __future__ import annotations
