@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import copy
-import functools
 import json
 import os
 import shutil
@@ -13,8 +11,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from hydra import compose as hydra_compose
-from hydra import initialize_config_dir
 from omegaconf import OmegaConf
 
 from headlab.checkpoints.config import CONFIG_KEY
@@ -22,7 +18,8 @@ from headlab.checkpoints.files import checkpoint_path
 from headlab.errors import CheckpointError, ConfigValueError
 from headlab.run.from_checkpoint import RESUME_MAY_CHANGE, apply_run_config
 from tests import launch
-from tests.conftest import CONFIGS, ROOT
+from tests.conftest import ROOT, compose_train
+from tests.conftest import compose_config as compose
 
 
 def run_script(script: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
@@ -105,21 +102,6 @@ def fake_checkpoint(path: Path, config=None) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save(content, path)
     return path
-
-
-@functools.cache
-def _composed(config_name: str, overrides: tuple[str, ...]):
-    with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
-        return hydra_compose(config_name=config_name, overrides=list(overrides))
-
-
-def compose(config_name: str, overrides: list[str]):
-    """Hydra's compose, each config once per session (a copy: the tests change theirs)."""
-    return copy.deepcopy(_composed(config_name, tuple(overrides)))
-
-
-def compose_train(overrides: list[str]):
-    return compose("train.yaml", overrides)
 
 
 def test_eval_takes_data_model_head_seed_from_the_checkpoint_and_yours_win(tmp_path):
