@@ -129,5 +129,8 @@ def bootstrap_corrected(point: float, rows: torch.Tensor) -> tuple[float, torch.
 CORRECTION = {
     "ece": "per-bin debiased (sweeps.study.debiased)",
     "ece_adaptive": "per-bin debiased on its equal-mass bins",
-    "smece": "median-unbiased by test inversion (as `test/smece_debiased`), resamples shifted",
+    "smece": (
+        "median-unbiased by test inversion (as `test/smece_debiased`), resamples shifted; near "
+        "calibration it still reads a difference ~1/3 too small (docs/statistics.md)"
+    ),
 }
