@@ -118,8 +118,8 @@ def median_unbiased_shift(
 def bootstrap_corrected(point: float, rows: torch.Tensor) -> tuple[float, torch.Tensor]:
     """The run-level bootstrap bias correction (as a run writes ``*_bc``, unfloored):
     2 θ̂ - mean(θ*), and the resampled values shifted by the same estimated bias, so their
-    spread is kept. For the estimators without a per-bin correction here (``ece_adaptive``,
-    ``smece``): it keeps a part of the bias (docs/statistics.md)."""
+    spread is kept. Used for ``smece`` where its inversion is degenerate; it keeps a part of
+    the bias (docs/statistics.md)."""
     rows = rows.double()
     bias = float(rows.mean()) - point
     return point - bias, rows - bias
@@ -129,8 +129,5 @@ def bootstrap_corrected(point: float, rows: torch.Tensor) -> tuple[float, torch.
 CORRECTION = {
     "ece": "per-bin debiased (sweeps.study.debiased)",
     "ece_adaptive": "per-bin debiased on its equal-mass bins",
-    "smece": (
-        "median-unbiased by test inversion (as `test/smece_debiased`), resamples shifted; near "
-        "calibration it still reads a difference ~1/3 too small (docs/statistics.md)"
-    ),
+    "smece": "median-unbiased by test inversion (as `test/smece_debiased`), resamples shifted",
 }
