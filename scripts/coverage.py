@@ -78,6 +78,10 @@ def run_intervals(
     ece_type = {name: point[name] for name in estimators if name in ECE_TYPE}
     inverted = inverted_intervals(confidence, hit, ece_type, level, seed)
     out.update({name: (v.low, v.high) for name, v in inverted.items()})
+    left_out = tuple(name for name in ece_type if name not in inverted)  # degenerate family
+    if left_out:
+        draws = resampled_scores(probs, targets, index, estimators=left_out)
+        out.update({name: reported(name, point[name], draws[name], level) for name in left_out})
     return out
 
 

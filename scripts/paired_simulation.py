@@ -1,27 +1,32 @@
 """Does the head comparison find a small true ECE difference? A simulation of whole studies.
 
-`python scripts/paired_simulation.py [--studies 200] [--seeds 5] [--powers 1.185 1.07]`
+`python scripts/paired_simulation.py [--studies 200] [--seeds 5] [--powers 1.185 1.07]
+[--estimator ece|ece_adaptive|smece]`
 
 Two heads, S seeds each, all tested on ONE shared test set (n samples): a latent difficulty
 and the label's uniform draw are shared by every run, so runs miss the same samples.
 A run's top-label confidence is c = 1 - 0.9 x with x ~ Beta(0.5, 15) (MNIST-like, as
 ``calibration.simulate``), reached through a Gaussian copula of the shared difficulty and
 the run's own noise; its hit is drawn with probability c^p, p = the head's power plus a
-seed-to-seed N(0, spread). The truth is the *procedure's* difference: the population ECE
-(15 equal-width bins, ``calibration.simulate.population`` on 400,000 draws per power)
-averaged over the seed distribution of p, head a minus head b.
+seed-to-seed N(0, spread). The truth is the *procedure's* difference: the population value
+of the estimator (``calibration.simulate.population`` on 400,000 draws per power) averaged
+over the seed distribution of p, head a minus head b.
 
 Per study, each estimator is compared exactly as the report does (``paired_difference``:
 t with the shared test-set variance, two-level bootstrap with one shared resample row, the
 wider interval); one JSON line per estimator: the truth, the mean reported difference, how
 often the 95 % interval held the truth, how often "equivalent ±margin" (TOST, unadjusted,
-one cell) and "different" (p < 0.05, unadjusted) were declared. Estimators:
+one cell) and "different" (p < 0.05, unadjusted) were declared. Variants of the chosen
+``--estimator``:
 
-* ``plugin_before``: plug-in ECE with the comparison as it was (independent resample rows
-  per seed, basic interval, no shared test-set variance in the t-interval);
-* ``plugin``: plug-in ECE, today's comparison;
+* ``plugin_before`` (ece only): plug-in ECE with the comparison as it was (independent
+  resample rows per seed, basic interval, no shared test-set variance in the t-interval);
+* ``plugin``: the plug-in value, today's comparison;
 * ``bootstrap_bc``: the run-level bootstrap bias correction each run writes (``*_bc``);
-* ``debiased``: ``sweeps.study.debiased`` (what the report compares for ``ece``).
+* ``debiased`` (ece, ece_adaptive): ``sweeps.study.debiased``'s per-bin correction (what
+  the report compares for them);
+* ``median_unbiased`` (smece): the test inversion's median-unbiased estimate, its resampled
+  values shifted by the same amount (what the report compares for smece).
 """
 
 from __future__ import annotations
@@ -36,20 +41,30 @@ from scipy import stats
 
 from headlab.calibration.bins import bin_sums, ece_of_sums
 from headlab.calibration.bootstrap import counts_of, resample_index
+from headlab.calibration.estimators import equal_mass_ece
 from headlab.calibration.simulate import Generator, population
-from headlab.sweeps.study.debiased import debiased_ece_of_sums
+from headlab.calibration.smooth import smooth_ece
+from headlab.sweeps.study.debiased import (
+    debiased_ece_adaptive,
+    debiased_ece_of_sums,
+    median_unbiased_shift,
+)
 from headlab.sweeps.study.paired import N_DRAWS, paired_difference, t_interval
 
-ESTIMATORS = ("plugin_before", "plugin", "bootstrap_bc", "debiased")
+VARIANTS = {
+    "ece": ("plugin_before", "plugin", "bootstrap_bc", "debiased"),
+    "ece_adaptive": ("plugin", "bootstrap_bc", "debiased"),
+    "smece": ("plugin", "bootstrap_bc", "median_unbiased"),
+}
 SHAPE = (0.5, 15.0)  # Beta(a, b) of x, c = 1 - 0.9 x
 CORRELATION = 0.8  # of the runs' confidences through the shared difficulty
 
 
-def population_ece(powers: np.ndarray, m: int, seed: int) -> np.ndarray:
-    """Population ECE of g(c) = c^p for each power, on the same m confidence draws."""
+def population_ece(powers: np.ndarray, m: int, seed: int, name: str = "ece") -> np.ndarray:
+    """Population value of ``name`` at g(c) = c^p for each power, on the same m draws."""
     return np.array(
         [
-            population(Generator("p", *SHAPE, near_one=True, power=p), ("ece",), m, seed)["ece"]
+            population(Generator("p", *SHAPE, near_one=True, power=p), (name,), m, seed)[name]
             for p in powers
         ]
     )
@@ -79,17 +94,34 @@ def study(rng, n, seeds, powers, spread, beta_table):
     return runs
 
 
-def run_values(confidence, hit, counts):
-    """Each estimator on the full sample (float) and on the resample rows (B,)."""
-    full = bin_sums(confidence, hit, None, 15)
-    rows = bin_sums(confidence, hit, counts, 15)
-    plug, plug_rows = float(ece_of_sums(*full)[0]), ece_of_sums(*rows)
+def run_values(confidence, hit, counts, estimator="ece", seed=0):
+    """Each variant of ``estimator`` on the full sample (float) and on the resample rows (B,)."""
+    ones = torch.ones(1, len(hit), dtype=torch.float64)
+    if estimator == "ece":
+        full = bin_sums(confidence, hit, None, 15)
+        rows = bin_sums(confidence, hit, counts, 15)
+        plug, plug_rows = float(ece_of_sums(*full)[0]), ece_of_sums(*rows)
+        debiased = (float(debiased_ece_of_sums(*full)[0]), debiased_ece_of_sums(*rows))
+    elif estimator == "ece_adaptive":
+        plug = float(equal_mass_ece(confidence, hit, ones, 15)[0])
+        plug_rows = equal_mass_ece(confidence, hit, counts, 15)
+        debiased = (
+            float(debiased_ece_adaptive(confidence, hit)[0]),
+            debiased_ece_adaptive(confidence, hit, counts),
+        )
+    else:
+        plug = float(smooth_ece(confidence, hit, ones)[0])
+        plug_rows = smooth_ece(confidence, hit, counts)
+        shift = median_unbiased_shift(confidence, hit, "smece", plug, seed)
+        shift = 0.0 if shift is None else shift
+        debiased = (plug - shift, plug_rows - shift)
     bc = 2 * plug - float(plug_rows.mean())
-    return {
+    out = {
         "plugin": (plug, plug_rows),
         "bootstrap_bc": (bc, plug_rows - (float(plug_rows.mean()) - plug)),
-        "debiased": (float(debiased_ece_of_sums(*full)[0]), debiased_ece_of_sums(*rows)),
     }
+    out["median_unbiased" if estimator == "smece" else "debiased"] = debiased
+    return out
 
 
 def before(per_seed: np.ndarray, rows: torch.Tensor, margin: float, seed: int):
@@ -124,6 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--margin", type=float, default=0.002)
     parser.add_argument("--population", type=int, default=400_000)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--estimator", choices=tuple(VARIANTS), default="ece")
     args = parser.parse_args(argv)
     if args.studies < 1 or args.seeds < 3 or args.n < 100 or args.resamples < 100:
         print(
@@ -133,25 +166,29 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     torch.set_num_threads(1)
     grid = np.linspace(0.6, 1.8, 121)
-    ece = population_ece(grid, args.population, args.seed + 1000)
+    ece = population_ece(grid, args.population, args.seed + 1000, args.estimator)
     truths = [procedure_truth(p, args.spread, grid, ece) for p in args.powers]
     truth = truths[0] - truths[1]
     u = np.linspace(0, 1, 20001)
     beta_table = (u, stats.beta.ppf(u, *SHAPE))
     counts = counts_of(resample_index(args.n, args.resamples, args.seed), args.n)
     rng = np.random.default_rng(args.seed)
-    found = {e: {"point": [], "covered": [], "equivalent": [], "different": []} for e in ESTIMATORS}
+    variants = VARIANTS[args.estimator]
+    found = {e: {"point": [], "covered": [], "equivalent": [], "different": []} for e in variants}
     for number in range(args.studies):
         a, b = study(rng, args.n, args.seeds, args.powers, args.spread, beta_table)
-        values = [[run_values(c, h, counts) for c, h in head] for head in (a, b)]
-        for name in ESTIMATORS:
+        values = [
+            [run_values(c, h, counts, args.estimator, args.seed) for c, h in head]
+            for head in (a, b)
+        ]
+        for name in variants:
             key = "plugin" if name == "plugin_before" else name
             per_seed = np.array([va[key][0] - vb[key][0] for va, vb in zip(*values, strict=True)])
             rows = torch.stack([va[key][1] - vb[key][1] for va, vb in zip(*values, strict=True)])
             if name == "plugin_before":
                 low, high, p_eq, p_diff = before(per_seed, rows, args.margin, number)
             else:
-                d = paired_difference("ece", per_seed, rows, args.margin, seed=number)
+                d = paired_difference(args.estimator, per_seed, rows, args.margin, seed=number)
                 low, high, p_eq, p_diff = d.low, d.high, d.p_equivalent, d.p_different
             record = found[name]
             record["point"].append(per_seed.mean())
@@ -160,7 +197,8 @@ def main(argv: list[str] | None = None) -> int:
             record["different"].append(p_diff < 0.05)
     for name, record in found.items():
         line = {
-            "estimator": name,
+            "estimator": args.estimator,
+            "variant": name,
             "truth_a": round(truths[0], 5),
             "truth_b": round(truths[1], 5),
             "true_difference": round(truth, 5),

@@ -169,6 +169,85 @@ def test_debiased_ece_weights_equal_repeating_the_samples():
         assert float(row) == pytest.approx(float(again[0]), abs=1e-12)
 
 
+def numpy_debiased_bin(count: int, gap_sum: float, hits: float) -> float:
+    """One bin's debiased |gap| by the formula of ``sweeps.study.debiased``, via scipy."""
+    p = hits / count
+    if p in (0.0, 1.0):  # no spread to estimate s from: the plug-in |gap|
+        return abs(gap_sum / count)
+    s = math.sqrt(p * (1 - p) / (count - 1))
+    r = abs(gap_sum / count) / s
+
+    def bias(t: float) -> float:
+        return float(stats.foldnorm(t).mean()) - t
+
+    return s * (r - bias(max(r - bias(r), 0.0)))
+
+
+def test_debiased_adaptive_ece_equals_a_numpy_loop_over_equal_mass_bins():
+    from headlab.sweeps.study.debiased import debiased_ece_adaptive
+
+    rng = np.random.default_rng(5)
+    n = 152  # 15 bins of 10 or 11 (numpy.array_split), no ties
+    conf = rng.uniform(0.5, 1.0, n)
+    hit = (rng.random(n) < conf**1.4).astype(float)
+    order = np.argsort(conf)
+    total = 0.0
+    for part in np.array_split(order, 15):
+        total += len(part) * numpy_debiased_bin(
+            len(part), float((hit[part] - conf[part]).sum()), float(hit[part].sum())
+        )
+    got = debiased_ece_adaptive(torch.from_numpy(conf), torch.from_numpy(hit))
+    assert float(got[0]) == pytest.approx(total / n, rel=1e-10)
+
+
+def test_debiased_adaptive_ece_weights_equal_repeating_the_samples():
+    from headlab.calibration.bootstrap import counts_of, resample_rows
+    from headlab.sweeps.study.debiased import debiased_ece_adaptive
+
+    rng = np.random.default_rng(0)
+    confidence = torch.from_numpy(rng.uniform(0.5, 1.0, 60))
+    hit = torch.from_numpy((rng.random(60) < confidence.numpy()).astype(float))
+    counts = counts_of(resample_rows(60, 4, 1), 60)  # resample rows: every row sums to 60
+    rows = debiased_ece_adaptive(confidence, hit, counts)
+    for row, weights in zip(rows, counts, strict=True):
+        repeat = weights.long()
+        again = debiased_ece_adaptive(
+            confidence.repeat_interleave(repeat), hit.repeat_interleave(repeat)
+        )
+        assert float(row) == pytest.approx(float(again[0]), abs=1e-12)
+
+
+def test_report_pairs_debiased_adaptive_ece_and_median_unbiased_smece(tmp_path):
+    """``Scores.compared_pair``: ece_adaptive per-bin debiased on the report's rows, smece
+    the inversion's median-unbiased estimate with its resamples shifted by the same amount."""
+    from types import SimpleNamespace
+
+    from headlab.calibration.bootstrap import counts_of, resample_index
+    from headlab.calibration.estimators import scores, top_label
+    from headlab.calibration.inversion import inverted_intervals
+    from headlab.sweeps.study.debiased import debiased_ece_adaptive
+    from headlab.sweeps.study.report import Scores
+
+    rng = np.random.default_rng(3)
+    conf = 1 - 0.9 * rng.beta(0.5, 6.0, 600)
+    probs = np.repeat(((1 - conf) / 9)[:, None], 10, axis=1)
+    probs[:, 0] = conf
+    targets = np.where(rng.random(600) < conf**1.3, 0, 1)
+    settings = ComparisonSettings.build(estimators=("ece_adaptive", "smece"))
+    report = Scores(settings)
+    run = report.id_of(SimpleNamespace(predictions=(probs, targets), path=tmp_path))
+    point, rows = report.compared_pair(run)
+    p, t = torch.from_numpy(probs), torch.from_numpy(targets)
+    confidence, hit = top_label(p, t)
+    counts = counts_of(resample_index(600, settings.n_resamples, settings.seed), 600)
+    assert point["ece_adaptive"] == pytest.approx(float(debiased_ece_adaptive(confidence, hit)[0]))
+    assert torch.allclose(rows["ece_adaptive"], debiased_ece_adaptive(confidence, hit, counts))
+    plug = scores(p, t, estimators=("smece",))["smece"]
+    median = inverted_intervals(confidence, hit, {"smece": plug}, seed=settings.seed)["smece"]
+    assert point["smece"] == pytest.approx(median.estimate, abs=1e-12)
+    assert torch.allclose(rows["smece"], report.resampled(run)["smece"] - (plug - median.estimate))
+
+
 def test_bootstrap_corrected_is_two_theta_minus_the_mean_and_keeps_the_spread():
     rows = torch.tensor([0.010, 0.014, 0.012])
     point, shifted = bootstrap_corrected(0.011, rows)
@@ -237,7 +316,8 @@ def test_seeds_table_says_when_no_cell_can_be_equivalent():
 
 
 @pytest.mark.slow
-def test_paired_simulation_script_prints_one_line_per_estimator(capsys):
+@pytest.mark.parametrize("estimator", ["ece", "ece_adaptive", "smece"])
+def test_paired_simulation_script_prints_one_line_per_variant(capsys, estimator):
     import importlib.util
     import json
     from pathlib import Path
@@ -247,9 +327,10 @@ def test_paired_simulation_script_prints_one_line_per_estimator(capsys):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     args = ["--studies", "2", "--n", "500", "--resamples", "100", "--population", "20000"]
-    assert module.main(args) == 0
+    assert module.main([*args, "--estimator", estimator]) == 0
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
-    assert [line["estimator"] for line in lines] == list(module.ESTIMATORS)
+    assert [line["variant"] for line in lines] == list(module.VARIANTS[estimator])
+    assert {line["estimator"] for line in lines} == {estimator}
     assert all(line["true_difference"] > 0 and 0 <= line["coverage"] <= 1 for line in lines)
     assert module.main(["--seeds", "2"]) == 2
     assert capsys.readouterr().err.strip().count("\n") == 0

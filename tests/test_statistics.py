@@ -297,6 +297,54 @@ def test_recalibration_map_equals_scikit_learn_logistic_regression():
     assert got == pytest.approx(reference.predict_proba(x)[:, 1], abs=1e-6)
 
 
+def near_one(n: int = 5000, accuracy: float = 0.93, seed: int = 8):
+    """``sigmoid_nll``'s shape: every confidence in [0.997, 1), hits at a fixed rate. All of
+    them fall in the last equal-width bin and every gap has the same sign, so the population
+    ECE (equal-width and equal-mass alike) is E[c] - accuracy = 0.9985 - 0.93 exactly."""
+    rng = np.random.default_rng(seed)
+    conf = torch.tensor(1 - 0.003 * rng.random(n))
+    hit = torch.tensor((rng.random(n) < accuracy).astype(float))
+    return conf, hit, 0.9985 - accuracy
+
+
+def test_inverted_interval_holds_a_large_ece_when_every_confidence_is_near_one():
+    """The run's recalibration curve is fitted where p (1 - p) ~ 0.0015: the unguarded
+    Newton fit stepped to g = 1 everywhere and gave [0.0001, 0.0001] for an ECE of 0.07."""
+    from headlab.calibration.inversion import inverted_intervals, recalibration_map
+
+    conf, hit, truth = near_one()
+    fitted = recalibration_map(conf, hit)
+    assert float(fitted.mean()) == pytest.approx(float(hit.mean()), abs=1e-8)  # the MLE's score
+    observed = {"ece": numpy_ece(conf.numpy(), hit.numpy()), "ece_adaptive": 0.0}
+    observed["ece_adaptive"] = observed["ece"]  # one sign of gap: the bins do not matter
+    got = inverted_intervals(conf, hit, observed, seed=1)
+    for name in observed:
+        assert got[name].low <= truth <= got[name].high, (name, got[name])
+        assert got[name].low <= observed[name] <= got[name].high
+
+
+def test_a_degenerate_family_falls_back_to_the_bootstrap_rule_and_says_so(monkeypatch):
+    """A family of truths that cannot reach the estimate (here the old fit's g = 1, which
+    caps every candidate's ECE at E[1 - c] = 0.0015) is left out of the inversion, and the
+    run reports the bootstrap rule for it, with ``_ci_method``; it holds the truth."""
+    from headlab.calibration import inversion
+    from headlab.calibration.posthoc import with_intervals
+
+    conf, hit, truth = near_one()
+    observed = {"ece": numpy_ece(conf.numpy(), hit.numpy())}
+    normal = inversion.inverted_intervals(conf, hit, observed, seed=1)
+    monkeypatch.setattr(inversion, "recalibration_map", lambda c, h: torch.ones_like(c))
+    assert inversion.inverted_intervals(conf, hit, observed, seed=1) == {}
+    values = torch.tensor(np.random.default_rng(2).normal(observed["ece"], 0.003, 999))
+    out = with_intervals("test/", "", observed, {"ece": values}, 0.95, {})
+    assert out["test/ece_ci_method"] == "bootstrap" and "test/ece_debiased" not in out
+    low, high = out["test/ece_ci_low"], out["test/ece_ci_high"]
+    assert (low, high) == reported("ece", observed["ece"], values) and low <= truth <= high
+    kept = with_intervals("test/", "", observed, {"ece": values}, 0.95, normal)
+    assert kept["test/ece_ci_method"] == "inversion"
+    assert (kept["test/ece_ci_low"], kept["test/ece_ci_high"]) == normal["ece"][:2]
+
+
 def null_and_observed(n: int, power: float, seed: int = 3):
     """Sorted confidences, the 39 calibrated label sets the inversion draws at t = 0 (the
     same uniforms: ``torch.rand`` seeded as ``Ray`` and ``run_seed`` document) and hits

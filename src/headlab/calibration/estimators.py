@@ -71,7 +71,21 @@ def equal_mass_ece(
     n_bins: int,
     presorted: bool = False,
 ) -> torch.Tensor:
-    """Adaptive ECE: ``n_bins`` bins holding equal numbers of predictions, one value per row.
+    """Adaptive ECE: ``n_bins`` bins holding equal numbers of predictions, one value per row
+    (the bins' sums: ``equal_mass_sums``)."""
+    count, conf, hits = equal_mass_sums(confidence, hit, counts, n_bins, presorted)
+    return (hits - conf).abs().sum(dim=1) / count.sum(dim=1)
+
+
+def equal_mass_sums(
+    confidence: torch.Tensor,
+    hit: torch.Tensor,
+    counts: torch.Tensor,
+    n_bins: int,
+    presorted: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per row and equal-mass bin: the count, the sum of confidences and of hits, (R, n_bins)
+    each (for the adaptive ECE and its per-bin debiased version, ``sweeps.study.debiased``).
 
     Predictions of equal confidence (many are exactly 1.0) have no order among themselves:
     a tie cut by a bin edge gives each side its share of the tie's count and, per copy, the
@@ -102,8 +116,7 @@ def equal_mass_ece(
     hit_per_copy = tie_hit.gather(1, holder) / tie_n.gather(1, holder).clamp_min(1e-300)
     conf_at = cum_conf.gather(1, holder) - after_edge * conf_per_copy
     hit_at = cum_hit.gather(1, holder) - after_edge * hit_per_copy
-    gaps = (hit_at.diff(dim=1) - conf_at.diff(dim=1)).abs().sum(dim=1)
-    return gaps / total.squeeze(1)
+    return edges.diff(dim=1), conf_at.diff(dim=1), hit_at.diff(dim=1)
 
 
 def sort_order(confidence: torch.Tensor, hit: torch.Tensor) -> torch.Tensor:

@@ -45,18 +45,41 @@ LOGIT_CLIP = 1e-6
 
 def recalibration_map(confidence: torch.Tensor, hit: torch.Tensor) -> torch.Tensor:
     """ĝ(c) = sigmoid(a + b logit c) fitted to the hits by maximum likelihood (Newton):
-    the run's over- or under-confidence as a smooth curve, evaluated at each confidence."""
+    the run's over- or under-confidence as a smooth curve, evaluated at each confidence.
+
+    Newton starts at the constant fit and each step is halved until the likelihood does not
+    fall. Started at "calibrated" (a = 0, b = 1) without that, a run whose confidences all
+    sit near 1 (``sigmoid_nll``: 0.997-1.0 at accuracy 0.93) began where p (1 - p) is ~0,
+    stepped by thousands and ended at ĝ = 1 everywhere: a family of truths that cannot
+    leave 0 (its interval was [0.0001, 0.0001] at a plug-in ECE of 0.07).
+    """
     x = torch.logit(confidence.double().clamp(LOGIT_CLIP, 1 - LOGIT_CLIP))
     design = torch.stack([torch.ones_like(x), x], dim=1)
-    beta = torch.tensor([0.0, 1.0], dtype=torch.float64)  # start at "calibrated"
-    for _ in range(25):
+    y = hit.double()
+
+    def likelihood(b: torch.Tensor) -> float:
+        z = design @ b
+        return float((y * z - torch.nn.functional.softplus(z)).sum())
+
+    # start at the constant fit (the run's accuracy everywhere): p (1 - p) is not ~0 there
+    mean = float(y.mean().clamp(1e-6, 1 - 1e-6))
+    beta = torch.tensor([math.log(mean / (1 - mean)), 0.0], dtype=torch.float64)
+    current = likelihood(beta)
+    for _ in range(100):
         p = torch.sigmoid(design @ beta)
-        gradient = design.T @ (hit.double() - p)
+        gradient = design.T @ (y - p)
         hessian = design.T @ (design * (p * (1 - p))[:, None]) + 1e-9 * torch.eye(2)
         step = torch.linalg.solve(hessian, gradient)
-        beta = beta + step
         if float(step.abs().max()) < 1e-10:
             break
+        for _ in range(60):  # halve until the likelihood does not fall
+            trial = likelihood(beta + step)
+            if trial >= current:
+                beta, current = beta + step, trial
+                break
+            step = step / 2
+        else:
+            break  # no step up: at the maximum to rounding
     return torch.sigmoid(design @ beta)
 
 
@@ -208,7 +231,13 @@ def inverted_intervals(
 ) -> dict[str, Inverted]:
     """The test-inversion interval (and median-unbiased estimate) of each ECE-type
     estimator in ``observed`` (its value on the sample), from top-label ``confidence`` and
-    ``hit`` (0/1). Seeded; the global RNG is not touched."""
+    ``hit`` (0/1). Seeded; the global RNG is not touched.
+
+    An estimator is left out when the family is degenerate for it: its candidate truths,
+    searched and extended upward, never bring the estimate inside their tails (a recalibration
+    curve that stays near the confidences, e.g. all near 1, cannot make a large ECE). An
+    interval clamped to the family's end would then exclude the truth; the caller reports
+    another one instead (``posthoc.with_intervals``: the bootstrap rule)."""
     names = [name for name in ECE_TYPE if name in observed]
     if not names:
         return {}
@@ -245,9 +274,11 @@ def inverted_intervals(
         value = observed[name]
         low = first_reaching(th, ordered[:, -DRAWS_PER_TAIL].tolist(), value)
         high = last_not_above(th, ordered[:, DRAWS_PER_TAIL - 1].tolist(), value)
+        if low is None or high is None:
+            continue  # the family never reaches the estimate: degenerate, see the docstring
         middle = first_reaching(th, ordered.median(dim=1).values.tolist(), value)
-        low = th[-1] if low is None else max(low, 0.0)
-        high = th[-1] if high is None else max(high, low)
+        low = max(low, 0.0)
+        high = max(high, low)
         middle = th[-1] if middle is None else min(max(middle, low), high)
         out[name] = Inverted(low, high, middle)
     return out

@@ -102,15 +102,21 @@ def with_intervals(
     resampled: dict[str, torch.Tensor],
     level,
     inverted: dict[str, Inverted] | None = None,
-) -> dict[str, float]:
+) -> dict[str, float | str]:
     """``test/<m><suffix>`` and its ``_ci_low`` / ``_ci_high`` for every estimator, plus
     ``_bc`` for the ECE-type estimators. ECE-type intervals are the test-inversion ones
     where given (``inverted``, with ``_debiased``: the median-unbiased estimate), else
-    ``intervals.reported``'s bootstrap rule."""
-    out = {}
+    ``intervals.reported``'s bootstrap rule. Where the inversion was run (``inverted`` not
+    None), ``_ci_method`` says which one each ECE-type interval is: ``inversion``, or
+    ``bootstrap`` where the inversion left the estimator out (a degenerate family)."""
+    out: dict[str, float | str] = {}
+    tried = inverted is not None
     inverted = inverted or {}
     for name, value in point.items():
         out[f"{prefix}{name}{suffix}"] = value
+        if tried and name in ECE_TYPE:
+            method = "inversion" if name in inverted else "bootstrap"
+            out[f"{prefix}{name}{suffix}_ci_method"] = method
         if name in inverted:
             low, high, debiased = inverted[name]
             out[f"{prefix}{name}{suffix}_debiased"] = debiased

@@ -60,6 +60,8 @@ GENERATORS = (
     Generator("softmax_over_3", **SOFTMAX_LIKE, power=3.0),
     # a weaker model, up to a population ECE of ~0.1
     Generator("weak_under_0.95", 4.0, 1.5, near_one=False, power=0.95),
+    Generator("weak_over_1.25", 4.0, 1.5, near_one=False, power=1.25),  # ece ~0.046
+    Generator("weak_over_1.4", 4.0, 1.5, near_one=False, power=1.4),  # ece ~0.072
     Generator("weak_over_1.5", 4.0, 1.5, near_one=False, power=1.5),
     Generator("weak_over_1.55", 4.0, 1.5, near_one=False, power=1.55),
 )

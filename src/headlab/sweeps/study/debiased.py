@@ -27,6 +27,7 @@ import math
 import torch
 
 from headlab.calibration.bins import N_BINS, bin_sums
+from headlab.calibration.estimators import equal_mass_sums, sort_order
 
 #: resample rows per chunk: bounds the (rows, N) count matrix at N = 10k to ~16 MB
 CHUNK = 200
@@ -76,11 +77,49 @@ def debiased_ece(
     return torch.cat(parts)
 
 
+def debiased_ece_adaptive(
+    confidence: torch.Tensor,
+    hit: torch.Tensor,
+    counts: torch.Tensor | None = None,
+    n_bins: int = N_BINS,
+) -> torch.Tensor:
+    """Debiased adaptive ECE: the same per-bin correction on the equal-mass bins of
+    ``calibration.estimators.equal_mass_ece`` (ties split as there), per row of ``counts``
+    (None: the sample itself); (R,) float64. The bins move with each resample row, as the
+    plug-in adaptive ECE's do."""
+    confidence, hit = confidence.double(), hit.double()
+    if counts is None:
+        counts = torch.ones(1, len(confidence), dtype=torch.float64)
+    order = sort_order(confidence, hit)
+    conf, hits = confidence[order], hit[order]
+    parts = [
+        debiased_ece_of_sums(
+            *equal_mass_sums(conf, hits, counts[i : i + CHUNK][:, order].double(), n_bins, True)
+        )
+        for i in range(0, len(counts), CHUNK)
+    ]
+    return torch.cat(parts)
+
+
+def median_unbiased_shift(
+    confidence: torch.Tensor, hit: torch.Tensor, name: str, point: float, seed: int
+) -> float | None:
+    """How far the plug-in ``name`` sits above its median-unbiased estimate (the test
+    inversion's, ``calibration.inversion``: the candidate truth whose simulated estimates
+    have the observed value as their median); None where the inversion's family is
+    degenerate. For ``smece``, which has no per-bin form: its bias is simulated at each
+    candidate truth, so what is taken off does not depend on where the head sits."""
+    from headlab.calibration.inversion import inverted_intervals
+
+    inverted = inverted_intervals(confidence, hit, {name: point}, seed=seed)
+    return None if name not in inverted else point - inverted[name].estimate
+
+
 def bootstrap_corrected(point: float, rows: torch.Tensor) -> tuple[float, torch.Tensor]:
     """The run-level bootstrap bias correction (as a run writes ``*_bc``, unfloored):
     2 θ̂ - mean(θ*), and the resampled values shifted by the same estimated bias, so their
-    spread is kept. For the estimators without a per-bin correction here (``ece_adaptive``,
-    ``smece``): it keeps a part of the bias (docs/statistics.md)."""
+    spread is kept. Used for ``smece`` where its inversion is degenerate; it keeps a part of
+    the bias (docs/statistics.md)."""
     rows = rows.double()
     bias = float(rows.mean()) - point
     return point - bias, rows - bias
@@ -89,6 +128,6 @@ def bootstrap_corrected(point: float, rows: torch.Tensor) -> tuple[float, torch.
 #: how the comparison corrects each ECE-type estimator's bias before pairing runs
 CORRECTION = {
     "ece": "per-bin debiased (sweeps.study.debiased)",
-    "ece_adaptive": "run-level bootstrap bias-corrected",
-    "smece": "run-level bootstrap bias-corrected",
+    "ece_adaptive": "per-bin debiased on its equal-mass bins",
+    "smece": "median-unbiased by test inversion (as `test/smece_debiased`), resamples shifted",
 }

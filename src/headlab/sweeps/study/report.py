@@ -113,27 +113,41 @@ class Scores(PerRunScores):
         """What the head comparison pairs: the estimators and their resampled values, the
         ECE-type ones bias-corrected (``sweeps.study.debiased.CORRECTION``): plug-in ECE's
         bias depends on the head's own calibration, so plug-in differences would be biased."""
-        from headlab.calibration.bootstrap import counts_of
         from headlab.calibration.estimators import top_label
-        from headlab.sweeps.study.debiased import bootstrap_corrected, debiased_ece
+        from headlab.sweeps.study.debiased import (
+            bootstrap_corrected,
+            debiased_ece,
+            debiased_ece_adaptive,
+            median_unbiased_shift,
+        )
 
         if run not in self._compared:
             point, rows = dict(self.point(run)), dict(self.resampled(run))
-            for name in ("ece_adaptive", "smece"):
+            probs, targets = self.tensors(run)
+            confidence, hit = top_label(probs, targets)
+            if "smece" in rows:
+                value, resampled = point["smece"], rows["smece"]
+                shift = median_unbiased_shift(confidence, hit, "smece", value, self.settings.seed)
+                if shift is None:  # a degenerate inversion: the run-level correction
+                    point["smece"], rows["smece"] = bootstrap_corrected(value, resampled)
+                else:
+                    point["smece"], rows["smece"] = value - shift, resampled - shift
+            for name, debiased in (("ece", debiased_ece), ("ece_adaptive", debiased_ece_adaptive)):
                 if name in rows:
-                    point[name], rows[name] = bootstrap_corrected(point[name], rows[name])
-            if "ece" in rows:
-                probs, targets = self.tensors(run)
-                n = len(targets)
-                if n not in self._index:
-                    self._index[n] = resample_index_of(n, self.settings)
-                if n not in self._counts:
-                    self._counts[n] = counts_of(self._index[n], n)
-                confidence, hit = top_label(probs, targets)
-                point["ece"] = float(debiased_ece(confidence, hit)[0])
-                rows["ece"] = debiased_ece(confidence, hit, self._counts[n])
+                    point[name] = float(debiased(confidence, hit)[0])
+                    rows[name] = debiased(confidence, hit, self.counts(len(targets)))
             self._compared[run] = (point, rows)
         return self._compared[run]
+
+    def counts(self, n: int) -> torch.Tensor:
+        """The report's resample rows for a test set of ``n`` as count weights (B, n)."""
+        from headlab.calibration.bootstrap import counts_of
+
+        if n not in self._index:
+            self._index[n] = resample_index_of(n, self.settings)
+        if n not in self._counts:
+            self._counts[n] = counts_of(self._index[n], n)
+        return self._counts[n]
 
     def compared(self, run: int) -> dict[str, float]:
         return self.compared_pair(run)[0]
