@@ -94,6 +94,7 @@ def test_cli_run_writes_its_own_folder_with_config_events_checkpoints(tiny_mnist
         "shift=none",
         "callbacks.rich_progress_bar=null",
         cwd=tmp_path,
+        fresh=True,  # the one run of the CLI in a new interpreter, as a user starts it
     )
     assert result.returncode == 0, result.stderr
     (run_dir,) = (tmp_path / "logs" / "train" / "runs").iterdir()
