@@ -29,9 +29,12 @@ NAME = re.compile(r"(?<![\w.])(headlab(?:\.\w+)+)")
 
 def test_readme_opens_with_install_train_and_both_test_tiers():
     first = [line.split("#")[0].strip() for line in README.read_text().splitlines()[:40]]
-    for command in ('pip install -e ".[dev]"', "python scripts/train.py", "pytest"):
+    for command in ('pip install -e ".[dev]"', "python scripts/train.py", "pytest -n auto"):
         assert command in first, command
-    assert 'pytest -m "not slow"' in first
+    assert 'pytest -m "not slow" -n auto' in first
+    # CI runs the README's test command (.ci/run)
+    ci = (ROOT / ".ci" / "run").read_text().splitlines()
+    assert [line for line in ci if line.startswith("pytest")] == ["pytest -n auto"]
 
 
 def test_readme_stays_short():
