@@ -58,8 +58,9 @@ LIBRARY_NOISE = (
 )
 
 
-#: the loggers Lightning gives a stderr handler of their own when it is imported first
-LIGHTNING_LOGGERS = ("lightning.fabric", "lightning.pytorch")
+#: the loggers Lightning gives a stderr handler of their own at import (the last two also
+#: stop propagating when nothing configured logging before)
+LIGHTNING_LOGGERS = ("lightning", "lightning.fabric", "lightning.pytorch")
 
 
 def silence_library_noise() -> None:
@@ -72,7 +73,8 @@ def silence_library_noise() -> None:
 def route_lightning_logs() -> None:
     """Send Lightning's messages through the run's logging (Hydra's console and log file).
 
-    Imported before logging is configured (by a notebook, or any module that imports it
+    Lightning's own console handler doubles every line under Hydra's. Imported before
+    logging is configured (by a notebook, or any module that imports it
     first), Lightning writes to stderr through a handler of its own and bypasses the run's
     handlers: its INFO lines would land on stderr after a one-line error."""
     if not logging.getLogger().hasHandlers():

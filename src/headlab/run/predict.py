@@ -187,10 +187,11 @@ def predict(cfg: DictConfig) -> Path:
     from headlab.checkpoints.files import check_checkpoint
     from headlab.data.batches import InMemoryImages, batch_loader
     from headlab.run.checks import check_numbers
+    from headlab.run.extras import route_lightning_logs
     from headlab.run.instantiate import instantiate_each, instantiate_group
-    from headlab.run.train import build_model, route_lightning_logs_to_root
+    from headlab.run.train import build_model
 
-    route_lightning_logs_to_root()
+    route_lightning_logs()
     check_numbers(cfg)
     check_checkpoint(cfg.ckpt_path)  # cheap checks first: nothing is loaded for a bad input
     inputs = read_inputs(str(cfg.input), image_size_of(cfg), *channels_of(cfg))

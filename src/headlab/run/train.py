@@ -18,6 +18,7 @@ from headlab.files import plain_number
 from headlab.layout import write_metrics
 from headlab.run.checks import validate
 from headlab.run.distributed import check_launch
+from headlab.run.extras import route_lightning_logs
 from headlab.run.instantiate import instantiate_each, instantiate_group
 from headlab.run.outcome import record_outcome
 from headlab.run.provenance import git_commit
@@ -124,16 +125,10 @@ def analyse(cfg, model, datamodule, trainer, output_dir: Path) -> dict[str, Any]
     return metrics
 
 
-def route_lightning_logs_to_root() -> None:
-    """Lightning always adds its own console handler, which doubles every line under Hydra's."""
-    if logging.getLogger().hasHandlers():
-        logging.getLogger("lightning").handlers.clear()
-
-
 @record_outcome  # metrics.json says "failed"/"interrupted" when this does not complete
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Fit and/or test as the config says; returns the metrics also written to metrics.json."""
-    route_lightning_logs_to_root()
+    route_lightning_logs()
     if cfg.get("seed") is not None:
         L.seed_everything(cfg.seed, workers=True)
     output_dir = Path(cfg.paths.output_dir)
