@@ -14,7 +14,7 @@ from headlab.heads import HEADS, SoftLabelCE
 from headlab.models import MLP, Classifier
 from headlab.models.classifier import TargetKindMismatch
 from headlab.run.train import build, build_model
-from tests.conftest import CONFIGS, compose_train
+from tests.conftest import CONFIGS, compose_config, compose_train
 
 
 @pytest.mark.parametrize("model", ["mlp", "cnn"])
@@ -30,6 +30,29 @@ def test_composed_model_gives_logits_and_a_loss_without_a_trainer(model: str, he
     assert loss.ndim == 0 and loss.requires_grad
     loss.backward()
     assert lit.classifier.weight.grad is not None
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        ["trainer.max_epochs=3", "data.data_dir=/x", "callbacks.rich_progress_bar=null"],
+        ["head=focal", "head.gamma=0.5", "model=cnn", "model.optimizer.lr=0.01"],
+        ["experiment=compare_heads", "head=soft", "seed=2", "shift=none"],
+        ["data=image_csv", "data.label_separator='|'", "+extra.key=1", "~calibration"],
+        ["hydra/launcher=joblib", "hydra.launcher.n_jobs=3", "trainer=ddp_cpu", "seed=7"],
+    ],
+)
+def test_the_tests_compose_gives_hydras_config(overrides: list[str]):
+    """conftest composes the config groups once and applies value overrides with Hydra's
+    own function afterwards; the result must be what Hydra's compose gives, flags included."""
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
+        hydras = compose(config_name="train.yaml", overrides=overrides)
+    ours = compose_config("train.yaml", overrides)
+    assert OmegaConf.to_yaml(ours) == OmegaConf.to_yaml(hydras)
+    assert OmegaConf.is_struct(ours) and OmegaConf.is_struct(hydras)
 
 
 def test_composed_data_is_a_datamodule_that_loads_nothing_yet():

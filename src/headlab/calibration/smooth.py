@@ -18,7 +18,7 @@ count weights over one sample, and all rows go through each step together:
 
 from __future__ import annotations
 
-import functools
+import collections
 
 import torch
 
@@ -36,10 +36,23 @@ def reflect(index: torch.Tensor, size: int) -> torch.Tensor:
     return torch.where(index >= size, 2 * (size - 1) - index, index)
 
 
-@functools.lru_cache(maxsize=64)
+CACHE_BYTES = 256 * 2**20  # a bandwidth's blocks take ~0.1-5 MB; a run visits ~50-400
+_cache: collections.OrderedDict[float, Bandwidth] = collections.OrderedDict()
+
+
 def bandwidth(sigma: float) -> Bandwidth:
-    """Bandwidths depend on sigma alone; the bisection revisits the same dyadic values."""
-    return Bandwidth(sigma)
+    """Bandwidths depend on sigma alone, and the bisections of one run revisit the same few
+    hundred dyadic values (building one costs 3-8 ms): kept, least recently used dropped
+    first, within a memory budget rather than a count (a count of 64 rebuilt each ~5 times)."""
+    found = _cache.get(sigma)
+    if found is not None:
+        _cache.move_to_end(sigma)
+        return found
+    made = _cache[sigma] = Bandwidth(sigma)
+    total = sum(bw.nbytes for bw in _cache.values())
+    while total > CACHE_BYTES and len(_cache) > 1:
+        total -= _cache.popitem(last=False)[1].nbytes
+    return made
 
 
 class Bandwidth:
@@ -78,6 +91,7 @@ class Bandwidth:
             block.view(-1).index_add_(0, flat, values.flatten())
             self.column_sums[low:high] += block.sum(dim=1)
             self.blocks.append((low, high, block))
+        self.nbytes = sum(block.numel() for _, _, block in self.blocks) * 8
 
     def numerator(self, splatted: torch.Tensor) -> torch.Tensor:
         """sum_t |smoothed(t)| for each column of grid values (grid, R)."""
