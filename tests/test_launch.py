@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import subprocess
@@ -49,7 +50,11 @@ def test_sigint_ends_a_warm_run_as_it_ends_a_fresh_one(tmp_path):
     script = tmp_path / "probe.py"
     script.write_text(SCRIPT)
     codes = []
-    for start in (subprocess.Popen, launch.Popen):
+    # pytest started in the background by a shell ignores SIGINT, and children inherit that
+    fresh = functools.partial(
+        subprocess.Popen, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL)
+    )
+    for start in (fresh, launch.Popen):
         (tmp_path / "started").unlink(missing_ok=True)
         process = start([sys.executable, str(script), "wait"], cwd=tmp_path, stdout=launch.DEVNULL)
         while not (tmp_path / "started").exists():
