@@ -305,6 +305,12 @@ def main(argv: list[str] | None = None) -> int:
         help="also train the cnn to 99%% test accuracy and report the time",
     )
     parser.add_argument(
+        "--tta-max-epochs",
+        type=int,
+        default=10,
+        help="give up --time-to-accuracy after this many epochs (reported as NOT reached)",
+    )
+    parser.add_argument(
         "--markdown",
         action="store_true",
         help="also print the results as a Markdown table (for docs/performance.md)",
@@ -323,7 +329,7 @@ def main(argv: list[str] | None = None) -> int:
         result = time_to_accuracy(
             ["model=cnn", f"trainer.accelerator={accelerator}", *args.overrides],
             target=0.99,
-            max_epochs=10,
+            max_epochs=args.tta_max_epochs,
         )
         tta = {"mode": "time_to_accuracy", "model": "cnn", "device": args.device, **result}
         print(json.dumps(tta), flush=True)

@@ -41,7 +41,9 @@ def compare_sweep(tiny_mnist: Path, tmp_path_factory: pytest.TempPathFactory) ->
     """One real ``experiment=compare_heads`` sweep shared by the report and board tests:
     heads softmax and soft x seeds 1, 2, one epoch on tiny data, ``logger=many`` into a store
     under the returned root (``<root>/store/mlflow.db``), the sweep in ``<root>/sweep`` with
-    its report. No off-distribution analysis (``shift=none``): those tests run their own."""
+    its report. No off-distribution analysis (``shift=none``): those tests run their own. The
+    jobs run one after the other in this process's warm fork: joblib's workers would import
+    torch and Lightning afresh (~10 s of CPU each)."""
     root = tmp_path_factory.mktemp("compare_sweep")
     env = {**os.environ, "HEADLAB_ROOT": str(root), "PYTHONPATH": str(ROOT / "src")}
     result = launch.run(
@@ -49,6 +51,7 @@ def compare_sweep(tiny_mnist: Path, tmp_path_factory: pytest.TempPathFactory) ->
             sys.executable,
             str(ROOT / "scripts" / "train.py"),
             "experiment=compare_heads",
+            "hydra.launcher.n_jobs=1",  # joblib runs one job at a time in this process
             "head=softmax,soft",
             "seed=1,2",
             "shift=none",

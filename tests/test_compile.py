@@ -53,7 +53,9 @@ def test_checkpoints_load_compiled_and_uncompiled(saved: bool, loaded: bool):
 def test_compiled_model_trains_an_epoch_on_cpu_and_its_checkpoint_tests_uncompiled(
     tiny_cfg, tmp_path: Path
 ):
-    metrics = train(tiny_cfg("model.compile=true", "trainer.max_epochs=1", "logger=none"))
+    metrics = train(
+        tiny_cfg("model.compile=true", "trainer.max_epochs=1", "logger=none", "calibration=none")
+    )
     assert metrics["status"] == "completed" and metrics["test/acc"] > 0.5
     best = metrics["best_ckpt_path"]
     state = torch.load(best, map_location="cpu", weights_only=True)["state_dict"]
@@ -61,7 +63,13 @@ def test_compiled_model_trains_an_epoch_on_cpu_and_its_checkpoint_tests_uncompil
 
     eval_dir = tmp_path / "eval"
     tested = train(
-        tiny_cfg("train=false", f"ckpt_path={best}", f"paths.output_dir={eval_dir}", "logger=none")
+        tiny_cfg(
+            "train=false",
+            f"ckpt_path={best}",
+            f"paths.output_dir={eval_dir}",
+            "logger=none",
+            "calibration=none",
+        )
     )
     assert tested["test/acc"] == metrics["test/acc"]
     assert json.loads((eval_dir / "metrics.json").read_text())["status"] == "completed"

@@ -28,20 +28,20 @@ def test_debug_fdr_runs_one_batch_per_stage_and_saves_nothing(tiny_cfg, tmp_path
 
 @pytest.mark.slow
 def test_debug_overfit_learns_its_few_batches(tiny_cfg):
-    metrics = train(tiny_cfg("debug=overfit", "trainer.max_epochs=15"))
+    metrics = train(tiny_cfg("debug=overfit", "trainer.max_epochs=15", "calibration=none"))
     assert metrics["train/acc"] > 0.95, metrics  # 3 batches of 50 memorised
 
 
 @pytest.mark.slow
 def test_debug_limit_runs_few_batches_per_epoch(tiny_cfg, tmp_path: Path):
-    train(tiny_cfg("debug=limit"))
+    train(tiny_cfg("debug=limit", "calibration=none"))
     last = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)
     assert (last["epoch"], last["global_step"]) == (1, 2 * 3)  # 2 epochs of 3 train batches
 
 
 @pytest.mark.slow
 def test_debug_profiler_writes_the_simple_profile(tiny_cfg, tmp_path: Path):
-    train(tiny_cfg("debug=profiler", "logger=none"))
+    train(tiny_cfg("debug=profiler", "logger=none", "calibration=none"))
     report = (tmp_path / "fit-profile.txt").read_text()
     assert "run_training_epoch" in report and "Mean duration" in report
     assert (tmp_path / "test-profile.txt").is_file()
@@ -49,7 +49,9 @@ def test_debug_profiler_writes_the_simple_profile(tiny_cfg, tmp_path: Path):
 
 @pytest.mark.slow
 def test_experiment_mnist_cnn_pins_a_cnn_with_a_cosine_schedule(tiny_cfg, tmp_path: Path):
-    cfg = tiny_cfg("experiment=mnist_cnn", "trainer.max_epochs=1", "logger=none")
+    cfg = tiny_cfg(
+        "experiment=mnist_cnn", "trainer.max_epochs=1", "logger=none", "calibration=none"
+    )
     assert cfg.model.scheduler.T_max == 1 and "cnn" in cfg.tags
     _, model, _ = build(cfg)
     assert isinstance(model.backbone, CNN)

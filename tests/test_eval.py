@@ -51,6 +51,7 @@ def test_eval_reproduces_the_test_metrics_of_the_trained_checkpoint(tiny_mnist, 
         "trainer.limit_train_batches=2",  # short of perfect, so accuracy is not trivially 1
         "callbacks.rich_progress_bar=null",
         "shift=none",
+        "calibration=none",  # the post-test analyses are not what eval is tested for here
         cwd=tmp_path,
     )
     assert trained.returncode == 0, trained.stderr
@@ -60,7 +61,9 @@ def test_eval_reproduces_the_test_metrics_of_the_trained_checkpoint(tiny_mnist, 
 
     # only the checkpoint, moved out of its run folder: data, head and width travel inside it
     moved = shutil.copy(train_metrics["best_ckpt_path"], tmp_path / "moved.ckpt")
-    evaluated = run_script("eval.py", f"ckpt_path={moved}", "shift=none", cwd=tmp_path)
+    evaluated = run_script(
+        "eval.py", f"ckpt_path={moved}", "shift=none", "calibration=none", cwd=tmp_path
+    )
     assert evaluated.returncode == 0, evaluated.stderr
     eval_run = only_run(tmp_path / "logs" / "eval" / "runs")
     eval_metrics = json.loads((eval_run / "metrics.json").read_text())
@@ -77,7 +80,14 @@ def test_eval_reproduces_the_test_metrics_of_the_trained_checkpoint(tiny_mnist, 
         OmegaConf.create([*OmegaConf.load(overrides), "experiment=compare_heads"]), overrides
     )
     best = train_metrics["best_ckpt_path"]
-    again = run_script("eval.py", f"ckpt_path={best}", "shift=none", "logger=none", cwd=tmp_path)
+    again = run_script(
+        "eval.py",
+        f"ckpt_path={best}",
+        "shift=none",
+        "calibration=none",
+        "logger=none",
+        cwd=tmp_path,
+    )
     assert again.returncode == 0, again.stderr
     assert len(list((tmp_path / "logs" / "eval" / "runs").iterdir())) == 2
     assert not (tmp_path / "logs" / "compare_heads").exists()

@@ -129,7 +129,8 @@ def test_opening_retries_only_while_another_process_creates_the_database(monkeyp
 def test_four_processes_opening_one_new_database_together_all_succeed(tmp_path):
     import multiprocessing
 
-    context = multiprocessing.get_context("spawn")
+    # forked, not spawned: a spawned worker imports this module, torch and Lightning (~10 s)
+    context = multiprocessing.get_context("fork")
     with context.Pool(4) as pool:
         for i in range(5):
             url = f"sqlite:///{tmp_path}/{i}/s.db"
@@ -144,8 +145,12 @@ def _now() -> float:
 
 
 def _open_at(args: tuple[str, float]) -> str:
-    """Open ``url`` at wall time ``start`` (a spawned pool's worker: all start together)."""
+    """Open ``url`` at wall time ``start`` (a pool's worker: all start together); asleep until
+    the last 20 ms, so four spinning workers do not starve each other of two cores."""
+    import time
+
     url, start = args
+    time.sleep(max(0.0, start - _now() - 0.02))
     while _now() < start:
         pass
     open_storage(url)
@@ -359,6 +364,15 @@ def test_a_ddp_trial_pruned_during_fit_ends_pruned_not_completed(tiny_mnist, tmp
         metrics = json.loads((folders[trial.number] / "metrics.json").read_text())
         assert metrics["status"] == "pruned"
         assert metrics["pruned_at_epoch"] == max(trial.intermediate_values) < 2
+    # the others: spawned DDP ranks train to the end inside a multirun, each job its folder
+    (sweep,) = (tmp_path / "logs" / "train" / "multiruns").iterdir()
+    with open(sweep / "summary.csv", newline="") as handle:
+        rows = {int(r["trial"]): r for r in csv.DictReader(handle)}
+    completed = [t for t in trials if t.state == TrialState.COMPLETE]
+    assert completed and all(rows[t.number]["status"] == "completed" for t in completed)
+    for trial in completed:
+        best = Path(rows[trial.number]["best_ckpt_path"])
+        assert best.parent.parent == folders[trial.number] == sweep / rows[trial.number]["job"]
 
 
 @pytest.mark.slow

@@ -100,6 +100,7 @@ def test_a_checkpoint_with_another_head_or_data_fails_and_says_which(
 @pytest.mark.slow
 def test_cli_resume_keeps_every_setting_of_the_run_or_refuses_in_one_line(tiny_mnist, tmp_path):
     common = (f"data.data_dir={tiny_mnist}", "data.val_size=100", "logger=none", "shift=none")
+    common = (*common, "calibration=none")
     settings = ("trainer.limit_train_batches=3", "trainer.gradient_clip_val=0.5")
     first = run_cli(*common, *settings, "head=sigmoid", "trainer.max_epochs=1", cwd=tmp_path)
     assert first.returncode == 0, first.stderr
