@@ -285,6 +285,19 @@ def test_optuna_search_space_and_direction_are_configurable():
     assert (cfg.optimized_metric, cfg.hydra.sweeper.direction) == ("val/ece", "minimize")
 
 
+@pytest.mark.parametrize("experiment", ["compare_heads", "compare_heads_equivalence"])
+def test_a_study_runs_two_jobs_at_a_time_and_takes_any_other_launcher(experiment: str):
+    """The studies' two-at-a-time setting lived in the experiment as a joblib key, so the
+    one-at-a-time launcher their comment suggests failed to compose ("Key 'n_jobs' not in
+    'BasicLauncherConf'"), and so did slurm."""
+    launcher = compose_with_hydra(f"experiment={experiment}").hydra.launcher
+    assert launcher._target_.endswith("JoblibLauncher") and launcher.n_jobs == 2
+    for other, target in (("basic", "BasicLauncher"), ("slurm", "SlurmLauncher")):
+        chosen = compose_with_hydra(f"experiment={experiment}", f"hydra/launcher={other}")
+        assert chosen.hydra.launcher._target_.endswith(target)
+        assert chosen.hydra.mode == RunMode.MULTIRUN
+
+
 def test_slurm_launcher_config_composes():
     cfg = compose_with_hydra("hydra/launcher=slurm", "trainer.devices=2")
     assert cfg.hydra.launcher._target_.endswith("SlurmLauncher")
