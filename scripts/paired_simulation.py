@@ -16,7 +16,8 @@ Per study, each estimator is compared exactly as the report does (``paired_diffe
 t with the shared test-set variance, two-level bootstrap with one shared resample row, the
 wider interval); one JSON line per estimator: the truth, the mean reported difference, how
 often the 95 % interval held the truth, how often "equivalent ±margin" (TOST, unadjusted,
-one cell) and "different" (p < 0.05, unadjusted) were declared. Variants of the chosen
+one cell; ``--cells K``: at 0.05 / K, the strictest Holm step of a K-cell report) and
+"different" (p < 0.05, unadjusted) were declared. Variants of the chosen
 ``--estimator``:
 
 * ``plugin_before`` (ece only): plug-in ECE with the comparison as it was (independent
@@ -157,10 +158,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--population", type=int, default=400_000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--estimator", choices=tuple(VARIANTS), default="ece")
+    parser.add_argument(
+        "--cells", type=int, default=1, help="read 'equivalent' at 0.05 / cells (Holm's strictest)"
+    )
     args = parser.parse_args(argv)
-    if args.studies < 1 or args.seeds < 3 or args.n < 100 or args.resamples < 100:
+    if min(args.studies, args.cells) < 1 or args.seeds < 3 or min(args.n, args.resamples) < 100:
         print(
-            "error: need --studies >= 1, --seeds >= 3, --n >= 100, --resamples >= 100",
+            "error: need --studies >= 1, --cells >= 1, --seeds >= 3, --n >= 100, "
+            "--resamples >= 100",
             file=sys.stderr,
         )
         return 2
@@ -193,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
             record = found[name]
             record["point"].append(per_seed.mean())
             record["covered"].append(low <= truth <= high)
-            record["equivalent"].append(p_eq < 0.05)
+            record["equivalent"].append(p_eq < 0.05 / args.cells)
             record["different"].append(p_diff < 0.05)
     for name, record in found.items():
         line = {
@@ -209,6 +214,7 @@ def main(argv: list[str] | None = None) -> int:
             "studies": args.studies,
             "seeds": args.seeds,
             "margin": args.margin,
+            "cells": args.cells,
         }
         print(json.dumps(line), flush=True)
     return 0

@@ -312,7 +312,7 @@ def test_seeds_table_says_when_no_cell_can_be_equivalent():
     )
     text = "\n".join(seeds_table(["poly"], far, {}, settings))
     assert "None of the 1 cells has enough seeds" in text
-    assert "| poly | 5 | never (mean beyond ±0.002) |" in text
+    assert "| poly | 5 | never (mean beyond ±0.002); now —; floor ±0.0000 |" in text
 
 
 @pytest.mark.slow
@@ -348,3 +348,77 @@ def test_a_clear_difference_is_called_different_in_the_reports_largest_families(
     difference = paired_difference("acc", point, resampled.double(), margin=0.002)
     found = verdicts({(f"h{i}", "acc"): difference for i in range(cells)}, margins={"acc": 0.002})
     assert {v.word for v in found.values()} == {DIFFERENT}
+
+
+def test_t_margin_bound_is_the_margin_where_scipys_tost_starts_to_pass():
+    from headlab.sweeps.study.paired import t_margin_bound
+
+    values = np.array([0.0012, -0.0004, 0.0009, 0.0003, 0.0015, -0.0001, 0.0007])
+    alpha = 0.05 / 4
+    by_hand = abs(values.mean()) + stats.t.ppf(1 - alpha, 6) * values.std(ddof=1) / math.sqrt(7)
+    bound = t_margin_bound(values, alpha)
+    assert bound == pytest.approx(by_hand, rel=1e-12)
+    assert scipy_tost_passes(values, bound * 1.0001, alpha)
+    assert not scipy_tost_passes(values, bound * 0.9999, alpha)
+    shared = 4e-7  # the shared test-set variance adds to se^2 as in t_interval
+    with_shared = abs(values.mean()) + stats.t.ppf(1 - alpha, 6) * math.sqrt(
+        values.var(ddof=1) / 7 + shared
+    )
+    assert t_margin_bound(values, alpha, shared) == pytest.approx(with_shared, rel=1e-12)
+    assert t_interval(values, with_shared * 1.0001, shared_var=shared).p_equivalent < alpha
+
+
+@pytest.mark.parametrize("name", ["acc", "ece"])
+def test_bootstrap_margin_bound_is_the_margin_where_the_bootstrap_tost_starts_to_pass(name):
+    from headlab.sweeps.study.paired import bootstrap_margin_bound
+
+    draws = torch.from_numpy(np.random.default_rng(3).normal(0.0004, 0.001, 4999))
+    alpha = 0.05 / 4
+    bound = bootstrap_margin_bound(name, 0.0006, draws, alpha)
+    # brute force over the candidate margins: every draw's |value| (the p-value only moves there)
+    centred = (0.0006 + draws - draws.mean()) if name == "ece" else draws
+    candidates = sorted({abs(float(v)) for v in centred})
+    brute = next(
+        m
+        for m in candidates
+        if bootstrap_interval(name, 0.0006, draws, m * (1 + 1e-9)).p_equivalent < alpha
+    )
+    assert bound == pytest.approx(brute, rel=1e-12)
+    assert bootstrap_interval(name, 0.0006, draws, bound).p_equivalent >= alpha
+
+
+def test_seeds_table_shows_the_smallest_equivalent_margin_computed_by_hand():
+    per_seed = {
+        "poly": np.array([0.0011, -0.0003, 0.0008, 0.0002, 0.0014, 0.0005]),
+        "focal": np.array([0.0031, 0.0024, 0.0040, 0.0019, 0.0035, 0.0028]),
+    }
+    point = {s: {"acc": 0.97} for s in range(6)}  # softmax runs 0-5
+    for h, diffs in enumerate(per_seed.values()):
+        for s, d in enumerate(diffs):
+            point[6 * (h + 1) + s] = {"acc": 0.97 + d}
+    pairs = {head: [(6 * (h + 1) + s, s) for s in range(6)] for h, head in enumerate(per_seed)}
+    settings = ComparisonSettings.build(estimators=("acc",), methods=("t",))
+    groups = {"softmax": [], "poly": [], "focal": []}
+    text = "\n".join(
+        comparison_section("softmax", groups, pairs.__getitem__, point.__getitem__, None, settings)
+    )
+    alpha = 0.05 / 2  # two cells: the strictest Holm step
+    seeds_rows = {
+        line.split("|")[1].strip(): line
+        for line in text.splitlines()
+        if line.startswith(("| poly | 6 |", "| focal | 6 |")) and " p " not in line
+    }
+    for head, diffs in per_seed.items():
+        half = stats.t.ppf(1 - alpha, 5) * diffs.std(ddof=1) / math.sqrt(6)
+        assert f"; now ±{abs(diffs.mean()) + half:.4f}; floor ±0.0000 |" in seeds_rows[head]
+
+
+def test_noise_floor_is_the_t_bound_at_mean_zero_as_the_seeds_grow():
+    from headlab.sweeps.study.conclusions import noise_floor
+    from headlab.sweeps.study.paired import Difference, t_margin_bound
+
+    alpha, shared = 0.05 / 3, 1e-6
+    floor = noise_floor(Difference(0.0, (0.001, -0.001, 0.0), (), shared_var=shared), alpha)
+    assert floor == pytest.approx(stats.norm.ppf(1 - alpha) * 1e-3, rel=1e-12)
+    many = sample_with(0.0, 0.002, 200_000)
+    assert t_margin_bound(many, alpha, shared) == pytest.approx(floor, rel=1e-3)

@@ -4,16 +4,20 @@ One cell per (head, estimator): the seed-averaged difference (ECE-type estimator
 bias-corrected per run, ``debiased.CORRECTION``), the wider of the methods' 95 % intervals,
 both Holm-adjusted p-values and the verdict (``verdicts``); a knife-edge verdict is marked.
 A second table says per cell how many seeds the t-TOST would need to show equivalence at
-the observed spread and shared test-set noise. Heads sharing fewer than 3 seeds with the
+the observed spread and shared test-set noise, the smallest margin at which the cell is
+*equivalent* with the seeds it has (so the verdict is informative at any margin) and the
+floor the shared test set puts under any margin. Heads sharing fewer than 3 seeds with the
 baseline get no verdict, and the report says why.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 import torch
+from scipy import stats
 
 from headlab.sweeps.study.debiased import CORRECTION
 from headlab.sweeps.study.paired import (
@@ -44,8 +48,11 @@ def compare_heads(
     settings: ComparisonSettings,
 ) -> tuple[dict[tuple[str, str], Difference], dict[str, str]]:
     """Differences per (head, estimator) over each head's (run, baseline run) pairs, and
-    per head the reason it has none (too few shared seeds)."""
+    per head the reason it has none (too few shared seeds). Each carries its smallest
+    *equivalent* margin at the strictest Holm step over the cells that get a verdict."""
     out, refused = {}, {}
+    judged = sum(len(p) >= MIN_SEEDS for p in pairs.values()) * len(settings.estimators)
+    alpha = strictest_level(settings, judged)
     for head, head_pairs in pairs.items():
         for name in settings.estimators:
             per_seed = np.array([point(a)[name] - point(b)[name] for a, b in head_pairs])
@@ -61,11 +68,19 @@ def compare_heads(
                     settings.methods,
                     settings.level,
                     settings.seed,
+                    tost_alpha=alpha,
                 )
             except TooFewSeeds as err:
                 refused[head] = str(err)
                 break
     return out, refused
+
+
+def strictest_level(settings: ComparisonSettings, cells: int) -> float:
+    """One-sided TOST level of the strictest Holm step over ``cells``: (1 - level) / cells.
+    A cell passing it is *equivalent* whatever the other cells do (its Holm-adjusted p is at
+    most cells x its own p)."""
+    return (1 - settings.level) / max(cells, 1)
 
 
 #: marks a knife-edge verdict in the table
@@ -102,6 +117,27 @@ def needed_text(d: Difference, margin: float, alpha: float) -> str:
     return "never (test-set noise)" if d.shared_var > 0 else "> 200"
 
 
+def margin_text(value: float | None) -> str:
+    if value is None:
+        return "—"
+    return f"±{value:.4f}" if np.isfinite(value) else "none (too few draws)"
+
+
+def noise_floor(d: Difference, alpha: float) -> float:
+    """The smallest margin any number of seeds could reach at a mean difference of 0: the
+    shared test-set noise stays, so the t-TOST's bound tends to z_(1 - alpha) sqrt(c)."""
+    return float(stats.norm.ppf(1 - alpha)) * math.sqrt(max(d.shared_var, 0.0))
+
+
+def needed_cell(d: Difference, margin: float, alpha: float) -> str:
+    """One cell of the seeds table: seeds needed at ±margin; the smallest margin at which
+    the cell is *equivalent* now; the test-noise floor no number of seeds gets below."""
+    return (
+        f"{needed_text(d, margin, alpha)}; now {margin_text(d.margin_bound)}; "
+        f"floor {margin_text(noise_floor(d, alpha))}"
+    )
+
+
 def seeds_table(
     heads: Sequence[str],
     differences: Mapping[tuple[str, str], Difference],
@@ -109,15 +145,16 @@ def seeds_table(
     settings: ComparisonSettings,
 ) -> list[str]:
     """Per cell: the seeds TOST would need, at the Bonferroni level (1 - level) / cells (the
-    strictest step of Holm's correction, i.e. enough whatever the other cells do)."""
+    strictest step of Holm's correction, i.e. enough whatever the other cells do), and the
+    smallest margin at which the cell is *equivalent* now at that level."""
     cells = [k for k in differences if k[0] not in refused]
     if not cells:
         return []
-    alpha = (1 - settings.level) / len(cells)
+    alpha = strictest_level(settings, len(cells))
     names = settings.estimators
     rows = [
         [head, str(len(differences[(head, names[0])].per_seed))]
-        + [needed_text(differences[(head, m)], settings.margins[m], alpha) for m in names]
+        + [needed_cell(differences[(head, m)], settings.margins[m], alpha) for m in names]
         for head in heads
         if head not in refused
     ]
@@ -140,7 +177,11 @@ def seeds_table(
         f"{1 - settings.level:g} / {len(cells)} cells = {alpha:.2g} (the strictest Holm step). "
         f'"never (test-set noise)": the test set every seed shares adds more uncertainty '
         f"than the margin allows, however many seeds; a larger margin or test set is needed. "
-        f"{reach}",
+        f'"now": the smallest margin at which the cell is *equivalent* with the seeds it '
+        f"has (every method's TOST at the same level; any margin above it passes), so an "
+        f'*inconclusive* cell is still shown to lie within that bound. "floor": '
+        f"z_(1 - {alpha:.2g}) x the shared test-set standard error, the smallest margin "
+        f"any number of seeds could reach at a mean difference of 0. {reach}",
         "",
         *markdown_table(["head", "seeds now", *settings.estimators], rows),
         "",

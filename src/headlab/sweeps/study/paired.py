@@ -15,7 +15,8 @@ samples were drawn (the inner level, ONE test set shared by every seed). Both en
 
 A difference is called where the wider of the chosen methods excludes 0: the combined
 p-value is the largest of theirs. ``seeds_needed`` says how many seeds the t-TOST would
-need to show equivalence at the observed spread.
+need to show equivalence at the observed spread; ``Difference.margin_bound`` the smallest
+margin at which the cell is *equivalent* now (every method's TOST at the report's level).
 """
 
 from __future__ import annotations
@@ -74,6 +75,9 @@ class Difference:
     intervals: tuple[Interval, ...]
     #: variance of the seed mean from the shared test set (``shared_test_variance``)
     shared_var: float = 0.0
+    #: every margin above this passes every method's TOST at the one-sided level asked for
+    #: (``paired_difference(tost_alpha=...)``); None where not asked
+    margin_bound: float | None = None
 
     @property
     def sd(self) -> float:
@@ -217,6 +221,33 @@ def bootstrap_interval(
     return Interval("two_level", float(low), float(high), different, min(1.0, outside))
 
 
+def t_margin_bound(differences: np.ndarray, alpha: float, shared_var: float = 0.0) -> float:
+    """The smallest margin the t-TOST passes at one-sided level ``alpha`` (strictly above it):
+    (m - |mean|) / se > t_(1 - alpha, S - 1), i.e. m > |mean| + t_(1 - alpha, S - 1) se, the
+    larger |end| of the two-sided (1 - 2 alpha) t-interval. se as in ``t_interval``."""
+    d = np.asarray(differences, dtype=float)
+    se = math.sqrt(float(d.var(ddof=1)) / len(d) + max(float(shared_var), 0.0))
+    return abs(float(d.mean())) + float(stats.t.ppf(1 - alpha, len(d) - 1)) * se
+
+
+def bootstrap_margin_bound(name: str, point: float, draws: torch.Tensor, alpha: float) -> float:
+    """The smallest margin the bootstrap TOST of ``bootstrap_interval`` passes at one-sided
+    level ``alpha`` (strictly above it), on the same (centred, for ECE-type) draws.
+
+    Its p-value is max(#(x <= -m) + 1, #(x >= m) + 1) / (B + 1) < alpha, i.e. at most K
+    draws on each side, K the largest count with (K + 1) / (B + 1) < alpha: m must exceed
+    the (K+1)-th largest draw and minus the (K+1)-th smallest. inf where K < 0 (B too small
+    for that level)."""
+    draws = draws.double()
+    x = point + (draws - draws.mean()) if name in ECE_TYPE else draws
+    n = len(x)
+    k = math.ceil(alpha * (n + 1) - 1) - 1
+    if k < 0:
+        return math.inf
+    ordered = torch.sort(x).values
+    return max(float(ordered[n - 1 - k]), -float(ordered[k]))
+
+
 def seeds_needed(
     mean: float,
     sd: float,
@@ -248,19 +279,27 @@ def paired_difference(
     methods: Sequence[str] = COMPARISONS,
     level: float = 0.95,
     seed: int = 0,
+    tost_alpha: float | None = None,
 ) -> Difference:
     """Estimator ``name``'s difference a - b from per-seed full-sample differences ``point``
-    (S,) and per-seed differences on shared resample rows ``resampled`` (S, B)."""
+    (S,) and per-seed differences on shared resample rows ``resampled`` (S, B); with
+    ``tost_alpha``, also the smallest margin every method's TOST passes at that one-sided
+    level (``Difference.margin_bound``: the larger of the methods')."""
     check_methods(methods)
     check_seeds(len(point))
     point = np.asarray(point, dtype=float)
     mean = float(point.mean())
     shared = shared_test_variance(resampled) if resampled is not None else 0.0
-    intervals = []
+    intervals, bounds = [], []
     for method in methods:
         if method == "t":
             intervals.append(t_interval(point, margin, level, shared))
+            if tost_alpha is not None:
+                bounds.append(t_margin_bound(point, tost_alpha, shared))
         else:
             draws = two_level_draws(resampled, N_DRAWS, seed)
             intervals.append(bootstrap_interval(name, mean, draws, margin, level))
-    return Difference(mean, tuple(float(v) for v in point), tuple(intervals), shared)
+            if tost_alpha is not None:
+                bounds.append(bootstrap_margin_bound(name, mean, draws, tost_alpha))
+    bound = max(bounds) if bounds else None
+    return Difference(mean, tuple(float(v) for v in point), tuple(intervals), shared, bound)
