@@ -332,6 +332,16 @@ def test_search_prunes_then_resumes_from_its_storage(tiny_mnist, tmp_path):
             assert epochs < 3 and len(trial.intermediate_values) == epochs
     best = OmegaConf.load(sweep / "optimization_results.yaml")
     assert best.best_value == study.best_value
+    assert set(best.best_params) == {  # the default search space
+        "model.optimizer.lr",
+        "model.optimizer.weight_decay",
+        "model.backbone.hidden",
+        "head",
+    }
+    for row in rows.values():  # the quoted width came back to the model as a list of ints
+        job_cfg = OmegaConf.load(sweep / row["job"] / ".hydra" / "config.yaml")
+        assert list(job_cfg.model.backbone.hidden) == json.loads(row["model.backbone.hidden"])
+        assert job_cfg.head._target_.startswith("headlab.heads.")
 
     # the same command with a larger n_trials continues the study: one new trial, number 4
     code, output = search(tmp_path, tiny_mnist, *args, "hydra.sweeper.n_trials=5")

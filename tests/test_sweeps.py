@@ -52,7 +52,9 @@ def read_csv(path: Path) -> list[dict[str, str]]:
 
 
 @pytest.mark.slow
-def test_2x2_multirun_writes_4_job_dirs_and_summary(tiny_mnist, tmp_path):
+def test_2x2_multirun_writes_4_job_dirs_and_a_summary_of_every_job_failed_or_not(
+    tiny_mnist, tmp_path
+):
     result = run_cli(
         "-m",
         f"data.data_dir={tiny_mnist}",
@@ -60,28 +62,30 @@ def test_2x2_multirun_writes_4_job_dirs_and_summary(tiny_mnist, tmp_path):
         "trainer.max_epochs=1",
         "logger=none",
         "head=softmax,sigmoid",
-        "model.optimizer.lr=1e-3,3e-3",
+        "data.val_size=0,100",  # jobs with 0 fail in setup: a val split of 0 images
         cwd=tmp_path,
     )
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == 1  # the sweep exits 1 after all jobs ran
     sweep = sweep_dir(tmp_path)
     jobs = sorted((p for p in sweep.iterdir() if p.is_dir()), key=lambda p: job_number(p.name))
     assert [job_number(p.name) for p in jobs] == [0, 1, 2, 3]
     rows = read_csv(sweep / "summary.csv")
-    assert len(rows) == 4
-    assert {(r["head"], float(r["model.optimizer.lr"])) for r in rows} == {
-        (h, lr) for h in ("softmax", "sigmoid") for lr in (1e-3, 3e-3)
-    }
+    assert sorted((r["head"], r["data.val_size"], r["status"]) for r in rows) == [
+        ("sigmoid", "0", "failed"),  # the failed job's own metrics.json says so
+        ("sigmoid", "100", "completed"),
+        ("softmax", "0", "failed"),
+        ("softmax", "100", "completed"),
+    ]
     for row, job in zip(rows, jobs, strict=True):
         metrics = json.loads((job / "metrics.json").read_text())
-        assert row["job"] == job.name
-        # named by what the sweep varies only: 2_head=sigmoid,model.optimizer.lr=0.001
-        assert (
-            job.name.split("_", 1)[1]
-            == f"head={row['head']},model.optimizer.lr={row['model.optimizer.lr']}"
-        )
-        assert row["status"] == "completed"
-        assert float(row["test/acc"]) == metrics["test/acc"]
+        assert row["job"] == job.name and row["status"] == metrics["status"]
+        # named by what the sweep varies only, keys sorted: 001_data.val_size=0,head=sigmoid
+        swept = f"data.val_size={row['data.val_size']},head={row['head']}"
+        assert job.name.split("_", 1)[1] == swept
+        if row["status"] == "completed":
+            assert float(row["test/acc"]) == metrics["test/acc"] > 0.5
+        else:
+            assert row["test/acc"] == ""
         assert f"head={row['head']}" in row["overrides"]
         assert "data.data_dir" not in row  # the same for every job: only in `overrides`
 
@@ -234,35 +238,6 @@ def test_summary_keeps_a_row_for_a_job_without_metrics(tmp_path):
     assert summary_rows(tmp_path / "0") == []  # a folder without jobs: no rows, no error
 
 
-@pytest.mark.slow
-def test_optuna_sweep_of_3_trials_writes_optimization_results(tiny_mnist, tmp_path):
-    result = run_cli(
-        "hparams_search=optuna",
-        "hydra.sweeper.n_trials=3",
-        f"data.data_dir={tiny_mnist}",
-        *TINY,
-        "trainer.max_epochs=1",
-        "logger=none",
-        cwd=tmp_path,
-    )
-    assert result.returncode == 0, result.stderr
-    sweep = sweep_dir(tmp_path)
-    results = OmegaConf.load(sweep / "optimization_results.yaml")
-    assert set(results.best_params) == {
-        "model.optimizer.lr",
-        "model.optimizer.weight_decay",
-        "model.backbone.hidden",
-        "head",
-    }
-    rows = read_csv(sweep / "summary.csv")
-    assert len(rows) == 3
-    assert results.best_value == max(float(r["val/acc"]) for r in rows)  # what train.py returned
-    for row in rows:  # the quoted width came back to the model as a list of ints
-        job_cfg = OmegaConf.load(sweep / row["job"] / ".hydra" / "config.yaml")
-        assert list(job_cfg.model.backbone.hidden) == json.loads(row["model.backbone.hidden"])
-        assert job_cfg.head._target_.startswith("headlab.heads.")
-
-
 def compose_with_hydra(*overrides: str) -> DictConfig:
     """The composed config including its ``hydra`` node (sweeper, launcher)."""
     with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
@@ -337,26 +312,6 @@ def test_submitit_local_runs_a_sweep_with_the_slurm_settings(tiny_mnist, tmp_pat
     assert ran.head._target_.endswith("SigmoidBCE")
     # the job ran in a process submitit started, with its logs where slurm.yaml puts them
     assert len(sorted((sweep / ".submitit").rglob("*_log.out"))) == 1
-
-
-@pytest.mark.slow
-def test_a_failing_job_still_leaves_a_summary_of_every_job(tiny_mnist, tmp_path):
-    result = run_cli(
-        "-m",
-        f"data.data_dir={tiny_mnist}",
-        *TINY,
-        "trainer.max_epochs=1",
-        "logger=none",
-        "data.val_size=0,100",  # job 0 fails in setup: a val split of 0 images
-        cwd=tmp_path,
-    )
-    assert result.returncode != 0  # the sweep exits 1 after all jobs ran
-    rows = read_csv(sweep_dir(tmp_path) / "summary.csv")
-    assert [(job_number(r["job"]), r["status"], r["data.val_size"]) for r in rows] == [
-        (0, "failed", "0"),  # the failed job's own metrics.json says so
-        (1, "completed", "100"),
-    ]
-    assert rows[0]["test/acc"] == "" and float(rows[1]["test/acc"]) > 0.5
 
 
 def test_under_joblib_the_first_ctrl_c_is_left_to_the_workers_and_the_second_stops(tmp_path):
