@@ -135,7 +135,7 @@ def _sklearn_digits(n: int | None) -> tuple[torch.Tensor, torch.Tensor]:
     )
     glyphs = transforms.as_uint8(upsampled)[:, 0].numpy()
     labels = torch.from_numpy(digits.target[:n]).long()
-    return torch.stack([transforms.to_mnist_format(g) for g in glyphs]), labels
+    return transforms.to_mnist_formats(list(glyphs)), labels
 
 
 def shifted_sets(images: torch.Tensor, targets: torch.Tensor, settings: Settings):

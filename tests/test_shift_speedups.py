@@ -1,14 +1,16 @@
-"""The faster MNIST-C corruptions give the same pixels as the straightforward code they
-replaced: each reference below is that code (one image, one map, one segment at a time),
-kept here only to pin the equality bit for bit."""
+"""The faster MNIST-C corruptions and glyph fitting give the same pixels as the
+straightforward code they replaced: each reference below is that code (one image, one map,
+one segment, one glyph at a time), kept here only to pin the equality bit for bit."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from headlab.shift import corruptions as C
+from headlab.shift import transforms
 from headlab.shift.corruptions import CORRUPTIONS, MNIST_SIDE
 
 
@@ -150,3 +152,36 @@ def test_gathered_equals_indexing_with_three_index_arrays():
     cols = rng.integers(0, 5, (4, 1, 5))  # broadcast along rows
     batch = np.arange(4)[:, None, None]
     assert np.array_equal(C.gathered(x, rows, cols), x[batch, rows, cols])
+
+
+def reference_to_mnist_format(glyph: np.ndarray, box: int = 20) -> torch.Tensor:
+    rows, cols = np.nonzero(glyph > 0)
+    if len(rows) == 0:
+        return torch.zeros(1, MNIST_SIDE, MNIST_SIDE, dtype=torch.uint8)
+    crop = torch.from_numpy(glyph[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1])
+    h, w = crop.shape
+    scale = box / max(h, w)
+    size = (max(1, round(h * scale)), max(1, round(w * scale)))
+    fitted = F.interpolate(
+        crop.float()[None, None], size=size, mode="bilinear", antialias=True, align_corners=False
+    )[0, 0]
+    fitted = fitted * (255.0 / fitted.max().clamp_min(1e-6))
+    canvas = torch.zeros(1, 1, MNIST_SIDE, MNIST_SIDE)
+    top, left = (MNIST_SIDE - size[0]) // 2, (MNIST_SIDE - size[1]) // 2
+    canvas[0, 0, top : top + size[0], left : left + size[1]] = fitted
+    canvas = transforms.as_uint8(canvas)
+    dx, dy = transforms.centre_of_mass_shift(canvas)
+    return transforms.shift(canvas, dx, dy)[0]
+
+
+def test_glyphs_fitted_together_equal_glyphs_fitted_one_by_one():
+    from headlab.shift.letters import font_files, render
+
+    rng = np.random.default_rng(2)
+    glyphs = [bitmap for font in font_files()[:3] for bitmap in render(font, "ACExy")]
+    glyphs += [(rng.random((64, 64)) < 0.02).astype(np.uint8) * 200 for _ in range(20)]
+    glyphs += [np.zeros((9, 9), dtype=np.uint8), np.full((3, 5), 90, dtype=np.uint8)]
+    glyphs += [glyphs[0], glyphs[0][::-1].copy()]  # one shape twice, and a mirror
+    expected = torch.stack([reference_to_mnist_format(g) for g in glyphs])
+    assert torch.equal(transforms.to_mnist_formats(glyphs), expected)
+    assert torch.equal(transforms.to_mnist_format(glyphs[1]), expected[1])
