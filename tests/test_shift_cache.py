@@ -19,7 +19,7 @@ from headlab.shift.settings import Settings
 def folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv(cache.ENV, str(tmp_path))
     monkeypatch.setattr(cache, "_UNWRITABLE", set())
-    return tmp_path / cache.FOLDER
+    return tmp_path / cache.FOLDER / cache.code_version()[:16]
 
 
 class Builder:
@@ -192,3 +192,15 @@ def test_a_new_process_reads_the_shifted_sets_a_run_before_built(folder, monkeyp
     sets.ood_set("permuted", images, 20, settings, "data")  # cheaper to build than to read
     assert len(list(folder.iterdir())) == 4
     sets._BUILT.clear()
+
+
+def test_only_the_newest_code_versions_stay_on_disk(folder, monkeypatch):
+    root = folder.parent
+    for age, version in enumerate(["v5", "v4", "v3", "v2", "v1"]):  # v1 the oldest
+        (root / version).mkdir(parents=True)
+        (root / version / "rotation-0-x.npz").write_bytes(b"old")
+        os.utime(root / version, (1e9 - age, 1e9 - age))
+    cache.load_or_build("rotation/0", (0,), Builder())  # a new version: its folder, 3 others
+    assert sorted(p.name for p in root.iterdir()) == sorted([folder.name, "v5", "v4", "v3"])
+    cache.load_or_build("rotation/15", (0,), Builder())  # the same version: nothing pruned
+    assert len(list(root.iterdir())) == cache.KEEP_VERSIONS

@@ -4,11 +4,12 @@ Building the default sets costs seconds of CPU a run (MNIST-C's fog, canny edges
 sklearn's digits and the letters most); reading them back costs hundredths. A set is a
 deterministic function of its name, seed and source images, of the code that builds it and
 of the libraries that code calls, so all of these make its key: editing a corruption or
-upgrading numpy builds the sets anew (old files stay until removed).
+upgrading numpy builds the sets anew.
 
 Where: ``$HEADLAB_CACHE_DIR``, else ``$XDG_CACHE_HOME/headlab``, else ``~/.cache/headlab``;
-the files go into its ``shift_sets/`` folder. ``HEADLAB_CACHE_DIR=off`` (or empty) turns the
-disk cache off: each process builds its sets, as ``sets.built`` keeps them in memory.
+the files go into its ``shift_sets/<code version>/`` folder, and only the newest
+``KEEP_VERSIONS`` code versions are kept. ``HEADLAB_CACHE_DIR=off`` (or empty) turns the disk
+cache off: each process builds its sets, as ``sets.built`` keeps them in memory.
 
 A file is written whole or not at all (``headlab.files.atomic_write``), mode 0644 under the
 usual umask. One that cannot be read back whole (truncated, or corrupt: the zip's CRC-32 of
@@ -24,6 +25,7 @@ import io
 import logging
 import os
 import re
+import shutil
 import zipfile
 from collections.abc import Callable
 from importlib import metadata
@@ -40,6 +42,8 @@ ENV = "HEADLAB_CACHE_DIR"
 #: values of ``HEADLAB_CACHE_DIR`` that turn the disk cache off
 OFF = ("", "off")
 FOLDER = "shift_sets"
+#: code versions kept (a folder each): a few checkouts sharing a cache do not evict each other
+KEEP_VERSIONS = 4
 #: the modules (in this package) whose code builds the cached sets
 BUILDERS = ("cache", "corruptions", "letters", "sets", "transforms")
 #: the distributions whose behaviour the sets depend on (random streams, interpolation,
@@ -80,9 +84,9 @@ def path_for(name: str, key: tuple) -> Path | None:
     root = cache_dir()
     if root is None:
         return None
-    digest = hashlib.sha256(repr((name, key, code_version())).encode()).hexdigest()[:32]
+    digest = hashlib.sha256(repr((name, key)).encode()).hexdigest()[:32]
     readable = re.sub(r"[^A-Za-z0-9_.-]+", "-", name)
-    return root / FOLDER / f"{readable}-{digest}.npz"
+    return root / FOLDER / code_version()[:16] / f"{readable}-{digest}.npz"
 
 
 def load_or_build(name: str, key: tuple, build: Callable[[], Built]) -> Built:
@@ -95,12 +99,25 @@ def load_or_build(name: str, key: tuple, build: Callable[[], Built]) -> Built:
         return stored
     value = build()
     try:
+        if not path.parent.exists():  # a new code version: the oldest ones go
+            prune(path.parent.parent, keep=KEEP_VERSIONS - 1)
         write(path, value)
     except OSError as err:
         if path.parent not in _UNWRITABLE:  # once per folder, not once per set
             _UNWRITABLE.add(path.parent)
             log.warning("shift: cannot write the set cache in %s (%s)", path.parent, err)
     return value
+
+
+def prune(folder: Path, keep: int) -> None:
+    """Remove all but the ``keep`` newest code versions' folders (by modification time) in
+    ``folder``: each edit of a builder makes a new one, ~57 MB for the default sets."""
+    try:
+        versions = [(p.stat().st_mtime, p) for p in folder.iterdir() if p.is_dir()]
+    except OSError:  # no folder yet, or another process pruning
+        return
+    for _, old in sorted(versions, reverse=True)[keep:]:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def read(path: Path) -> Built | None:
