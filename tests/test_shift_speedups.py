@@ -185,3 +185,12 @@ def test_glyphs_fitted_together_equal_glyphs_fitted_one_by_one():
     expected = torch.stack([reference_to_mnist_format(g) for g in glyphs])
     assert torch.equal(transforms.to_mnist_formats(glyphs), expected)
     assert torch.equal(transforms.to_mnist_format(glyphs[1]), expected[1])
+
+
+@pytest.mark.parametrize("name", sorted(CORRUPTIONS))
+def test_a_corruption_worked_in_chunks_equals_it_worked_whole(name, monkeypatch):
+    images = digits_like(7, seed=5)
+    whole = CORRUPTIONS[name](images, np.random.default_rng(8))
+    monkeypatch.setattr(C, "CHUNK", 3)  # 3 + 3 + 1 images
+    monkeypatch.setattr(C, "FOG_CHUNK", 2)
+    assert torch.equal(CORRUPTIONS[name](images, np.random.default_rng(8)), whole)
