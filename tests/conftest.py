@@ -1,9 +1,12 @@
 from __future__ import annotations
 
+import atexit
 import copy
 import functools
 import os
+import shutil
 import sys
+import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -24,6 +27,10 @@ CONFIGS = ROOT / "configs"
 REAL_MNIST = ROOT / "data"
 
 os.environ.setdefault("HEADLAB_ROOT", str(ROOT))
+# the shift sets' disk cache (headlab.shift.cache): this process's own folder, never the
+# user's ~/.cache; the scripts the tests start inherit it
+os.environ["HEADLAB_CACHE_DIR"] = tempfile.mkdtemp(prefix="headlab-test-cache-")
+atexit.register(shutil.rmtree, os.environ["HEADLAB_CACHE_DIR"], ignore_errors=True)
 # the tests' own tensors are small: a second intra-op thread costs more than it gives (the
 # scripts they start keep torch's default)
 torch.set_num_threads(1)

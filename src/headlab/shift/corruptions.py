@@ -17,6 +17,7 @@ image corrupted alone equals the same image corrupted in any batch.
 
 from __future__ import annotations
 
+import sys
 import zlib
 from collections.abc import Callable
 
@@ -64,6 +65,26 @@ def _unit(images: torch.Tensor) -> np.ndarray:
 
 def _back(x: np.ndarray) -> torch.Tensor:
     return as_uint8(torch.from_numpy(np.clip(x, 0.0, 1.0) * 255.0)[:, None])
+
+
+def gathered(x: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """``x[b, rows[b, i, j], cols[b, i, j]]`` for (N, H, W) ``x`` and index arrays that
+    broadcast to (N, H, W): one flat ``take``, several times faster than numpy's indexing
+    with three index arrays."""
+    n, h, w = x.shape
+    batch = np.arange(n)[:, None, None] * (h * w)
+    return x.reshape(-1).take(batch + rows * w + cols)
+
+
+#: images per step of the array-heavy corruptions: each temporary stays under ~1 MB, so it
+#: is reused from the heap instead of being mapped and faulted in anew (a 2,000-image float64
+#: temporary is 12.5 MB; canny edges cost 2.5 s of CPU in a fresh process, 0.35 s chunked)
+CHUNK = 128
+
+
+def _slices(n: int) -> list[slice]:
+    """``CHUNK`` images at a time, over ``n`` images."""
+    return [slice(i, i + CHUNK) for i in range(0, n, CHUNK)]
 
 
 def _gaussian(x: np.ndarray, sigma: tuple[float, float], mode: str = "nearest") -> np.ndarray:
@@ -162,17 +183,17 @@ def motion_blur_at(images: torch.Tensor, degrees: np.ndarray) -> torch.Tensor:
     the average of the pixels *ahead* along the angle, so a dot smears backwards. Outside
     the image the nearest edge pixel is read (ImageMagick's default virtual pixels)."""
     x = _unit(_checked(images))
-    n = len(x)
     kernels = [motion_kernel(a) for a in degrees]
     weights = np.stack([k[0] for k in kernels])
     dcol, drow = np.stack([k[1] for k in kernels]), np.stack([k[2] for k in kernels])
     index = np.arange(MNIST_SIDE)
-    batch = np.arange(n)[:, None, None]
     out = np.zeros_like(x)
-    for i in range(weights.shape[1]):
-        rows = np.clip(index[None, :] + drow[:, i, None], 0, MNIST_SIDE - 1)
-        cols = np.clip(index[None, :] + dcol[:, i, None], 0, MNIST_SIDE - 1)
-        out += weights[:, i, None, None] * x[batch, rows[:, :, None], cols[:, None, :]]
+    for part in _slices(len(x)):
+        for i in range(weights.shape[1]):
+            rows = np.clip(index[None, :] + drow[part, i, None], 0, MNIST_SIDE - 1)
+            cols = np.clip(index[None, :] + dcol[part, i, None], 0, MNIST_SIDE - 1)
+            taps = gathered(x[part], rows[:, :, None], cols[:, None, :])
+            out[part] += weights[part, i, None, None] * taps
     return _back(out)
 
 
@@ -258,39 +279,113 @@ def plasma_noise(side: int = PLASMA_SIDE) -> list[int]:
     return [3 * k * k for k in 2 ** np.arange(int(np.log2(side)))]
 
 
-def plasma_fractal(draws: np.ndarray, decay: float, side: int = PLASMA_SIDE) -> np.ndarray:
+def plasma_fractal(
+    draws: np.ndarray, decay: float, side: int = PLASMA_SIDE, crop: int | None = None
+) -> np.ndarray:
     """MNIST-C's diamond-square height maps, (N, side, side) scaled to [0, 1] over the whole
-    map. ``draws``: (N, sum(plasma_noise(side))) uniforms in [-1, 1].
+    map, or only their top-left ``crop`` x ``crop`` (still scaled over the whole map).
+    ``draws``: (N, sum(plasma_noise(side))) uniforms in [-1, 1]; the maps take their dtype.
 
     The map wraps around (a torus). Start from 0 at the corner; at each level of step s, a
     square's centre becomes the mean of its 4 corners and an edge midpoint the mean of its 4
     diamond neighbours (2 corners, 2 centres), each plus wibble^2 * U(-1, 1); wibble starts
-    at 100 and is divided by ``decay`` per level, so the noise amplitude falls by decay^2."""
+    at 100 and is divided by ``decay`` per level, so the noise amplitude falls by decay^2.
+
+    Each level is held as four dense k x k arrays (corners, top and left edge midpoints,
+    centres) and interleaved into the next level's corners: no strided writes into a
+    256 x 256 map, and the last level is never assembled beyond ``crop`` (its min and max
+    are taken part by part). The sums are the same, in the same order, as on the map."""
     n = len(draws)
-    grid = np.zeros((n, side, side), dtype=draws.dtype)  # float32 from ``fog``: half the traffic
-    step, wibble, used = side, PLASMA_WIBBLE, 0
-    while step >= 2:
-        half, k = step // 2, side // step
+    corners = np.zeros((n, 1, 1), dtype=draws.dtype)
+    wibble, used, k = PLASMA_WIBBLE, 0, 1
+    while True:
         noise = draws[:, used : used + 3 * k * k].reshape(n, 3, k, k) * wibble**2
         used += 3 * k * k
-        corners = grid[:, ::step, ::step]
-        right, down = np.roll(corners, -1, axis=2), np.roll(corners, -1, axis=1)
-        diagonal = np.roll(down, -1, axis=2)
-        grid[:, half::step, half::step] = (corners + right + down + diagonal) / 4 + noise[:, 0]
-        centres = grid[:, half::step, half::step]
-        # midpoint of the top edge (row i*step, col j*step+half): corners left and right,
-        # centres below (i, j) and above (i-1, j)
-        grid[:, ::step, half::step] = (
-            corners + right + centres + np.roll(centres, 1, axis=1)
-        ) / 4 + noise[:, 1]
-        # midpoint of the left edge (row i*step+half, col j*step): corners above and below,
-        # centres right (i, j) and left (i, j-1)
-        grid[:, half::step, ::step] = (
-            corners + down + centres + np.roll(centres, 1, axis=2)
-        ) / 4 + noise[:, 2]
-        step, wibble = half, wibble / decay
-    low = grid.min(axis=(1, 2), keepdims=True)
-    return (grid - low) / (grid.max(axis=(1, 2), keepdims=True) - low)
+        ahead = _wrapped(corners, ahead=True)
+        right, down, diagonal = ahead[:, :k, 1:], ahead[:, 1:, :k], ahead[:, 1:, 1:]
+        centres = _mean_plus(noise[:, 0], corners, right, down, diagonal)
+        behind = _wrapped(centres, ahead=False)
+        above, left = behind[:, :k, 1:], behind[:, 1:, :k]
+        # top edge midpoint (row i*step, col j*step+half): corners left and right, centres
+        # below (i, j) and above (i-1, j); left edge midpoint (row i*step+half, col j*step):
+        # corners above and below, centres right (i, j) and left (i, j-1)
+        tops = _mean_plus(noise[:, 1], corners, right, centres, above)
+        lefts = _mean_plus(noise[:, 2], corners, down, centres, left)
+        parts = (corners, tops, lefts, centres)
+        if 2 * k >= side:
+            break
+        corners = _interleaved(parts)
+        k, wibble = 2 * k, wibble / decay
+    low = np.min([p.min(axis=(1, 2)) for p in parts], axis=0)[:, None, None]
+    high = np.max([p.max(axis=(1, 2)) for p in parts], axis=0)[:, None, None]
+    if crop is None:
+        grid = _interleaved(parts)
+    else:
+        half = -(-crop // 2)
+        grid = _interleaved(tuple(p[:, :half, :half] for p in parts))[:, :crop, :crop]
+    return (grid - low) / (high - low)
+
+
+def _mean_plus(noise: np.ndarray, a: np.ndarray, b: np.ndarray, c: np.ndarray, d: np.ndarray):
+    """(a + b + c + d) / 4 + noise, summed left to right, in one new array (in place: the
+    same values as the expression, without its four temporaries)."""
+    out = np.add(a, b)
+    out += c
+    out += d
+    out /= 4
+    out += noise
+    return out
+
+
+def _wrapped(grid: np.ndarray, ahead: bool) -> np.ndarray:
+    """(N, k + 1, k + 1): ``grid`` with its first row and column repeated after its last
+    (``ahead``), or its last before its first -- each neighbour on the torus as a view."""
+    n, k, _ = grid.shape
+    out = np.empty((n, k + 1, k + 1), dtype=grid.dtype)
+    if ahead:
+        out[:, :k, :k] = grid
+        out[:, k, :k] = grid[:, 0]
+        out[:, :, k] = out[:, :, 0]
+    else:
+        out[:, 1:, 1:] = grid
+        out[:, 0, 1:] = grid[:, -1]
+        out[:, :, 0] = out[:, :, k]
+    return out
+
+
+def _interleaved(parts: tuple[np.ndarray, ...]) -> np.ndarray:
+    """The next level's corners (N, 2k, 2k) from (corners, tops, lefts, centres), (N, k, k)."""
+    corners, tops, lefts, centres = parts
+    n, k, _ = corners.shape
+    grid = np.empty((n, 2 * k, 2 * k), dtype=corners.dtype)
+    grid[:, ::2, ::2] = corners
+    grid[:, ::2, 1::2] = tops
+    grid[:, 1::2, ::2] = lefts
+    grid[:, 1::2, 1::2] = centres
+    return grid
+
+
+def symmetric_uniforms(gens: list[np.random.Generator], count: int) -> np.ndarray:
+    """(len(gens), count) float32, row i exactly ``2 * gens[i].random(count, np.float32) - 1``
+    for fresh PCG64 generators (``streams``), made from their raw 64-bit words: numpy's
+    float32 is the top 24 bits of each 32-bit half (low half first) times 2^-24, and
+    2 u - 1 of it is exact. Twice as fast as ``random`` for fog's 65,535 draws an image;
+    tests/test_corruptions_fast.py pins the equality."""
+    if not all(type(g.bit_generator) is np.random.PCG64 for g in gens):
+        return np.stack([g.random(count, dtype=np.float32) for g in gens]) * 2 - 1
+    words = np.stack([g.bit_generator.random_raw(-(-count // 2)) for g in gens])
+    halves = words.view(np.uint32)[:, :count] if sys.byteorder == "little" else None
+    if halves is None:  # big-endian: the low half is the second uint32 of a word
+        halves = np.stack([words & 0xFFFFFFFF, words >> 32], axis=-1).reshape(len(gens), -1)
+        halves = halves[:, :count]
+    out = (halves >> 8).astype(np.float32)
+    out *= np.float32(2.0**-23)
+    out -= np.float32(1.0)
+    return out
+
+
+#: fog's images per batch of maps: 8 keep a level's arrays (0.5 MB) in cache
+FOG_CHUNK = 8
 
 
 def fog(images: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
@@ -300,10 +395,10 @@ def fog(images: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
     count = sum(plasma_noise())
     gens = streams(images, rng)
     out = np.empty_like(x)
-    for start in range(0, len(x), 32):  # 32 maps of 256 x 256 at a time: ~17 MB
-        part = slice(start, start + 32)
-        draws = np.stack([g.random(count, dtype=np.float32) for g in gens[part]]) * 2 - 1
-        crop = plasma_fractal(draws, FOG_DECAY)[:, :MNIST_SIDE, :MNIST_SIDE]
+    for start in range(0, len(x), FOG_CHUNK):  # a few MB at a time
+        part = slice(start, start + FOG_CHUNK)
+        draws = symmetric_uniforms(gens[part], count)
+        crop = plasma_fractal(draws, FOG_DECAY, crop=MNIST_SIDE)
         peak = x[part].max(axis=(1, 2), keepdims=True)
         out[part] = (x[part] + FOG_STRENGTH * crop) * peak / (peak + FOG_STRENGTH)
     return _back(out)
@@ -313,11 +408,13 @@ def spatter(images: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
     """Mud of grey 63 (severity 4): liquid N(0.65, 0.3) blurred (sigma 1), the mask
     liquid > 0.65 blurred (sigma 1.5) and kept where >= 0.8; x (1 - m) + 63/255 m."""
     x = _unit(_checked(images))
-    liquid = np.stack([g.normal(0.65, 0.3, x.shape[1:]) for g in streams(images, rng)])
-    liquid = _gaussian(liquid, (1.0, 1.0))
-    mask = _gaussian((liquid > 0.65).astype(np.float64), (1.5, 1.5))
-    mask[mask < 0.8] = 0.0
-    return _back(x * (1 - mask) + 63.0 / 255.0 * mask)
+    drawn = np.stack([g.normal(0.65, 0.3, x.shape[1:]) for g in streams(images, rng)])
+    for part in _slices(len(x)):
+        liquid = _gaussian(drawn[part], (1.0, 1.0))
+        mask = _gaussian((liquid > 0.65).astype(np.float64), (1.5, 1.5))
+        mask[mask < 0.8] = 0.0
+        x[part] = x[part] * (1 - mask) + 63.0 / 255.0 * mask
+    return _back(x)
 
 
 # ---------------------------------------------------------------- lines
@@ -327,25 +424,33 @@ def line_ink(c0: float, r0: float, c1: float, r1: float) -> np.ndarray:
     """(28, 28) ink of MNIST-C's line through (c0, r0) and (c1, r1): log(1 - d / 2.3) + 1 of
     the *vertical* distance d to the line, clipped to [0, 1], in columns floor(c0) to
     ceil(c1) - 1; nothing for a vertical segment (c0 == c1)."""
-    if c1 == c0:
-        return np.zeros((MNIST_SIDE, MNIST_SIDE))
-    cols = np.arange(MNIST_SIDE, dtype=np.float64)[None, :]
-    rows = np.arange(MNIST_SIDE, dtype=np.float64)[:, None]
-    slope = (r1 - r0) / (c1 - c0)
-    dist = np.clip(np.abs(rows - (slope * (cols - c0) + r0)), 0, 2.3 - 1e-10)
-    ink = np.clip(np.log(1 - dist / 2.3) + 1, 0, 1)
-    return ink * ((cols >= np.floor(c0)) & (cols < np.ceil(c1)))
+    return line_inks(*(np.array([v], dtype=np.float64) for v in (c0, r0, c1, r1)))[0]
+
+
+def line_inks(c0: np.ndarray, r0: np.ndarray, c1: np.ndarray, r1: np.ndarray) -> np.ndarray:
+    """``line_ink`` of K segments at once, (K,) float arrays of ends -> (K, 28, 28): the same
+    arithmetic per pixel, so each equals ``line_ink`` of its own segment."""
+    c0, r0, c1, r1 = (np.asarray(v, dtype=np.float64)[:, None, None] for v in (c0, r0, c1, r1))
+    cols = np.arange(MNIST_SIDE, dtype=np.float64)[None, None, :]
+    rows = np.arange(MNIST_SIDE, dtype=np.float64)[None, :, None]
+    with np.errstate(divide="ignore", invalid="ignore"):  # vertical ones are masked below
+        slope = (r1 - r0) / (c1 - c0)
+        dist = np.clip(np.abs(rows - (slope * (cols - c0) + r0)), 0, 2.3 - 1e-10)
+        ink = np.clip(np.log(1 - dist / 2.3) + 1, 0, 1)
+    inside = (c1 != c0) & (cols >= np.floor(c0)) & (cols < np.ceil(c1))
+    return np.where(inside, ink, 0.0)
 
 
 def dotted_line(images: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
     """A line from (0, r0) to (27, r1), r0 and r1 in 0..26, with the 2-px column runs
     0-1, 4-5, 8-9, ... removed, added to the image and clipped."""
     x = _unit(_checked(images))
-    for i, g in enumerate(streams(images, rng)):
-        r0, r1 = g.integers(0, 27, 2)
-        ink = line_ink(0, r0, 27, r1)
-        ink[:, (np.arange(MNIST_SIDE) // 2) % 2 == 0] = 0.0
-        x[i] += ink
+    ends = np.stack([g.integers(0, 27, 2) for g in streams(images, rng)])
+    for part in _slices(len(x)):
+        n = len(x[part])
+        ink = line_inks(np.zeros(n), ends[part, 0], np.full(n, 27.0), ends[part, 1])
+        ink[:, :, (np.arange(MNIST_SIDE) // 2) % 2 == 0] = 0.0
+        x[part] += ink
     return _back(x)
 
 
@@ -372,14 +477,21 @@ def zigzag_vertices(r0: int, r1: int) -> np.ndarray:
 def zigzag(images: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
     """MNIST-C's zigzag (``zigzag_vertices``), r0 in 0..26, r1 = r0 + (-5..4): each segment's
     line ink (``line_ink``) added to the image in turn and clipped, so where two segments'
-    ink overlaps it adds up (to at most 1)."""
+    ink overlaps it adds up (to at most 1). All images' j-th segments are drawn at once;
+    an image with fewer segments gets empty ones (c0 == c1: no ink) at the end."""
     x = _unit(_checked(images))
-    for i, g in enumerate(streams(images, rng)):
+    segments = []
+    for g in streams(images, rng):
         r0 = int(g.integers(0, 27))
         r1 = r0 + int(g.integers(-5, 5))
         cols, rows = zigzag_vertices(r0, r1)
-        for j in range(1, len(cols)):
-            x[i] = np.clip(x[i] + line_ink(cols[j - 1], rows[j - 1], cols[j], rows[j]), 0, 1)
+        segments.append(np.stack([cols[:-1], rows[:-1], cols[1:], rows[1:]], axis=1))
+    ends = np.zeros((len(x), max(len(s) for s in segments), 4))  # (image, segment, end)
+    for i, s in enumerate(segments):
+        ends[i, : len(s)] = s
+    for part in _slices(len(x)):
+        for j in range(ends.shape[1]):
+            x[part] = np.clip(x[part] + line_inks(*ends[part, j].T), 0, 1)
     return _back(x)
 
 
@@ -399,7 +511,7 @@ def _suppressed(magnitude: np.ndarray, gi: np.ndarray, gj: np.ndarray) -> np.nda
     magnitude one step ahead and one behind is interpolated between the axial and the
     diagonal neighbour (weight = minor / major gradient component); keep a pixel no smaller
     than both. ``gi``/``gj``: gradient along rows/columns."""
-    n, h, w = magnitude.shape
+    _, h, w = magnitude.shape
     rows_major = np.abs(gi) >= np.abs(gj)
     si, sj = np.sign(gi).astype(int), np.sign(gj).astype(int)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -407,13 +519,12 @@ def _suppressed(magnitude: np.ndarray, gi: np.ndarray, gj: np.ndarray) -> np.nda
     weight = np.nan_to_num(weight)
     axial_i, axial_j = np.where(rows_major, si, 0), np.where(rows_major, 0, sj)
     padded = np.pad(magnitude, ((0, 0), (1, 1), (1, 1)))
-    b = np.arange(n)[:, None, None]
     r = np.arange(h)[None, :, None] + 1
     c = np.arange(w)[None, None, :] + 1
     keep = np.ones_like(magnitude, dtype=bool)
     for sign in (1, -1):
-        axial = padded[b, r + sign * axial_i, c + sign * axial_j]
-        diagonal = padded[b, r + sign * si, c + sign * sj]
+        axial = gathered(padded, r + sign * axial_i, c + sign * axial_j)
+        diagonal = gathered(padded, r + sign * si, c + sign * sj)
         keep &= diagonal * weight + axial * (1 - weight) <= magnitude
     return keep
 
@@ -425,6 +536,10 @@ def canny_edges(images: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
     non-maximum suppression, hysteresis (a pixel >= 0.1 stays when its 8-connected piece
     holds one >= 0.2)."""
     x = _unit(_checked(images))
+    return _back(np.concatenate([_canny(x[part]) for part in _slices(len(x))]))
+
+
+def _canny(x: np.ndarray) -> np.ndarray:
     bleed = _gaussian(np.ones((1, MNIST_SIDE, MNIST_SIDE)), (1.0, 1.0), mode="constant")
     smooth = _gaussian(x, (1.0, 1.0), mode="constant") / (bleed + np.finfo(float).eps)
     gi, gj = _sobel(smooth, 1), _sobel(smooth, 2)
@@ -439,7 +554,7 @@ def canny_edges(images: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
     strong = np.zeros(count + 1, dtype=bool)
     strong[np.unique(labels[high])] = True
     strong[0] = False
-    return _back(strong[labels].astype(np.float64))
+    return strong[labels].astype(np.float64)
 
 
 CORRUPTIONS: dict[str, Corruption] = {

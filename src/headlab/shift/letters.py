@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from headlab.shift.transforms import to_mnist_format
+from headlab.shift.transforms import to_mnist_formats
 
 #: no O/o (0), I/l/i/j (1), Z/z (2), S/s (5), G/b (6), B/g/q (8, 9), D/Q (0)
 LETTERS = "ACEFHJKLMNPRTUVWXYacdefhkmnprtuvwxy"
@@ -49,8 +49,7 @@ def render(font: Path, letters: str = LETTERS) -> list[np.ndarray]:
 @lru_cache(maxsize=1)
 def glyph_bank() -> torch.Tensor:
     """Every (font, letter) pair in MNIST's format: (fonts x letters, 1, 28, 28) uint8."""
-    glyphs = [to_mnist_format(bitmap) for font in font_files() for bitmap in render(font)]
-    return torch.stack(glyphs)
+    return to_mnist_formats([bitmap for font in font_files() for bitmap in render(font)])
 
 
 def letters(n: int, rng: np.random.Generator) -> torch.Tensor:

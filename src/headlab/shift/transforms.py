@@ -7,6 +7,7 @@ Batches are warped with one ``affine_grid``/``grid_sample`` call (torch), not im
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -100,20 +101,32 @@ def to_mnist_format(glyph: np.ndarray, box: int = MNIST_BOX) -> torch.Tensor:
     """One white-on-black glyph (any size, 0..255) as MNIST prepares a digit: cropped to its
     ink, fitted into a ``box`` x ``box`` square keeping its aspect, centred by centre of mass
     in 28 x 28. Returns (1, 28, 28) uint8."""
-    rows, cols = np.nonzero(glyph > 0)
-    if len(rows) == 0:
-        return torch.zeros(1, MNIST_SIDE, MNIST_SIDE, dtype=torch.uint8)
-    crop = torch.from_numpy(glyph[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1])
-    h, w = crop.shape
-    scale = box / max(h, w)
-    size = (max(1, round(h * scale)), max(1, round(w * scale)))
-    fitted = F.interpolate(
-        crop.float()[None, None], size=size, mode="bilinear", antialias=True, align_corners=False
-    )[0, 0]
-    fitted = fitted * (255.0 / fitted.max().clamp_min(1e-6))
-    canvas = torch.zeros(1, 1, MNIST_SIDE, MNIST_SIDE)
-    top, left = (MNIST_SIDE - size[0]) // 2, (MNIST_SIDE - size[1]) // 2
-    canvas[0, 0, top : top + size[0], left : left + size[1]] = fitted
+    return to_mnist_formats([glyph], box)[0]
+
+
+def to_mnist_formats(glyphs: Sequence[np.ndarray], box: int = MNIST_BOX) -> torch.Tensor:
+    """``to_mnist_format`` of many glyphs, (N, 1, 28, 28) uint8: the crops of one shape are
+    fitted in one ``interpolate`` call and all are centred at once (the same arithmetic per
+    glyph; image by image cost ~0.5 ms each, ~1 s for sklearn's 1,797 digits)."""
+    canvas = torch.zeros(len(glyphs), 1, MNIST_SIDE, MNIST_SIDE)
+    by_shape: dict[tuple[int, int], list[tuple[int, np.ndarray]]] = {}
+    for i, glyph in enumerate(glyphs):
+        ink = glyph > 0
+        rows, cols = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
+        if len(rows):  # no ink: stays black
+            crop = glyph[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+            by_shape.setdefault(crop.shape, []).append((i, crop))
+    for (h, w), members in by_shape.items():
+        scale = box / max(h, w)
+        size = (max(1, round(h * scale)), max(1, round(w * scale)))
+        crops = torch.from_numpy(np.stack([crop for _, crop in members])).float()[:, None]
+        fitted = F.interpolate(
+            crops, size=size, mode="bilinear", antialias=True, align_corners=False
+        )[:, 0]
+        fitted = fitted * (255.0 / fitted.amax(dim=(1, 2), keepdim=True).clamp_min(1e-6))
+        top, left = (MNIST_SIDE - size[0]) // 2, (MNIST_SIDE - size[1]) // 2
+        index = torch.tensor([i for i, _ in members])
+        canvas[index, 0, top : top + size[0], left : left + size[1]] = fitted
     canvas = as_uint8(canvas)
     dx, dy = centre_of_mass_shift(canvas)
-    return shift(canvas, dx, dy)[0]
+    return shift(canvas, dx, dy)
