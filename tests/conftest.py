@@ -146,3 +146,23 @@ def tiny_cfg(tiny_mnist: Path, tmp_path: Path) -> Callable[..., DictConfig]:
 def mnist_available() -> bool:
     raw = REAL_MNIST / "MNIST" / "raw"
     return all((raw / f"{p}-images-idx3-ubyte").is_file() for p in ("train", "t10k"))
+
+
+#: files whose tests share a session fixture that takes a minute to build (``compare_sweep``):
+#: under ``--dist loadfile`` each file went to whichever worker was free, and a fixture is
+#: built once per worker that asks for it
+SHARED_FIXTURE_FILES = {"tests/test_boards.py": "tests/test_report.py"}
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log):
+    """``--dist loadfile``, with the files of ``SHARED_FIXTURE_FILES`` sent as one unit."""
+    if config.getoption("dist") != "loadfile":
+        return None  # xdist's own
+    from xdist.scheduler import LoadFileScheduling
+
+    class LoadFileSharingFixtures(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            file = super()._split_scope(nodeid)
+            return SHARED_FIXTURE_FILES.get(file, file)
+
+    return LoadFileSharingFixtures(config, log)
