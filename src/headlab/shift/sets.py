@@ -102,16 +102,15 @@ def built(name: str, seed: int, source: tuple, build, disk: bool = True):
     kept = _BUILT.get(key)
     if kept is None:
         kept = load_or_build(name, key[1:], build) if disk else build()
-        tensors = kept if isinstance(kept, tuple) else (kept,)
-        size = sum(t.numel() * t.element_size() for t in tensors)
-        held = sum(
-            t.numel() * t.element_size()
-            for value in _BUILT.values()
-            for t in (value if isinstance(value, tuple) else (value,))
-        )
-        if held + size <= MAX_KEPT_BYTES:
+        if sum(map(nbytes, _BUILT.values())) + nbytes(kept) <= MAX_KEPT_BYTES:
             _BUILT[key] = kept
     return kept
+
+
+def nbytes(value: torch.Tensor | tuple[torch.Tensor, ...]) -> int:
+    """Bytes of a built set: a tensor, or a tuple of tensors (images and labels)."""
+    tensors = value if isinstance(value, tuple) else (value,)
+    return sum(t.numel() * t.element_size() for t in tensors)
 
 
 def level_name(value: float) -> str:

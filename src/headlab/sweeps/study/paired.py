@@ -124,6 +124,13 @@ def check_methods(methods: Sequence[str]) -> None:
         )
 
 
+def standard_error(differences: np.ndarray, shared_var: float = 0.0) -> float:
+    """Standard error of the seed mean of per-seed ``differences``: sqrt(sd^2 / S + shared_var),
+    the shared test set's variance added (``t_interval``)."""
+    d = np.asarray(differences, dtype=float)
+    return math.sqrt(float(d.var(ddof=1)) / len(d) + max(float(shared_var), 0.0))
+
+
 def t_interval(
     differences: np.ndarray, margin: float, level: float = 0.95, shared_var: float = 0.0
 ) -> Interval:
@@ -136,7 +143,7 @@ def t_interval(
     """
     d = np.asarray(differences, dtype=float)
     mean, n = float(d.mean()), len(d)
-    se = math.sqrt(float(d.var(ddof=1)) / n + max(float(shared_var), 0.0))
+    se = standard_error(d, shared_var)
     if se == 0:  # every seed the same, no test-set noise: as certain as a p-value here gets
         different = MIN_P if mean != 0 else 1.0
         equivalent = MIN_P if abs(mean) < margin else 1.0
@@ -198,6 +205,13 @@ def bootstrap_p(count: int, n_draws: int) -> float:
     return (count + 1) / (n_draws + 1)
 
 
+def centred_draws(name: str, point: float, draws: torch.Tensor) -> torch.Tensor:
+    """The draws the bootstrap reads (float64): ECE-type ones moved to centre on ``point``
+    (``bootstrap_interval``), means as drawn."""
+    draws = draws.double()
+    return point + (draws - draws.mean()) if name in ECE_TYPE else draws
+
+
 def bootstrap_interval(
     name: str, point: float, draws: torch.Tensor, margin: float, level: float = 0.95
 ) -> Interval:
@@ -207,8 +221,7 @@ def bootstrap_interval(
     Centred: ``point + (draws - mean(draws))``. The ECE-type differences the report compares
     are already bias-corrected per run (``sweeps.study.debiased``), so the bootstrap only
     gives the spread; its own mean still carries the plug-in's bias shift."""
-    draws = draws.double()
-    centred = point + (draws - draws.mean()) if name in ECE_TYPE else draws
+    centred = centred_draws(name, point, draws)
     tail = (1.0 - level) / 2
     low, high = torch.quantile(centred, torch.tensor([tail, 1 - tail], dtype=torch.float64))
     n = len(centred)
@@ -224,9 +237,9 @@ def bootstrap_interval(
 def t_margin_bound(differences: np.ndarray, alpha: float, shared_var: float = 0.0) -> float:
     """The smallest margin the t-TOST passes at one-sided level ``alpha`` (strictly above it):
     (m - |mean|) / se > t_(1 - alpha, S - 1), i.e. m > |mean| + t_(1 - alpha, S - 1) se, the
-    larger |end| of the two-sided (1 - 2 alpha) t-interval. se as in ``t_interval``."""
+    larger |end| of the two-sided (1 - 2 alpha) t-interval."""
     d = np.asarray(differences, dtype=float)
-    se = math.sqrt(float(d.var(ddof=1)) / len(d) + max(float(shared_var), 0.0))
+    se = standard_error(d, shared_var)
     return abs(float(d.mean())) + float(stats.t.ppf(1 - alpha, len(d) - 1)) * se
 
 
@@ -238,8 +251,7 @@ def bootstrap_margin_bound(name: str, point: float, draws: torch.Tensor, alpha: 
     draws on each side, K the largest count with (K + 1) / (B + 1) < alpha: m must exceed
     the (K+1)-th largest draw and minus the (K+1)-th smallest. inf where K < 0 (B too small
     for that level)."""
-    draws = draws.double()
-    x = point + (draws - draws.mean()) if name in ECE_TYPE else draws
+    x = centred_draws(name, point, draws)
     n = len(x)
     k = math.ceil(alpha * (n + 1) - 1) - 1
     if k < 0:
