@@ -197,6 +197,33 @@ def test_metrics_json_round_trips_and_plain_number_needs_no_torch(tmp_path):
     assert plain_number(float("nan")) == "nan" and plain_number(3) == 3
 
 
+@pytest.mark.parametrize("stop", [KeyboardInterrupt, SystemExit])
+def test_a_write_interrupted_by_a_stop_raises_the_stop_not_the_writers_clean_up_error(
+    tmp_path, stop
+):
+    """torch.save's zip writer, interrupted by Ctrl-C mid-record, raised RuntimeError
+    ("unexpected pos") from its clean-up: the job was reported failed, not interrupted."""
+    from headlab.files import atomic_write
+
+    class ZipWriter:  # fails on exit when what it wrote was cut short
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            raise RuntimeError("unexpected pos 1627904 vs 1627856")
+
+    def save(handle):
+        with ZipWriter():
+            handle.write("half")
+            raise stop()
+
+    with pytest.raises(stop):
+        atomic_write(tmp_path / "last.ckpt", save)
+    assert list(tmp_path.iterdir()) == []  # nothing half-written, no temporary left
+    with pytest.raises(RuntimeError, match="disk"):  # an error of its own stays what it is
+        atomic_write(tmp_path / "x", lambda handle: (_ for _ in ()).throw(RuntimeError("disk")))
+
+
 def test_files_and_folders_others_can_read(tmp_path):
     """0644 / 0755 under the usual umask (mkstemp and mkdtemp alone give 0600 / 0700)."""
     import os

@@ -52,9 +52,27 @@ def atomic_write(path: str | Path, write: Callable[[IO], Any], mode: str = "w") 
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         Path(tmp).unlink(missing_ok=True)
+        stop = stop_behind(err)
+        if stop is not None:
+            raise stop from None
         raise
+
+
+def stop_behind(err: BaseException) -> BaseException | None:
+    """The stop request (Ctrl-C, SIGTERM: a ``BaseException`` that is no ``Exception``) that
+    the error ``err`` was raised while handling, if any. A writer interrupted mid-file can
+    fail in its own clean-up (torch.save's zip writer: "unexpected pos"), and that error
+    then hid the Ctrl-C: the run was reported failed, with a traceback, not interrupted."""
+    if not isinstance(err, Exception):
+        return None
+    seen = err.__context__
+    while seen is not None:
+        if not isinstance(seen, Exception):
+            return seen
+        seen = seen.__context__
+    return None
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:
